@@ -1,0 +1,238 @@
+//! The registry cache: one decoded snapshot shared by every reader, swapped atomically on
+//! refresh. A failed refresh (unreachable store, corrupt bytes) keeps the last good snapshot
+//! and records the error, so serving never sees a half-loaded or missing registry.
+
+use std::{sync::Arc, time::Duration};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    clock::Clock,
+    error::RegistryError,
+    store::{RegistrySnapshot, RegistryStore},
+};
+
+/// A snapshot with the time it was read.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: Arc<RegistrySnapshot>,
+    pub loaded_at: DateTime<Utc>,
+    /// Increases by one every time a refresh produced a different registry.
+    pub generation: u64,
+}
+
+/// Caches the registry read from a [`RegistryStore`] for `cache_ttl_seconds`.
+#[derive(Debug)]
+pub struct RegistryCache {
+    store: Arc<dyn RegistryStore>,
+    /// `None`: never expires (`cache_ttl_seconds: 0`).
+    ttl: Option<Duration>,
+    clock: Arc<dyn Clock>,
+    current: ArcSwap<Loaded>,
+    last_error: std::sync::Mutex<Option<(DateTime<Utc>, String)>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl RegistryCache {
+    /// Reads the registry once; fails if that first read fails.
+    pub async fn open(
+        store: Arc<dyn RegistryStore>,
+        ttl_seconds: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RegistryError> {
+        let snapshot = store.load().await?;
+        let loaded = Loaded {
+            snapshot: Arc::new(snapshot),
+            loaded_at: clock.now(),
+            generation: 0,
+        };
+        Ok(Self {
+            store,
+            ttl: (ttl_seconds > 0).then(|| Duration::from_secs(ttl_seconds)),
+            clock,
+            current: ArcSwap::from_pointee(loaded),
+            last_error: std::sync::Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The current snapshot, without any I/O.
+    pub fn current(&self) -> Arc<Loaded> {
+        self.current.load_full()
+    }
+
+    /// The current snapshot, refreshed first if the TTL has expired (Feast's `sync` mode).
+    /// A failed refresh is logged and the last good snapshot returned.
+    pub async fn get(&self) -> Arc<Loaded> {
+        if self.is_expired()
+            && let Err(error) = self.refresh().await
+        {
+            tracing::warn!(%error, location = %self.store.location(), "registry refresh failed; keeping the last good registry");
+        }
+        self.current()
+    }
+
+    fn is_expired(&self) -> bool {
+        let Some(ttl) = self.ttl else { return false };
+        let age = self.clock.now() - self.current.load().loaded_at;
+        age.to_std().is_ok_and(|age| age >= ttl)
+    }
+
+    /// Re-reads the store now. On success the new snapshot replaces the old one atomically;
+    /// on failure the old one stays and the error is returned (and kept for [`Self::last_error`]).
+    pub async fn refresh(&self) -> Result<Arc<Loaded>, RegistryError> {
+        let _guard = self.refreshing.lock().await;
+        match self.store.load().await {
+            Ok(snapshot) => {
+                let old = self.current.load_full();
+                let generation = if *old.snapshot == snapshot {
+                    old.generation
+                } else {
+                    old.generation + 1
+                };
+                let loaded = Arc::new(Loaded {
+                    snapshot: Arc::new(snapshot),
+                    loaded_at: self.clock.now(),
+                    generation,
+                });
+                self.current.store(loaded.clone());
+                *self.last_error.lock().expect("not poisoned") = None;
+                Ok(loaded)
+            }
+            Err(e) => {
+                *self.last_error.lock().expect("not poisoned") =
+                    Some((self.clock.now(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// The error of the most recent refresh, if it failed.
+    pub fn last_error(&self) -> Option<(DateTime<Utc>, String)> {
+        self.last_error.lock().expect("not poisoned").clone()
+    }
+
+    /// Refreshes every `every` in the background (Feast's `thread` mode and `feast serve`'s
+    /// registry timer) until the returned handle is aborted.
+    pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(cache) = this.upgrade() else { return };
+                if let Err(error) = cache.refresh().await {
+                    tracing::warn!(%error, location = %cache.store.location(), "registry refresh failed; keeping the last good registry");
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::ManualClock, store::FileRegistryStore};
+    use larder_protos::feast::core::{Entity, EntitySpecV2, Registry};
+    use prost::Message;
+
+    fn registry_with(entity: &str) -> Vec<u8> {
+        Registry {
+            entities: vec![Entity {
+                spec: Some(EntitySpecV2 {
+                    name: entity.into(),
+                    project: "p".into(),
+                    ..Default::default()
+                }),
+                meta: None,
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn entity_name(l: &Loaded) -> String {
+        l.snapshot.proto.entities[0].spec.as_ref().unwrap().name.clone()
+    }
+
+    #[tokio::test]
+    async fn picks_up_changes_after_ttl_and_keeps_last_good_on_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        std::fs::write(&path, registry_with("first")).unwrap();
+        let clock = ManualClock::new(Utc::now());
+        let cache = RegistryCache::open(
+            Arc::new(FileRegistryStore::new(path.clone())),
+            60,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(entity_name(&cache.get().await), "first");
+
+        std::fs::write(&path, registry_with("second")).unwrap();
+        clock.advance(Duration::from_secs(30));
+        assert_eq!(entity_name(&cache.get().await), "first", "within the ttl");
+        clock.advance(Duration::from_secs(30));
+        let got = cache.get().await;
+        assert_eq!(entity_name(&got), "second", "after the ttl");
+        assert_eq!(got.generation, 1);
+
+        std::fs::write(&path, b"\xff\xff\xff not a registry").unwrap();
+        clock.advance(Duration::from_secs(61));
+        let got = cache.get().await;
+        assert_eq!(entity_name(&got), "second", "last good kept");
+        let (_, err) = cache.last_error().expect("error recorded");
+        assert!(err.contains("registry.db") && err.contains("not a valid"), "{err}");
+
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(
+            cache.refresh().await,
+            Err(RegistryError::FileNotFound { .. })
+        ));
+        assert_eq!(entity_name(&cache.current()), "second");
+
+        std::fs::write(&path, registry_with("third")).unwrap();
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(entity_name(&cache.get().await), "third");
+        assert!(cache.last_error().is_none());
+    }
+
+    #[tokio::test]
+    async fn ttl_zero_never_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        std::fs::write(&path, registry_with("first")).unwrap();
+        let clock = ManualClock::new(Utc::now());
+        let cache = RegistryCache::open(
+            Arc::new(FileRegistryStore::new(path.clone())),
+            0,
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        std::fs::write(&path, registry_with("second")).unwrap();
+        clock.advance(Duration::from_secs(86_400 * 365));
+        assert_eq!(entity_name(&cache.get().await), "first");
+        assert_eq!(entity_name(&cache.refresh().await.unwrap()), "second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_refresher_swaps_in_new_registry() {
+        let store = Arc::new(crate::store::InMemoryRegistryStore::default());
+        let cache = Arc::new(
+            RegistryCache::open(store.clone(), 0, Arc::new(crate::clock::SystemClock))
+                .await
+                .unwrap(),
+        );
+        let handle = cache.spawn_refresher(Duration::from_secs(5));
+        let proto = Registry::decode(registry_with("bg").as_slice()).unwrap();
+        store.set(RegistrySnapshot::from_proto(proto));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(entity_name(&cache.current()), "bg");
+        handle.abort();
+    }
+}

@@ -1,0 +1,70 @@
+//! The registry crate's one error type.
+
+use std::path::PathBuf;
+
+/// Errors from reading the Feast registry or resolving objects in it.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("registry file {path} does not exist")]
+    FileNotFound { path: PathBuf },
+    #[error("cannot read registry file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry at {location} is not a valid feast.core.Registry ({len} bytes): {source}")]
+    Corrupt {
+        location: String,
+        len: usize,
+        #[source]
+        source: prost::DecodeError,
+    },
+    #[error("invalid registry URL {url}: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("registry object {url} does not exist")]
+    ObjectNotFound { url: String },
+    #[error("bucket {bucket} of registry {url} does not exist")]
+    BucketNotFound { url: String, bucket: String },
+    #[error("cannot read registry {url}: {source}")]
+    ObjectStore {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("sql registry {url}: {source}")]
+    Sql {
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("sql registry {url}: table {table} row {name:?} of project {project:?} is not a valid {message}: {source}")]
+    CorruptRow {
+        url: String,
+        table: &'static str,
+        project: String,
+        name: String,
+        message: &'static str,
+        #[source]
+        source: prost::DecodeError,
+    },
+    #[error("registry type {0} is not supported by this command yet")]
+    Unsupported(String),
+    #[error("project {project} does not exist in the registry")]
+    ProjectNotFound { project: String },
+    #[error("{kind} {name} does not exist in project {project}")]
+    ObjectMissing {
+        kind: &'static str,
+        name: String,
+        project: String,
+    },
+    #[error("{kind} {name} in project {project} is invalid: {message}")]
+    Invalid {
+        kind: &'static str,
+        name: String,
+        project: String,
+        message: String,
+    },
+}

@@ -1,0 +1,90 @@
+//! Registry stores: where the serialized Feast registry lives.
+//!
+//! Contract of [`RegistryStore::load`]: it returns the whole registry (every project) as it is
+//! stored now, or an error naming the location; it never returns a partially read registry.
+//! Stores hold no cache of their own — [`crate::cache::RegistryCache`] does that.
+
+mod file;
+mod memory;
+mod s3;
+mod sql;
+
+use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
+
+use larder_protos::feast::core::{Infra, Registry};
+
+pub use file::FileRegistryStore;
+pub use memory::InMemoryRegistryStore;
+pub use s3::ObjectRegistryStore;
+pub use sql::SqlRegistryStore;
+
+use crate::{
+    config::{RegistryLocation, RepoConfig},
+    error::RegistryError,
+};
+
+/// One read of the registry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegistrySnapshot {
+    /// Every project's objects, as in Feast's `registry.db`.
+    pub proto: Registry,
+    /// Per-project infra objects (the SQL registry keeps one `managed_infra` row per project);
+    /// empty for file-style registries, whose single `proto.infra` covers all projects.
+    pub project_infra: BTreeMap<String, Infra>,
+}
+
+impl RegistrySnapshot {
+    pub fn from_proto(proto: Registry) -> Self {
+        Self {
+            proto,
+            project_infra: BTreeMap::new(),
+        }
+    }
+
+    /// The infra objects Feast's `get_infra(project)` returns.
+    pub fn infra(&self, project: &str) -> Infra {
+        if self.project_infra.is_empty() {
+            self.proto.infra.clone().unwrap_or_default()
+        } else {
+            self.project_infra.get(project).cloned().unwrap_or_default()
+        }
+    }
+}
+
+/// A place the registry is read from.
+#[async_trait::async_trait]
+pub trait RegistryStore: Send + Sync + std::fmt::Debug {
+    /// Where the registry lives, for messages and logs (credentials removed).
+    fn location(&self) -> String;
+
+    /// Reads the whole registry.
+    async fn load(&self) -> Result<RegistrySnapshot, RegistryError>;
+}
+
+/// Builds the store a repo's `registry` setting names. `env` supplies credentials and
+/// endpoints (`AWS_*`, `FEAST_S3_ENDPOINT_URL`).
+pub async fn open(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+) -> Result<Arc<dyn RegistryStore>, RegistryError> {
+    Ok(match &config.registry.location {
+        RegistryLocation::File { path } => Arc::new(FileRegistryStore::new(path.clone())),
+        RegistryLocation::S3 { url } => Arc::new(ObjectRegistryStore::s3(url, env)?),
+        RegistryLocation::Sql { url } => Arc::new(SqlRegistryStore::new(url)?),
+        RegistryLocation::Object { url } => {
+            return Err(RegistryError::Unsupported(format!("object store {url}")));
+        }
+        RegistryLocation::Remote { target } => {
+            return Err(RegistryError::Unsupported(format!("remote registry {target}")));
+        }
+    })
+}
+
+pub(crate) fn decode(location: &str, bytes: &[u8]) -> Result<Registry, RegistryError> {
+    use prost::Message;
+    Registry::decode(bytes).map_err(|source| RegistryError::Corrupt {
+        location: location.to_owned(),
+        len: bytes.len(),
+        source,
+    })
+}

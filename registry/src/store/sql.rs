@@ -1,0 +1,309 @@
+use std::{collections::BTreeMap, time::Duration};
+
+use larder_protos::feast::core::{
+    DataSource, Entity, FeatureService, FeatureView, Infra, LabelView, OnDemandFeatureView,
+    Permission, Project, ProjectMetadata, Registry, SavedDataset, StreamFeatureView,
+    ValidationReference,
+};
+use prost::Message;
+use tokio_postgres::{Client, NoTls, error::SqlState};
+
+use super::{RegistrySnapshot, RegistryStore};
+use crate::error::RegistryError;
+
+/// Feast's SQL registry (`registry_type: sql`) on PostgreSQL: one table per object kind, one
+/// serialized object proto per row, keyed by (name, project_id = project name) (spec §2.4).
+#[derive(Debug, Clone)]
+pub struct SqlRegistryStore {
+    /// The URL as configured (SQLAlchemy style), with the password masked, for messages.
+    display_url: String,
+    config: tokio_postgres::Config,
+}
+
+impl SqlRegistryStore {
+    /// Accepts SQLAlchemy URLs as Feast does: `postgresql://`, `postgresql+psycopg://`,
+    /// `postgresql+psycopg2://`, `postgres://`.
+    pub fn new(url: &str) -> Result<Self, RegistryError> {
+        let display_url = mask_password(url);
+        let bad = |message: String| RegistryError::BadUrl {
+            url: display_url.clone(),
+            message,
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected a database URL such as postgresql://user:pw@host/db".into()))?;
+        let dialect = scheme.split('+').next().unwrap_or(scheme);
+        if dialect != "postgresql" && dialect != "postgres" {
+            return Err(RegistryError::Unsupported(format!(
+                "sql registry dialect {dialect} (only PostgreSQL is supported)"
+            )));
+        }
+        let mut config: tokio_postgres::Config = format!("postgresql://{rest}")
+            .parse()
+            .map_err(|e: tokio_postgres::Error| bad(e.to_string()))?;
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("larder");
+        Ok(Self {
+            display_url,
+            config,
+        })
+    }
+
+    fn sql_err(&self, source: tokio_postgres::Error) -> RegistryError {
+        RegistryError::Sql {
+            url: self.display_url.clone(),
+            source,
+        }
+    }
+
+    /// Rows `(project_id, name, proto bytes)` of one table; a table that does not exist yet
+    /// (older Feast schemas lack e.g. `label_views`) reads as empty.
+    async fn rows(
+        &self,
+        client: &Client,
+        table: &'static str,
+        name_col: &str,
+        proto_col: &str,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, RegistryError> {
+        let sql = format!("SELECT project_id, {name_col}, {proto_col} FROM {table}");
+        match client.query(&sql, &[]).await {
+            Ok(rows) => Ok(rows
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect()),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
+            Err(e) => Err(self.sql_err(e)),
+        }
+    }
+
+    /// Decodes every row of `table` into `M`, grouped by project.
+    async fn objects<M: Message + Default>(
+        &self,
+        client: &Client,
+        table: &'static str,
+        name_col: &str,
+        proto_col: &str,
+        message: &'static str,
+    ) -> Result<BTreeMap<String, Vec<M>>, RegistryError> {
+        let mut out: BTreeMap<String, Vec<M>> = BTreeMap::new();
+        for (project, name, bytes) in self.rows(client, table, name_col, proto_col).await? {
+            let msg = M::decode(bytes.as_slice()).map_err(|source| RegistryError::CorruptRow {
+                url: self.display_url.clone(),
+                table,
+                project: project.clone(),
+                name,
+                message,
+                source,
+            })?;
+            out.entry(project).or_default().push(msg);
+        }
+        Ok(out)
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+macro_rules! set_project {
+    ($items:expr, $project:expr, spec) => {
+        for item in &mut $items {
+            item.spec.get_or_insert_with(Default::default).project = $project.clone();
+        }
+    };
+    ($items:expr, $project:expr, flat) => {
+        for item in &mut $items {
+            item.project = $project.clone();
+        }
+    };
+}
+
+#[async_trait::async_trait]
+impl RegistryStore for SqlRegistryStore {
+    fn location(&self) -> String {
+        self.display_url.clone()
+    }
+
+    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
+        let (client, connection) = self
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        let conn_task = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "sql registry connection ended");
+            }
+        });
+        let result = self.read_all(&client).await;
+        drop(client);
+        let _ = conn_task.await;
+        result
+    }
+}
+
+impl SqlRegistryStore {
+    async fn read_all(&self, client: &Client) -> Result<RegistrySnapshot, RegistryError> {
+        let projects: BTreeMap<String, Vec<Project>> = self
+            .objects(client, "projects", "project_name", "project_proto", "feast.core.Project")
+            .await?;
+        let mut entities: BTreeMap<String, Vec<Entity>> = self
+            .objects(client, "entities", "entity_name", "entity_proto", "feast.core.Entity")
+            .await?;
+        let mut feature_views: BTreeMap<String, Vec<FeatureView>> = self
+            .objects(client, "feature_views", "feature_view_name", "feature_view_proto", "feast.core.FeatureView")
+            .await?;
+        let mut data_sources: BTreeMap<String, Vec<DataSource>> = self
+            .objects(client, "data_sources", "data_source_name", "data_source_proto", "feast.core.DataSource")
+            .await?;
+        let mut odfvs: BTreeMap<String, Vec<OnDemandFeatureView>> = self
+            .objects(
+                client,
+                "on_demand_feature_views",
+                "feature_view_name",
+                "feature_view_proto",
+                "feast.core.OnDemandFeatureView",
+            )
+            .await?;
+        let mut sfvs: BTreeMap<String, Vec<StreamFeatureView>> = self
+            .objects(
+                client,
+                "stream_feature_views",
+                "feature_view_name",
+                "feature_view_proto",
+                "feast.core.StreamFeatureView",
+            )
+            .await?;
+        let mut services: BTreeMap<String, Vec<FeatureService>> = self
+            .objects(
+                client,
+                "feature_services",
+                "feature_service_name",
+                "feature_service_proto",
+                "feast.core.FeatureService",
+            )
+            .await?;
+        let mut saved: BTreeMap<String, Vec<SavedDataset>> = self
+            .objects(client, "saved_datasets", "saved_dataset_name", "saved_dataset_proto", "feast.core.SavedDataset")
+            .await?;
+        let mut validation: BTreeMap<String, Vec<ValidationReference>> = self
+            .objects(
+                client,
+                "validation_references",
+                "validation_reference_name",
+                "validation_reference_proto",
+                "feast.core.ValidationReference",
+            )
+            .await?;
+        let mut permissions: BTreeMap<String, Vec<Permission>> = self
+            .objects(client, "permissions", "permission_name", "permission_proto", "feast.core.Permission")
+            .await?;
+        let mut label_views: BTreeMap<String, Vec<LabelView>> = self
+            .objects(client, "label_views", "feature_view_name", "feature_view_proto", "feast.core.LabelView")
+            .await?;
+        let mut infra: BTreeMap<String, Vec<Infra>> = self
+            .objects(client, "managed_infra", "infra_name", "infra_proto", "feast.core.Infra")
+            .await?;
+        let uuids = match client
+            .query(
+                "SELECT project_id, metadata_value FROM feast_metadata WHERE metadata_key = 'project_uuid'",
+                &[],
+            )
+            .await
+        {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .collect::<BTreeMap<_, _>>(),
+            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => BTreeMap::new(),
+            Err(e) => return Err(self.sql_err(e)),
+        };
+
+        let mut r = Registry {
+            registry_schema_version: "1".to_owned(),
+            ..Default::default()
+        };
+        let mut project_infra = BTreeMap::new();
+        for (project_id, mut project_protos) in projects {
+            for p in &mut project_protos {
+                if let Some(ts) = p.meta.as_ref().and_then(|m| m.last_updated_timestamp)
+                    && r.last_updated.is_none_or(|cur| (cur.seconds, cur.nanos) < (ts.seconds, ts.nanos))
+                {
+                    r.last_updated = Some(ts);
+                }
+            }
+            r.projects.extend(project_protos);
+            let mut e = entities.remove(&project_id).unwrap_or_default();
+            set_project!(e, project_id, spec);
+            r.entities.extend(e);
+            let mut fv = feature_views.remove(&project_id).unwrap_or_default();
+            set_project!(fv, project_id, spec);
+            r.feature_views.extend(fv);
+            let mut ds = data_sources.remove(&project_id).unwrap_or_default();
+            set_project!(ds, project_id, flat);
+            r.data_sources.extend(ds);
+            let mut o = odfvs.remove(&project_id).unwrap_or_default();
+            set_project!(o, project_id, spec);
+            r.on_demand_feature_views.extend(o);
+            let mut s = sfvs.remove(&project_id).unwrap_or_default();
+            set_project!(s, project_id, spec);
+            r.stream_feature_views.extend(s);
+            let mut fs = services.remove(&project_id).unwrap_or_default();
+            set_project!(fs, project_id, spec);
+            r.feature_services.extend(fs);
+            let mut sd = saved.remove(&project_id).unwrap_or_default();
+            set_project!(sd, project_id, spec);
+            r.saved_datasets.extend(sd);
+            let mut v = validation.remove(&project_id).unwrap_or_default();
+            set_project!(v, project_id, flat);
+            r.validation_references.extend(v);
+            let mut pm = permissions.remove(&project_id).unwrap_or_default();
+            set_project!(pm, project_id, spec);
+            r.permissions.extend(pm);
+            let mut lv = label_views.remove(&project_id).unwrap_or_default();
+            set_project!(lv, project_id, spec);
+            r.label_views.extend(lv);
+            if let Some(uuid) = uuids.get(&project_id) {
+                r.project_metadata.push(ProjectMetadata {
+                    project: project_id.clone(),
+                    project_uuid: uuid.clone(),
+                });
+            }
+            let project_inf = infra
+                .remove(&project_id)
+                .and_then(|mut v| v.pop())
+                .unwrap_or_default();
+            r.infra = Some(project_inf.clone());
+            project_infra.insert(project_id, project_inf);
+        }
+        Ok(RegistrySnapshot {
+            proto: r,
+            project_infra,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlalchemy_urls_are_accepted_and_passwords_masked() {
+        let s = SqlRegistryStore::new("postgresql+psycopg://feast:s3cret@127.0.0.1:5432/reg").unwrap();
+        assert_eq!(s.location(), "postgresql+psycopg://feast:***@127.0.0.1:5432/reg");
+        assert!(SqlRegistryStore::new("postgres://u@h/db").is_ok());
+        let e = SqlRegistryStore::new("mysql+pymysql://u:p@h/db").unwrap_err();
+        assert!(e.to_string().contains("mysql"), "{e}");
+        let e = SqlRegistryStore::new("not a url").unwrap_err();
+        assert!(e.to_string().contains("not a url"), "{e}");
+    }
+}

@@ -1,0 +1,133 @@
+//! The command line, following Feast's conventions: global `-c/--chdir` and
+//! `-f/--feature-store-yaml`, the same verbs and the same output documents.
+
+mod list;
+
+use std::{collections::HashMap, path::PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use larder_registry::{
+    config::{ConfigLocation, RepoConfig},
+    dump, store,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "larder", version, about = "A Feast-compatible feature server")]
+pub struct Cli {
+    /// Run as if started in this directory (the feature repo).
+    #[arg(short = 'c', long = "chdir", global = true, env = "FEATURE_REPO_DIR_ENV_VAR")]
+    pub chdir: Option<PathBuf>,
+    /// Path to feature_store.yaml (default: <repo>/feature_store.yaml).
+    #[arg(short = 'f', long = "feature-store-yaml", global = true, env = "FEAST_FS_YAML_FILE_PATH")]
+    pub feature_store_yaml: Option<PathBuf>,
+    /// Log level (overridden by the LARDER_LOG environment variable).
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warning)]
+    pub log_level: LogLevel,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warn",
+            LogLevel::Error | LogLevel::Critical => "error",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the project's registry as JSON (the same document as `feast registry-dump`).
+    RegistryDump,
+    /// Print the resolved feature_store.yaml.
+    Configuration,
+    /// Print the Larder version and the Feast version it is compatible with.
+    Version,
+    /// Entities of the project.
+    Entities(ListArgs),
+    /// Feature views of the project (plain and on-demand).
+    FeatureViews(ListArgs),
+    /// On-demand feature views of the project.
+    OnDemandFeatureViews(ListArgs),
+    /// Feature services of the project.
+    FeatureServices(ListArgs),
+    /// Data sources of the project.
+    DataSources(ListArgs),
+    /// Projects in the registry.
+    Projects(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    #[command(subcommand)]
+    pub action: ListAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ListAction {
+    /// List them.
+    List {
+        /// Only objects with these tags (`key:value`), all of them.
+        #[arg(long = "tags")]
+        tags: Vec<String>,
+    },
+}
+
+pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
+    if let Command::Version = cli.command {
+        println!(
+            "Larder {} (compatible with Feast 0.67.0)",
+            env!("CARGO_PKG_VERSION")
+        );
+        return Ok(());
+    }
+    let location = ConfigLocation {
+        repo_dir: cli.chdir.clone(),
+        yaml_path: cli.feature_store_yaml.clone(),
+    };
+    let config = RepoConfig::load(&location, &env)?;
+    if let Command::Configuration = cli.command {
+        print!("{}", serde_norway::to_string(&config).context("rendering the configuration")?);
+        return Ok(());
+    }
+    let registry = store::open(&config, &env).await?;
+    let snapshot = registry.load().await?;
+    let project = config.project.as_str();
+    match cli.command {
+        Command::RegistryDump => {
+            println!("{}", dump::render(&dump::registry_dump(&snapshot, project)));
+        }
+        Command::Entities(a) => list::entities(&snapshot, project, &tags(&a)?)?,
+        Command::FeatureViews(a) => list::feature_views(&snapshot, project, &tags(&a)?)?,
+        Command::OnDemandFeatureViews(a) => list::odfvs(&snapshot, project, &tags(&a)?)?,
+        Command::FeatureServices(a) => list::services(&snapshot, project, &tags(&a)?)?,
+        Command::DataSources(a) => list::data_sources(&snapshot, project, &tags(&a)?)?,
+        Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,
+        Command::Version | Command::Configuration => unreachable!("handled above"),
+    }
+    Ok(())
+}
+
+fn tags(args: &ListArgs) -> anyhow::Result<Vec<(String, String)>> {
+    let ListAction::List { tags } = &args.action;
+    tags.iter()
+        .map(|t| {
+            t.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .with_context(|| format!("tag {t:?} must be written key:value"))
+        })
+        .collect()
+}

@@ -1,0 +1,33 @@
+//! `larder`: the composition root. Parses the command line, reads the environment once into a
+//! map, and hands both to the command that runs.
+
+mod cli;
+
+use std::collections::HashMap;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_filter()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(args, env)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
