@@ -145,7 +145,9 @@ mod tests {
     #[test]
     fn int64_is_a_string_like_python() {
         let v = crate::feast::types::Value {
-            val: Some(crate::feast::types::value::Val::Int64Val(9_007_199_254_740_993)),
+            val: Some(crate::feast::types::value::Val::Int64Val(
+                9_007_199_254_740_993,
+            )),
         };
         assert_eq!(
             to_json(&v),

@@ -11,7 +11,6 @@
 //! document Python's `MessageToDict` produces — through prost-reflect and the descriptor set
 //! compiled alongside the code.
 
-#![expect(clippy::doc_lazy_continuation, reason = "generated code")]
 #![expect(clippy::large_enum_variant, reason = "generated code")]
 
 mod generated {

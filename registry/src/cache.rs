@@ -154,8 +154,13 @@ mod tests {
         .encode_to_vec()
     }
 
-    fn entity_name(l: &Loaded) -> String {
-        l.snapshot.proto.entities[0].spec.as_ref().unwrap().name.clone()
+    fn entity_name(l: &Arc<Loaded>) -> String {
+        l.snapshot.proto.entities[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .name
+            .clone()
     }
 
     #[tokio::test]
@@ -186,7 +191,10 @@ mod tests {
         let got = cache.get().await;
         assert_eq!(entity_name(&got), "second", "last good kept");
         let (_, err) = cache.last_error().expect("error recorded");
-        assert!(err.contains("registry.db") && err.contains("not a valid"), "{err}");
+        assert!(
+            err.contains("registry.db") && err.contains("not a valid"),
+            "{err}"
+        );
 
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(

@@ -404,7 +404,9 @@ impl RepoConfig {
         if !PROVIDERS.contains(&provider.as_str()) && !provider.contains('.') {
             return Err(p.err(
                 "provider",
-                &format!("unknown provider {provider:?}; expected one of {PROVIDERS:?} or a class path"),
+                &format!(
+                    "unknown provider {provider:?}; expected one of {PROVIDERS:?} or a class path"
+                ),
             ));
         }
         let online_store = match top.get("online_store") {
@@ -442,10 +444,7 @@ impl RepoConfig {
             Some(v) => match v.as_u64() {
                 Some(n @ 1..=3) => n as u32,
                 _ => {
-                    return Err(p.err(
-                        "entity_key_serialization_version",
-                        "expected 1, 2 or 3",
-                    ));
+                    return Err(p.err("entity_key_serialization_version", "expected 1, 2 or 3"));
                 }
             },
         };
@@ -521,11 +520,11 @@ impl Parser<'_> {
     ) -> Result<Option<T>, ConfigError> {
         match obj.get(key) {
             None | Some(Json::Null) => Ok(None),
-            Some(v) => self.from_value(key, v.clone()).map(Some),
+            Some(v) => self.decode(key, v.clone()).map(Some),
         }
     }
 
-    fn from_value<T: serde::de::DeserializeOwned>(
+    fn decode<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
         v: Json,
@@ -594,7 +593,10 @@ impl Parser<'_> {
         let cache_ttl_seconds = match m.remove("cache_ttl_seconds") {
             None | Some(Json::Null) => 600,
             Some(v) => v.as_u64().ok_or_else(|| {
-                self.err("registry.cache_ttl_seconds", "expected a non-negative integer")
+                self.err(
+                    "registry.cache_ttl_seconds",
+                    "expected a non-negative integer",
+                )
             })?,
         };
         let mut flag = |k: &str| -> Result<bool, ConfigError> {
@@ -609,7 +611,7 @@ impl Parser<'_> {
         let serve_features_while_materializing = flag("serve_features_while_materializing")?;
         let s3_additional_kwargs = match m.remove("s3_additional_kwargs") {
             None | Some(Json::Null) => None,
-            Some(v) => Some(self.from_value("registry.s3_additional_kwargs", v)?),
+            Some(v) => Some(self.decode("registry.s3_additional_kwargs", v)?),
         };
         let location = match registry_type.as_str() {
             "file" => self.file_location(&path, registry_store_type.as_deref())?,
@@ -633,7 +635,9 @@ impl Parser<'_> {
             other => {
                 return Err(self.err(
                     "registry.registry_type",
-                    &format!("registry type {other:?} is not supported; expected file, sql or remote"),
+                    &format!(
+                        "registry type {other:?} is not supported; expected file, sql or remote"
+                    ),
                 ));
             }
         };
@@ -690,7 +694,7 @@ impl Parser<'_> {
     }
 
     fn sqlite(&self, rest: Obj) -> Result<SqliteOnlineConfig, ConfigError> {
-        let mut cfg: SqliteOnlineConfig = self.from_value("online_store", Json::Object(rest))?;
+        let mut cfg: SqliteOnlineConfig = self.decode("online_store", Json::Object(rest))?;
         cfg.path = PathBuf::from(resolve_path(self.repo, &cfg.path.to_string_lossy()));
         Ok(cfg)
     }
@@ -706,10 +710,10 @@ impl Parser<'_> {
                 OnlineStoreConfig::Sqlite(self.sqlite(rest)?)
             }
             "redis" | "feast.infra.online_stores.redis.RedisOnlineStore" => {
-                OnlineStoreConfig::Redis(self.from_value("online_store", Json::Object(rest))?)
+                OnlineStoreConfig::Redis(self.decode("online_store", Json::Object(rest))?)
             }
             "remote" | "feast.infra.online_stores.remote.RemoteOnlineStore" => {
-                OnlineStoreConfig::Remote(self.from_value("online_store", Json::Object(rest))?)
+                OnlineStoreConfig::Remote(self.decode("online_store", Json::Object(rest))?)
             }
             _ => OnlineStoreConfig::Other {
                 type_name: ty,
@@ -731,10 +735,10 @@ impl Parser<'_> {
                 OfflineStoreConfig::File
             }
             "duckdb" => {
-                OfflineStoreConfig::Duckdb(self.from_value("offline_store", Json::Object(rest))?)
+                OfflineStoreConfig::Duckdb(self.decode("offline_store", Json::Object(rest))?)
             }
             "remote" => {
-                OfflineStoreConfig::Remote(self.from_value("offline_store", Json::Object(rest))?)
+                OfflineStoreConfig::Remote(self.decode("offline_store", Json::Object(rest))?)
             }
             _ => OfflineStoreConfig::Other {
                 type_name: ty,
@@ -897,7 +901,8 @@ mod tests {
                 url: "postgresql+psycopg://u:p@h:5432/feast".into()
             }
         );
-        let c = parse("project: p\nregistry:\n  registry_type: remote\n  path: localhost:6570\n").unwrap();
+        let c = parse("project: p\nregistry:\n  registry_type: remote\n  path: localhost:6570\n")
+            .unwrap();
         assert_eq!(
             c.registry.location,
             RegistryLocation::Remote {
@@ -920,8 +925,13 @@ mod tests {
 
     #[test]
     fn bad_input_names_the_key_and_file() {
-        let e = err("project: p\nregistry: r.db\nonline_store:\n  type: redis\n  conection_string: x\n");
-        assert!(e.contains("/repo/feature_store.yaml") && e.contains("conection_string"), "{e}");
+        let e = err(
+            "project: p\nregistry: r.db\nonline_store:\n  type: redis\n  conection_string: x\n",
+        );
+        assert!(
+            e.contains("/repo/feature_store.yaml") && e.contains("conection_string"),
+            "{e}"
+        );
         let e = err("project: p\nregistry: r.db\noffline_store:\n  type: file\n  path: x\n");
         assert!(e.contains("offline_store.path"), "{e}");
         let e = err("project: p\nregistry: r.db\nlarder:\n  online_tll: ignore\n");

@@ -51,7 +51,9 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     put(
         &mut doc,
         "entities",
-        sorted(in_project(&r.entities, project, |e: &Entity| e.spec.as_ref().map(|s| (&s.project, &s.name)))),
+        sorted(in_project(&r.entities, project, |e: &Entity| {
+            e.spec.as_ref().map(|s| (&s.project, &s.name))
+        })),
     );
     put(
         &mut doc,
@@ -63,9 +65,11 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     put(
         &mut doc,
         "featureServices",
-        sorted(in_project(&r.feature_services, project, |v: &FeatureService| {
-            v.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        sorted(in_project(
+            &r.feature_services,
+            project,
+            |v: &FeatureService| v.spec.as_ref().map(|s| (&s.project, &s.name)),
+        )),
     );
     let odfvs: Vec<Json> = sorted_objects(in_project(
         &r.on_demand_feature_views,
@@ -79,10 +83,19 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
         let udf = spec.and_then(|s| s.feature_transformation.as_ref()?.transformation.as_ref());
         if let Some(Transformation::UserDefinedFunction(f)) = udf {
             let body = Json::String(f.body_text.clone());
-            set_path(&mut json, &["spec", "userDefinedFunction", "body"], body.clone());
             set_path(
                 &mut json,
-                &["spec", "featureTransformation", "userDefinedFunction", "body"],
+                &["spec", "userDefinedFunction", "body"],
+                body.clone(),
+            );
+            set_path(
+                &mut json,
+                &[
+                    "spec",
+                    "featureTransformation",
+                    "userDefinedFunction",
+                    "body",
+                ],
                 body,
             );
         }
@@ -98,7 +111,11 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     .into_iter()
     .map(|v| {
         let mut json = object_json(v);
-        if let Some(udf) = v.spec.as_ref().and_then(|s| s.user_defined_function.as_ref()) {
+        if let Some(udf) = v
+            .spec
+            .as_ref()
+            .and_then(|s| s.user_defined_function.as_ref())
+        {
             set_path(
                 &mut json,
                 &["spec", "userDefinedFunction", "body"],
@@ -119,9 +136,11 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     put(
         &mut doc,
         "savedDatasets",
-        sorted(in_project(&r.saved_datasets, project, |v: &SavedDataset| {
-            v.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        sorted(in_project(
+            &r.saved_datasets,
+            project,
+            |v: &SavedDataset| v.spec.as_ref().map(|s| (&s.project, &s.name)),
+        )),
     );
     put(&mut doc, "infra", infra_objects(&snapshot.infra(project)));
     put(
@@ -131,7 +150,11 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
             v.spec.as_ref().map(|s| (&s.project, &s.name))
         })),
     );
-    Json::Object(doc.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
+    Json::Object(
+        doc.into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 /// Renders like Python's `json.dumps(doc, indent=2, sort_keys=True)` (ASCII-only output).

@@ -40,7 +40,9 @@ pub enum RegistryError {
         #[source]
         source: tokio_postgres::Error,
     },
-    #[error("sql registry {url}: table {table} row {name:?} of project {project:?} is not a valid {message}: {source}")]
+    #[error(
+        "sql registry {url}: table {table} row {name:?} of project {project:?} is not a valid {message}: {source}"
+    )]
     CorruptRow {
         url: String,
         table: &'static str,

@@ -1,1 +1,548 @@
-pub struct Placeholder;
+//! The typed model of one project's registry objects, built from the protos once per registry
+//! load. Serving and the CLI read these types; the raw protos stay available for round trips.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use larder_protos::feast::{
+    core::{self as pb, FeatureViewState, data_source::SourceType, on_demand_source::Source},
+    types::value_type::Enum as ValueType,
+};
+
+use crate::{error::RegistryError, store::RegistrySnapshot};
+
+/// A feature or entity column: name and Feast value type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub value_type: ValueType,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl From<&pb::FeatureSpecV2> for Field {
+    fn from(f: &pb::FeatureSpecV2) -> Self {
+        Self {
+            name: f.name.clone(),
+            value_type: ValueType::try_from(f.value_type).unwrap_or(ValueType::Invalid),
+            tags: f.tags.clone().into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    pub name: String,
+    pub join_key: String,
+    /// As declared; `Invalid` when the user did not declare it (use the views' entity columns).
+    pub value_type: ValueType,
+    pub description: String,
+    pub tags: BTreeMap<String, String>,
+    pub owner: String,
+}
+
+/// What kind of source a [`DataSource`] is, with the options that matter to Larder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceKind {
+    File {
+        uri: String,
+        s3_endpoint_override: String,
+    },
+    Push {
+        batch_source: Box<DataSource>,
+    },
+    Request {
+        schema: Vec<Field>,
+    },
+    Kafka {
+        bootstrap_servers: String,
+        topic: String,
+    },
+    Kinesis {
+        region: String,
+        stream_name: String,
+    },
+    /// Any other source type (BigQuery, Snowflake, …): readable metadata, not servable.
+    Other {
+        source_type: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    pub name: String,
+    pub kind: SourceKind,
+    pub class_type: String,
+    pub timestamp_field: String,
+    pub created_timestamp_column: String,
+    /// Source column → feature/entity name.
+    pub field_mapping: BTreeMap<String, String>,
+    pub date_partition_column: String,
+    pub description: String,
+    pub tags: BTreeMap<String, String>,
+    pub owner: String,
+}
+
+impl DataSource {
+    pub fn from_proto(d: &pb::DataSource) -> Self {
+        use pb::data_source::Options;
+        let source_type = SourceType::try_from(d.r#type).unwrap_or(SourceType::Invalid);
+        let kind = match (&d.options, source_type) {
+            (Some(Options::FileOptions(f)), _) => SourceKind::File {
+                uri: f.uri.clone(),
+                s3_endpoint_override: f.s3_endpoint_override.clone(),
+            },
+            (_, SourceType::PushSource) => SourceKind::Push {
+                batch_source: Box::new(
+                    d.batch_source
+                        .as_deref()
+                        .map(DataSource::from_proto)
+                        .unwrap_or_else(|| DataSource::from_proto(&pb::DataSource::default())),
+                ),
+            },
+            (Some(Options::RequestDataOptions(r)), _) => {
+                let mut schema: Vec<Field> = r.schema.iter().map(Field::from).collect();
+                if schema.is_empty() {
+                    schema = r
+                        .deprecated_schema
+                        .iter()
+                        .map(|(name, t)| Field {
+                            name: name.clone(),
+                            value_type: ValueType::try_from(*t).unwrap_or(ValueType::Invalid),
+                            tags: BTreeMap::new(),
+                        })
+                        .collect();
+                }
+                SourceKind::Request { schema }
+            }
+            (Some(Options::KafkaOptions(k)), _) => SourceKind::Kafka {
+                bootstrap_servers: k.kafka_bootstrap_servers.clone(),
+                topic: k.topic.clone(),
+            },
+            (Some(Options::KinesisOptions(k)), _) => SourceKind::Kinesis {
+                region: k.region.clone(),
+                stream_name: k.stream_name.clone(),
+            },
+            _ => SourceKind::Other {
+                source_type: source_type.as_str_name().to_owned(),
+            },
+        };
+        Self {
+            name: d.name.clone(),
+            kind,
+            class_type: d.data_source_class_type.clone(),
+            timestamp_field: d.timestamp_field.clone(),
+            created_timestamp_column: d.created_timestamp_column.clone(),
+            field_mapping: d.field_mapping.clone().into_iter().collect(),
+            date_partition_column: d.date_partition_column.clone(),
+            description: d.description.clone(),
+            tags: d.tags.clone().into_iter().collect(),
+            owner: d.owner.clone(),
+        }
+    }
+
+    /// The Python class Feast would instantiate, e.g. `feast.data_source.PushSource`.
+    pub fn class_name(&self) -> String {
+        if !self.class_type.is_empty() {
+            return self.class_type.clone();
+        }
+        match &self.kind {
+            SourceKind::File { .. } => "feast.infra.offline_stores.file_source.FileSource",
+            SourceKind::Push { .. } => "feast.data_source.PushSource",
+            SourceKind::Request { .. } => "feast.data_source.RequestSource",
+            SourceKind::Kafka { .. } => "feast.data_source.KafkaSource",
+            SourceKind::Kinesis { .. } => "feast.data_source.KinesisSource",
+            SourceKind::Other { .. } => "feast.data_source.DataSource",
+        }
+        .to_owned()
+    }
+}
+
+/// Which proto a view came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    FeatureView,
+    StreamFeatureView,
+    OnDemandFeatureView,
+    LabelView,
+}
+
+impl ViewKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewKind::FeatureView => "FeatureView",
+            ViewKind::StreamFeatureView => "StreamFeatureView",
+            ViewKind::OnDemandFeatureView => "OnDemandFeatureView",
+            ViewKind::LabelView => "LabelView",
+        }
+    }
+}
+
+/// A feature view of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureView {
+    pub name: String,
+    pub kind: ViewKind,
+    /// Entity names (`__dummy` for entity-less views).
+    pub entities: Vec<String>,
+    /// The join-key columns with their authoritative types.
+    pub entity_columns: Vec<Field>,
+    pub features: Vec<Field>,
+    /// `None` = unlimited (ttl absent or 0 s).
+    pub ttl: Option<Duration>,
+    pub batch_source: Option<DataSource>,
+    pub stream_source: Option<DataSource>,
+    pub online: bool,
+    pub offline: bool,
+    pub disabled: bool,
+    pub state: FeatureViewState,
+    pub materialization_intervals: Vec<(prost_types::Timestamp, prost_types::Timestamp)>,
+    pub tags: BTreeMap<String, String>,
+    pub description: String,
+    pub owner: String,
+    /// On-demand views: the transformation mode, the views and request sources they read.
+    pub odfv: Option<OnDemand>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDemand {
+    pub mode: String,
+    pub write_to_online_store: bool,
+    pub source_views: Vec<String>,
+    pub request_sources: Vec<DataSource>,
+    pub udf_source: String,
+}
+
+/// One view of a feature service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub view: String,
+    /// Output prefix when set (`with_name`).
+    pub alias: Option<String>,
+    pub features: Vec<Field>,
+    /// View join key → request column.
+    pub join_key_map: BTreeMap<String, String>,
+}
+
+impl Projection {
+    /// The name used in output columns: the alias if any, else the view name.
+    pub fn name_to_use(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.view)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureService {
+    pub name: String,
+    pub projections: Vec<Projection>,
+    pub tags: BTreeMap<String, String>,
+    pub description: String,
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Project {
+    pub name: String,
+    pub description: String,
+    pub tags: BTreeMap<String, String>,
+    pub owner: String,
+}
+
+/// Every object of one project, in registry order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Catalog {
+    pub project: String,
+    pub entities: Vec<Entity>,
+    pub data_sources: Vec<DataSource>,
+    pub feature_views: Vec<FeatureView>,
+    pub feature_services: Vec<FeatureService>,
+}
+
+fn ttl(d: Option<&prost_types::Duration>) -> Option<Duration> {
+    d.filter(|d| d.seconds > 0 || d.nanos > 0)
+        .map(|d| Duration::new(d.seconds.max(0) as u64, d.nanos.max(0) as u32))
+}
+
+fn intervals(
+    meta: Option<&pb::FeatureViewMeta>,
+) -> Vec<(prost_types::Timestamp, prost_types::Timestamp)> {
+    meta.map(|m| {
+        m.materialization_intervals
+            .iter()
+            .map(|i| {
+                (
+                    i.start_time.unwrap_or_default(),
+                    i.end_time.unwrap_or_default(),
+                )
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+impl Catalog {
+    /// The objects of `project`. Fails if the project has no objects and no project record.
+    pub fn new(snapshot: &RegistrySnapshot, project: &str) -> Result<Self, RegistryError> {
+        let r = &snapshot.proto;
+        let invalid = |kind: &'static str, name: &str, message: &str| RegistryError::Invalid {
+            kind,
+            name: name.to_owned(),
+            project: project.to_owned(),
+            message: message.to_owned(),
+        };
+        let mut c = Catalog {
+            project: project.to_owned(),
+            ..Default::default()
+        };
+        for e in &r.entities {
+            let Some(s) = &e.spec else { continue };
+            if s.project != project {
+                continue;
+            }
+            c.entities.push(Entity {
+                name: s.name.clone(),
+                join_key: s.join_key.clone(),
+                value_type: ValueType::try_from(s.value_type).unwrap_or(ValueType::Invalid),
+                description: s.description.clone(),
+                tags: s.tags.clone().into_iter().collect(),
+                owner: s.owner.clone(),
+            });
+        }
+        c.data_sources = r
+            .data_sources
+            .iter()
+            .filter(|d| d.project == project)
+            .map(DataSource::from_proto)
+            .collect();
+        for v in &r.feature_views {
+            let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            c.feature_views.push(FeatureView {
+                name: s.name.clone(),
+                kind: ViewKind::FeatureView,
+                entities: s.entities.clone(),
+                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
+                features: s.features.iter().map(Field::from).collect(),
+                ttl: ttl(s.ttl.as_ref()),
+                batch_source: s.batch_source.as_ref().map(DataSource::from_proto),
+                stream_source: s.stream_source.as_ref().map(DataSource::from_proto),
+                online: s.online,
+                offline: s.offline,
+                disabled: s.disabled,
+                state: v
+                    .meta
+                    .as_ref()
+                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
+                    .unwrap_or(FeatureViewState::StateUnspecified),
+                materialization_intervals: intervals(v.meta.as_ref()),
+                tags: s.tags.clone().into_iter().collect(),
+                description: s.description.clone(),
+                owner: s.owner.clone(),
+                odfv: None,
+            });
+        }
+        for v in &r.stream_feature_views {
+            let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            c.feature_views.push(FeatureView {
+                name: s.name.clone(),
+                kind: ViewKind::StreamFeatureView,
+                entities: s.entities.clone(),
+                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
+                features: s.features.iter().map(Field::from).collect(),
+                ttl: ttl(s.ttl.as_ref()),
+                batch_source: s.batch_source.as_ref().map(DataSource::from_proto),
+                stream_source: s.stream_source.as_ref().map(DataSource::from_proto),
+                online: s.online,
+                offline: false,
+                disabled: s.disabled,
+                state: v
+                    .meta
+                    .as_ref()
+                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
+                    .unwrap_or(FeatureViewState::StateUnspecified),
+                materialization_intervals: intervals(v.meta.as_ref()),
+                tags: s.tags.clone().into_iter().collect(),
+                description: s.description.clone(),
+                owner: s.owner.clone(),
+                odfv: None,
+            });
+        }
+        for v in &r.on_demand_feature_views {
+            let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            let mut source_views = Vec::new();
+            let mut request_sources = Vec::new();
+            for (key, src) in &s.sources {
+                match &src.source {
+                    Some(Source::FeatureView(fv)) => source_views.push(
+                        fv.spec
+                            .as_ref()
+                            .map(|s| s.name.clone())
+                            .unwrap_or_else(|| key.clone()),
+                    ),
+                    Some(Source::FeatureViewProjection(p)) => {
+                        source_views.push(p.feature_view_name.clone())
+                    }
+                    Some(Source::RequestDataSource(d)) => {
+                        request_sources.push(DataSource::from_proto(d))
+                    }
+                    None => {
+                        return Err(invalid(
+                            "on demand feature view",
+                            &s.name,
+                            &format!("source {key} is empty"),
+                        ));
+                    }
+                }
+            }
+            let udf_source = match s
+                .feature_transformation
+                .as_ref()
+                .and_then(|t| t.transformation.as_ref())
+            {
+                Some(pb::feature_transformation_v2::Transformation::UserDefinedFunction(f)) => {
+                    f.body_text.clone()
+                }
+                _ => s
+                    .user_defined_function
+                    .as_ref()
+                    .map(|f| f.body_text.clone())
+                    .unwrap_or_default(),
+            };
+            c.feature_views.push(FeatureView {
+                name: s.name.clone(),
+                kind: ViewKind::OnDemandFeatureView,
+                entities: s.entities.clone(),
+                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
+                features: s.features.iter().map(Field::from).collect(),
+                ttl: None,
+                batch_source: None,
+                stream_source: None,
+                online: true,
+                offline: false,
+                disabled: s.disabled,
+                state: v
+                    .meta
+                    .as_ref()
+                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
+                    .unwrap_or(FeatureViewState::StateUnspecified),
+                materialization_intervals: Vec::new(),
+                tags: s.tags.clone().into_iter().collect(),
+                description: s.description.clone(),
+                owner: s.owner.clone(),
+                odfv: Some(OnDemand {
+                    mode: s.mode.clone(),
+                    write_to_online_store: s.write_to_online_store,
+                    source_views,
+                    request_sources,
+                    udf_source,
+                }),
+            });
+        }
+        for v in &r.label_views {
+            let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            c.feature_views.push(FeatureView {
+                name: s.name.clone(),
+                kind: ViewKind::LabelView,
+                entities: s.entities.clone(),
+                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
+                features: s.features.iter().map(Field::from).collect(),
+                ttl: ttl(s.ttl.as_ref()),
+                batch_source: None,
+                stream_source: s.source.as_ref().map(DataSource::from_proto),
+                online: s.online,
+                offline: false,
+                disabled: false,
+                state: FeatureViewState::StateUnspecified,
+                materialization_intervals: Vec::new(),
+                tags: s.tags.clone().into_iter().collect(),
+                description: s.description.clone(),
+                owner: s.owner.clone(),
+                odfv: None,
+            });
+        }
+        for fs in &r.feature_services {
+            let Some(s) = fs.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            let mut projections = Vec::new();
+            for p in &s.features {
+                if !c
+                    .feature_views
+                    .iter()
+                    .any(|v| v.name == p.feature_view_name)
+                {
+                    return Err(invalid(
+                        "feature service",
+                        &s.name,
+                        &format!(
+                            "it references feature view {} which does not exist",
+                            p.feature_view_name
+                        ),
+                    ));
+                }
+                projections.push(Projection {
+                    view: p.feature_view_name.clone(),
+                    alias: (!p.feature_view_name_alias.is_empty())
+                        .then(|| p.feature_view_name_alias.clone()),
+                    features: p.feature_columns.iter().map(Field::from).collect(),
+                    join_key_map: p.join_key_map.clone().into_iter().collect(),
+                });
+            }
+            c.feature_services.push(FeatureService {
+                name: s.name.clone(),
+                projections,
+                tags: s.tags.clone().into_iter().collect(),
+                description: s.description.clone(),
+                owner: s.owner.clone(),
+            });
+        }
+        let has_project_record = r
+            .projects
+            .iter()
+            .any(|p| p.spec.as_ref().is_some_and(|s| s.name == project));
+        if !has_project_record && c.entities.is_empty() && c.feature_views.is_empty() {
+            return Err(RegistryError::ProjectNotFound {
+                project: project.to_owned(),
+            });
+        }
+        Ok(c)
+    }
+
+    pub fn view(&self, name: &str) -> Option<&FeatureView> {
+        self.feature_views.iter().find(|v| v.name == name)
+    }
+
+    pub fn entity(&self, name: &str) -> Option<&Entity> {
+        self.entities.iter().find(|e| e.name == name)
+    }
+
+    pub fn service(&self, name: &str) -> Option<&FeatureService> {
+        self.feature_services.iter().find(|s| s.name == name)
+    }
+}
+
+/// Every project record in the registry.
+pub fn projects(snapshot: &RegistrySnapshot) -> Vec<Project> {
+    snapshot
+        .proto
+        .projects
+        .iter()
+        .filter_map(|p| p.spec.as_ref())
+        .map(|s| Project {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            tags: s.tags.clone().into_iter().collect(),
+            owner: s.owner.clone(),
+        })
+        .collect()
+}
+
+/// Feast's tag filter: the object has every `(key, value)` pair.
+pub fn has_all_tags(tags: &BTreeMap<String, String>, wanted: &[(String, String)]) -> bool {
+    wanted.iter().all(|(k, v)| tags.get(k) == Some(v))
+}

@@ -75,7 +75,9 @@ pub async fn open(
             return Err(RegistryError::Unsupported(format!("object store {url}")));
         }
         RegistryLocation::Remote { target } => {
-            return Err(RegistryError::Unsupported(format!("remote registry {target}")));
+            return Err(RegistryError::Unsupported(format!(
+                "remote registry {target}"
+            )));
         }
     })
 }

@@ -54,7 +54,8 @@ impl ObjectRegistryStore {
         sorted.sort();
         for (k, v) in sorted {
             if let Some(suffix) = k.strip_prefix("AWS_")
-                && let Ok(key) = format!("aws_{}", suffix.to_ascii_lowercase()).parse::<AmazonS3ConfigKey>()
+                && let Ok(key) =
+                    format!("aws_{}", suffix.to_ascii_lowercase()).parse::<AmazonS3ConfigKey>()
             {
                 builder = builder.with_config(key, v.clone());
             }
@@ -68,10 +69,12 @@ impl ObjectRegistryStore {
                 .with_endpoint(endpoint.clone())
                 .with_allow_http(endpoint.starts_with("http://"));
         }
-        let store = builder.build().map_err(|source| RegistryError::ObjectStore {
-            url: url.to_owned(),
-            source,
-        })?;
+        let store = builder
+            .build()
+            .map_err(|source| RegistryError::ObjectStore {
+                url: url.to_owned(),
+                source,
+            })?;
         Ok(Self {
             store: Arc::new(store),
             url: url.to_owned(),

@@ -29,9 +29,9 @@ impl SqlRegistryStore {
             url: display_url.clone(),
             message,
         };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected a database URL such as postgresql://user:pw@host/db".into()))?;
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            bad("expected a database URL such as postgresql://user:pw@host/db".into())
+        })?;
         let dialect = scheme.split('+').next().unwrap_or(scheme);
         if dialect != "postgresql" && dialect != "postgres" {
             return Err(RegistryError::Unsupported(format!(
@@ -154,16 +154,40 @@ impl RegistryStore for SqlRegistryStore {
 impl SqlRegistryStore {
     async fn read_all(&self, client: &Client) -> Result<RegistrySnapshot, RegistryError> {
         let projects: BTreeMap<String, Vec<Project>> = self
-            .objects(client, "projects", "project_name", "project_proto", "feast.core.Project")
+            .objects(
+                client,
+                "projects",
+                "project_name",
+                "project_proto",
+                "feast.core.Project",
+            )
             .await?;
         let mut entities: BTreeMap<String, Vec<Entity>> = self
-            .objects(client, "entities", "entity_name", "entity_proto", "feast.core.Entity")
+            .objects(
+                client,
+                "entities",
+                "entity_name",
+                "entity_proto",
+                "feast.core.Entity",
+            )
             .await?;
         let mut feature_views: BTreeMap<String, Vec<FeatureView>> = self
-            .objects(client, "feature_views", "feature_view_name", "feature_view_proto", "feast.core.FeatureView")
+            .objects(
+                client,
+                "feature_views",
+                "feature_view_name",
+                "feature_view_proto",
+                "feast.core.FeatureView",
+            )
             .await?;
         let mut data_sources: BTreeMap<String, Vec<DataSource>> = self
-            .objects(client, "data_sources", "data_source_name", "data_source_proto", "feast.core.DataSource")
+            .objects(
+                client,
+                "data_sources",
+                "data_source_name",
+                "data_source_proto",
+                "feast.core.DataSource",
+            )
             .await?;
         let mut odfvs: BTreeMap<String, Vec<OnDemandFeatureView>> = self
             .objects(
@@ -193,7 +217,13 @@ impl SqlRegistryStore {
             )
             .await?;
         let mut saved: BTreeMap<String, Vec<SavedDataset>> = self
-            .objects(client, "saved_datasets", "saved_dataset_name", "saved_dataset_proto", "feast.core.SavedDataset")
+            .objects(
+                client,
+                "saved_datasets",
+                "saved_dataset_name",
+                "saved_dataset_proto",
+                "feast.core.SavedDataset",
+            )
             .await?;
         let mut validation: BTreeMap<String, Vec<ValidationReference>> = self
             .objects(
@@ -205,13 +235,31 @@ impl SqlRegistryStore {
             )
             .await?;
         let mut permissions: BTreeMap<String, Vec<Permission>> = self
-            .objects(client, "permissions", "permission_name", "permission_proto", "feast.core.Permission")
+            .objects(
+                client,
+                "permissions",
+                "permission_name",
+                "permission_proto",
+                "feast.core.Permission",
+            )
             .await?;
         let mut label_views: BTreeMap<String, Vec<LabelView>> = self
-            .objects(client, "label_views", "feature_view_name", "feature_view_proto", "feast.core.LabelView")
+            .objects(
+                client,
+                "label_views",
+                "feature_view_name",
+                "feature_view_proto",
+                "feast.core.LabelView",
+            )
             .await?;
         let mut infra: BTreeMap<String, Vec<Infra>> = self
-            .objects(client, "managed_infra", "infra_name", "infra_proto", "feast.core.Infra")
+            .objects(
+                client,
+                "managed_infra",
+                "infra_name",
+                "infra_proto",
+                "feast.core.Infra",
+            )
             .await?;
         let uuids = match client
             .query(
@@ -236,7 +284,8 @@ impl SqlRegistryStore {
         for (project_id, mut project_protos) in projects {
             for p in &mut project_protos {
                 if let Some(ts) = p.meta.as_ref().and_then(|m| m.last_updated_timestamp)
-                    && r.last_updated.is_none_or(|cur| (cur.seconds, cur.nanos) < (ts.seconds, ts.nanos))
+                    && r.last_updated
+                        .is_none_or(|cur| (cur.seconds, cur.nanos) < (ts.seconds, ts.nanos))
                 {
                     r.last_updated = Some(ts);
                 }
@@ -298,8 +347,12 @@ mod tests {
 
     #[test]
     fn sqlalchemy_urls_are_accepted_and_passwords_masked() {
-        let s = SqlRegistryStore::new("postgresql+psycopg://feast:s3cret@127.0.0.1:5432/reg").unwrap();
-        assert_eq!(s.location(), "postgresql+psycopg://feast:***@127.0.0.1:5432/reg");
+        let s =
+            SqlRegistryStore::new("postgresql+psycopg://feast:s3cret@127.0.0.1:5432/reg").unwrap();
+        assert_eq!(
+            s.location(),
+            "postgresql+psycopg://feast:***@127.0.0.1:5432/reg"
+        );
         assert!(SqlRegistryStore::new("postgres://u@h/db").is_ok());
         let e = SqlRegistryStore::new("mysql+pymysql://u:p@h/db").unwrap_err();
         assert!(e.to_string().contains("mysql"), "{e}");

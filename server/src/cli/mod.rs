@@ -16,10 +16,20 @@ use larder_registry::{
 #[command(name = "larder", version, about = "A Feast-compatible feature server")]
 pub struct Cli {
     /// Run as if started in this directory (the feature repo).
-    #[arg(short = 'c', long = "chdir", global = true, env = "FEATURE_REPO_DIR_ENV_VAR")]
+    #[arg(
+        short = 'c',
+        long = "chdir",
+        global = true,
+        env = "FEATURE_REPO_DIR_ENV_VAR"
+    )]
     pub chdir: Option<PathBuf>,
     /// Path to feature_store.yaml (default: <repo>/feature_store.yaml).
-    #[arg(short = 'f', long = "feature-store-yaml", global = true, env = "FEAST_FS_YAML_FILE_PATH")]
+    #[arg(
+        short = 'f',
+        long = "feature-store-yaml",
+        global = true,
+        env = "FEAST_FS_YAML_FILE_PATH"
+    )]
     pub feature_store_yaml: Option<PathBuf>,
     /// Log level (overridden by the LARDER_LOG environment variable).
     #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warning)]
@@ -100,7 +110,10 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
     };
     let config = RepoConfig::load(&location, &env)?;
     if let Command::Configuration = cli.command {
-        print!("{}", serde_norway::to_string(&config).context("rendering the configuration")?);
+        print!(
+            "{}",
+            serde_norway::to_string(&config).context("rendering the configuration")?
+        );
         return Ok(());
     }
     let registry = store::open(&config, &env).await?;

@@ -1,0 +1,7 @@
+//! End-to-end tests of the `larder` binary. The oracle tests run the real Feast SDK
+//! (`feast[redis]==0.67.0`) on generated repos and compare its answers with Larder's; they
+//! need what `scripts/test` provides (see `support::Oracle`).
+
+mod cli_errors;
+mod oracle_registry;
+mod support;

@@ -1,0 +1,154 @@
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value as Json;
+
+/// Runs the larder binary with `args` in `repo`, with extra environment variables.
+pub fn larder(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_larder"));
+    cmd.arg("-c").arg(repo).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("larder runs")
+}
+
+pub fn stdout_ok(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The Feast SDK and the services `scripts/test` starts for the oracle tests.
+pub struct Oracle {
+    pub bin: PathBuf,
+}
+
+impl Oracle {
+    /// Fails (never skips) when the environment is missing: run the tests with `scripts/test`.
+    pub fn get() -> Self {
+        let venv = std::env::var("LARDER_FEAST_VENV").expect(
+            "LARDER_FEAST_VENV is not set: run the tests with scripts/test, which installs the Feast SDK",
+        );
+        let bin = PathBuf::from(venv).join("bin");
+        assert!(bin.join("feast").exists(), "no feast in {}", bin.display());
+        Self { bin }
+    }
+
+    fn run(&self, program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut cmd = Command::new(self.bin.join(program));
+        cmd.current_dir(dir)
+            .args(args)
+            .env("PYTHONWARNINGS", "ignore");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        stdout_ok(out, &format!("{program} {args:?} in {}", dir.display()))
+    }
+
+    /// Writes an oracle repo with `oracle/make_repo.py`.
+    pub fn make_repo(&self, repo: &Path, project: &str, registry: &str, extra: &[&str]) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/make_repo.py");
+        let mut args = vec![
+            script.to_str().unwrap(),
+            repo.to_str().unwrap(),
+            "--project",
+            project,
+            "--registry",
+            registry,
+        ];
+        args.extend_from_slice(extra);
+        self.run("python", Path::new("."), &args, &[]);
+    }
+
+    pub fn feast(&self, repo: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+        self.run("feast", repo, args, env)
+    }
+
+    pub fn python(&self, code: &str, env: &[(&str, &str)]) -> String {
+        self.run("python", Path::new("."), &["-c", code], env)
+    }
+}
+
+/// Removes the two places where `feast registry-dump` is not deterministic (see
+/// `larder_registry::dump`): request-source timestamps nested in on-demand views (Feast
+/// prints the time of the dump) and the order of a stream view's features.
+pub fn normalize_dump(mut doc: Json) -> Json {
+    if let Some(Json::Array(odfvs)) = doc.get_mut("onDemandFeatureViews") {
+        for v in odfvs {
+            if let Some(Json::Object(sources)) = v.pointer_mut("/spec/sources") {
+                for source in sources.values_mut() {
+                    if let Some(Json::Object(rs)) = source.get_mut("requestDataSource") {
+                        rs.remove("meta");
+                    }
+                }
+            }
+        }
+    }
+    if let Some(Json::Array(sfvs)) = doc.get_mut("streamFeatureViews") {
+        for v in sfvs {
+            if let Some(Json::Array(features)) = v.pointer_mut("/spec/features") {
+                features.sort_by_key(|f| f["name"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    doc
+}
+
+/// Asserts two JSON documents are equal, printing the first differing paths.
+pub fn assert_json_eq(feast: &Json, larder: &Json, what: &str) {
+    let mut diffs = Vec::new();
+    diff(feast, larder, String::new(), &mut diffs);
+    assert!(
+        diffs.is_empty(),
+        "{what}: larder differs from feast at {} places:\n{}",
+        diffs.len(),
+        diffs
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn diff(a: &Json, b: &Json, path: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => {
+            let keys: std::collections::BTreeSet<_> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => diff(u, v, format!("{path}/{k}"), out),
+                    (Some(u), None) => out.push(format!("{path}/{k}: only in feast: {u}")),
+                    (None, Some(v)) => out.push(format!("{path}/{k}: only in larder: {v}")),
+                    (None, None) => unreachable!(),
+                }
+            }
+        }
+        (Json::Array(x), Json::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                diff(u, v, format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a == b => {}
+        _ => out.push(format!("{path}: feast {a} != larder {b}")),
+    }
+}
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
