@@ -524,11 +524,7 @@ impl Parser<'_> {
         }
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-        v: Json,
-    ) -> Result<T, ConfigError> {
+    fn decode<T: serde::de::DeserializeOwned>(&self, key: &str, v: Json) -> Result<T, ConfigError> {
         serde_json::from_value(v).map_err(|e| self.err(key, &e.to_string()))
     }
 
