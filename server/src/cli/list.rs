@@ -74,12 +74,20 @@ pub fn feature_views(
         })
         .filter(|v| has_all_tags(&v.tags, tags))
         .map(|v| {
-            let entities: Vec<&str> = v
-                .entities
-                .iter()
-                .filter(|e| *e != "__dummy")
-                .map(String::as_str)
-                .collect();
+            // On-demand views list the entities of the views they read, as Feast does.
+            let own_entities = v.entities.iter().any(|e| e != "__dummy");
+            let sources: Vec<&str> = match &v.odfv {
+                Some(o) if !own_entities => o.source_views.iter().map(String::as_str).collect(),
+                _ => vec![v.name.as_str()],
+            };
+            let mut entities: Vec<&str> = Vec::new();
+            for view in sources.iter().filter_map(|s| c.view(s)) {
+                for e in view.entities.iter().filter(|e| *e != "__dummy") {
+                    if !entities.contains(&e.as_str()) {
+                        entities.push(e);
+                    }
+                }
+            }
             vec![
                 v.name.clone(),
                 if entities.is_empty() {

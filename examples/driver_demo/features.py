@@ -1,0 +1,209 @@
+
+from datetime import timedelta
+
+import pandas as pd
+
+from feast import (Entity, FeatureService, FeatureView, Field, FileSource, Project, PushSource,
+                   RequestSource, StreamFeatureView, ValueType)
+from feast.aggregation import Aggregation
+from feast.data_source import KafkaSource
+from feast.data_format import JsonFormat
+from feast.on_demand_feature_view import on_demand_feature_view
+from feast.permissions.action import AuthzedAction
+from feast.permissions.permission import Permission
+from feast.permissions.policy import RoleBasedPolicy
+from feast.types import (Array, Bool, Bytes, Float32, Float64, Int32, Int64, Json, Map, Set, String,
+                         Struct, UnixTimestamp)
+
+project = Project(name="driver_demo", description="oracle project driver_demo",
+                  tags={"team": "larder", "seed": "7"}, owner="oracle@larder.dev")
+
+driver = Entity(name="driver", join_keys=["driver_id"], description="a driver",
+                tags={"pii": "false"}, owner="ops@larder.dev")
+customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+location = Entity(name="location", join_keys=["location_id"], value_type=ValueType.INT64)
+
+driver_source = FileSource(
+    name="driver_stats_source",
+    path="data/driver_stats.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created",
+    description="driver stats", tags={"kind": "file"}, owner="data@larder.dev",
+)
+
+driver_stats = FeatureView(
+    name="driver_hourly_stats",
+    entities=[driver],
+    ttl=timedelta(days=1),
+    schema=[
+        Field(name="conv_rate", dtype=Float32, description="conversion rate"),
+        Field(name="acc_rate", dtype=Float32),
+        Field(name="avg_daily_trips", dtype=Int64, tags={"unit": "trips"}),
+        Field(name="rating", dtype=Float64),
+    ],
+    online=True,
+    source=driver_source,
+    tags={"team": "driver_performance"},
+    owner="driver@larder.dev",
+    description="hourly driver statistics",
+)
+
+all_types_source = FileSource(
+    name="all_types_source",
+    path="data/all_types.parquet",
+    timestamp_field="ts",
+    field_mapping={"raw_str": "str_f"},
+)
+
+all_types = FeatureView(
+    name="all_types",
+    entities=[customer],
+    ttl=timedelta(seconds=0),
+    schema=[
+        Field(name="customer_id", dtype=String),
+        Field(name="int32_f", dtype=Int32),
+        Field(name="int64_f", dtype=Int64),
+        Field(name="float32_f", dtype=Float32),
+        Field(name="float64_f", dtype=Float64),
+        Field(name="bool_f", dtype=Bool),
+        Field(name="str_f", dtype=String),
+        Field(name="bytes_f", dtype=Bytes),
+        Field(name="ts_f", dtype=UnixTimestamp),
+        Field(name="int32_list", dtype=Array(Int32)),
+        Field(name="int64_list", dtype=Array(Int64)),
+        Field(name="float32_list", dtype=Array(Float32)),
+        Field(name="float64_list", dtype=Array(Float64)),
+        Field(name="bool_list", dtype=Array(Bool)),
+        Field(name="str_list", dtype=Array(String)),
+        Field(name="bytes_list", dtype=Array(Bytes)),
+        Field(name="ts_list", dtype=Array(UnixTimestamp)),
+        Field(name="str_set", dtype=Set(String)),
+        Field(name="map_f", dtype=Map),
+        Field(name="json_f", dtype=Json),
+        Field(name="struct_f", dtype=Struct({"a": Int64, "b": String})),
+    ],
+    source=all_types_source,
+)
+
+trip_source = FileSource(
+    name="trip_source",
+    path="data/trips.parquet",
+    timestamp_field="event_timestamp",
+    created_timestamp_column="created",
+)
+
+trip_push = PushSource(name="trip_push", batch_source=trip_source)
+
+trip_stats = FeatureView(
+    name="driver_customer_trips",
+    entities=[driver, customer],
+    ttl=timedelta(hours=2),
+    schema=[
+        Field(name="driver_id", dtype=Int64),
+        Field(name="customer_id", dtype=String),
+        Field(name="trips", dtype=Int64),
+        Field(name="fare", dtype=Float64),
+    ],
+    source=trip_push,
+)
+
+location_source = FileSource(path="data/locations.parquet", timestamp_field="event_timestamp")
+
+location_stats = FeatureView(
+    name="location_stats",
+    entities=[location],
+    ttl=timedelta(days=1),
+    schema=[Field(name="temperature", dtype=Float64), Field(name="busy", dtype=Bool)],
+    source=location_source,
+    online=True,
+)
+
+global_stats = FeatureView(
+    name="global_stats",
+    entities=[],
+    ttl=timedelta(days=7),
+    schema=[Field(name="total_drivers", dtype=Int64)],
+    source=FileSource(name="global_source", path="data/global.parquet", timestamp_field="event_timestamp"),
+)
+
+input_request = RequestSource(
+    name="vals_to_add",
+    schema=[Field(name="val_to_add", dtype=Int64), Field(name="val_to_add_2", dtype=Int64)],
+)
+
+@on_demand_feature_view(
+    sources=[driver_stats, input_request],
+    schema=[Field(name="conv_rate_plus_val1", dtype=Float64), Field(name="conv_rate_plus_val2", dtype=Float64)],
+    tags={"odfv": "pandas"},
+)
+def transformed_conv_rate(inputs: pd.DataFrame) -> pd.DataFrame:
+    df = pd.DataFrame()
+    df["conv_rate_plus_val1"] = inputs["conv_rate"] + inputs["val_to_add"]
+    df["conv_rate_plus_val2"] = inputs["conv_rate"] + inputs["val_to_add_2"]
+    return df
+
+@on_demand_feature_view(
+    sources=[driver_stats],
+    schema=[Field(name="trips_doubled", dtype=Int64)],
+    write_to_online_store=True,
+)
+def trips_doubled(inputs: pd.DataFrame) -> pd.DataFrame:
+    # mode="python" would make `feast registry-dump` itself crash (KeyError 'substraitPlan'
+    # in Feast 0.67), so the oracle repos use pandas mode; Larder's own tests cover python mode.
+    return pd.DataFrame({"trips_doubled": inputs["avg_daily_trips"] * 2})
+
+stream_source = KafkaSource(
+    name="driver_stream",
+    kafka_bootstrap_servers="localhost:9092",
+    topic="drivers",
+    timestamp_field="event_timestamp",
+    batch_source=driver_source,
+    message_format=JsonFormat(schema_json="driver_id integer, event_timestamp timestamp, conv_rate double"),
+    watermark_delay_threshold=timedelta(minutes=5),
+)
+
+def stream_udf(df):
+    return df
+
+# Without a udf `feast registry-dump` crashes (KeyError 'userDefinedFunction' in Feast 0.67).
+driver_stream_view = StreamFeatureView(
+    name="driver_stream_view",
+    entities=[driver],
+    ttl=timedelta(hours=1),
+    schema=[Field(name="conv_rate", dtype=Float32)],
+    source=stream_source,
+    timestamp_field="event_timestamp",
+    online=True,
+    tags={"stream": "kafka"},
+    udf=stream_udf,
+    udf_string="def stream_udf(df):\n    return df\n",
+    mode="pandas",
+    aggregations=[Aggregation(column="conv_rate", function="max", time_window=timedelta(hours=1))],
+)
+
+service_v1 = FeatureService(
+    name="driver_activity_v1",
+    features=[driver_stats[["conv_rate", "avg_daily_trips"]], transformed_conv_rate],
+    tags={"version": "1"},
+    description="first service",
+    owner="ml@larder.dev",
+)
+
+service_v2 = FeatureService(
+    name="driver_activity_v2",
+    features=[
+        driver_stats.with_name("ds_alias"),
+        location_stats.with_name("origin").with_join_key_map({"location_id": "origin_id"}),
+        location_stats.with_name("destination").with_join_key_map({"location_id": "destination_id"}),
+        all_types[["int64_f", "str_list"]],
+    ],
+)
+
+reader = Permission(
+    name="reader",
+    types=[FeatureView, FeatureService],
+    policy=RoleBasedPolicy(roles=["reader"]),
+    actions=[AuthzedAction.DESCRIBE, AuthzedAction.READ_ONLINE],
+    name_patterns=["driver.*"],
+    required_tags={"team": "driver_performance"},
+)
