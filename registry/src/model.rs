@@ -278,6 +278,37 @@ fn intervals(
     .unwrap_or_default()
 }
 
+fn state(state: Option<i32>) -> FeatureViewState {
+    state
+        .and_then(|s| FeatureViewState::try_from(s).ok())
+        .unwrap_or(FeatureViewState::StateUnspecified)
+}
+
+/// A [`FeatureView`] from a `FeatureViewSpec` or a `StreamFeatureViewSpec` (same field names).
+macro_rules! batch_view {
+    ($s:expr, $meta:expr, $kind:expr, $offline:expr) => {
+        FeatureView {
+            name: $s.name.clone(),
+            kind: $kind,
+            entities: $s.entities.clone(),
+            entity_columns: $s.entity_columns.iter().map(Field::from).collect(),
+            features: $s.features.iter().map(Field::from).collect(),
+            ttl: ttl($s.ttl.as_ref()),
+            batch_source: $s.batch_source.as_ref().map(DataSource::from_proto),
+            stream_source: $s.stream_source.as_ref().map(DataSource::from_proto),
+            online: $s.online,
+            offline: $offline,
+            disabled: $s.disabled,
+            state: state($meta.map(|m| m.state)),
+            materialization_intervals: intervals($meta),
+            tags: $s.tags.clone().into_iter().collect(),
+            description: $s.description.clone(),
+            owner: $s.owner.clone(),
+            odfv: None,
+        }
+    };
+}
+
 impl Catalog {
     /// The objects of `project`. Fails if the project has no objects and no project record.
     pub fn new(snapshot: &RegistrySnapshot, project: &str) -> Result<Self, RegistryError> {
@@ -316,57 +347,23 @@ impl Catalog {
             let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
                 continue;
             };
-            c.feature_views.push(FeatureView {
-                name: s.name.clone(),
-                kind: ViewKind::FeatureView,
-                entities: s.entities.clone(),
-                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
-                features: s.features.iter().map(Field::from).collect(),
-                ttl: ttl(s.ttl.as_ref()),
-                batch_source: s.batch_source.as_ref().map(DataSource::from_proto),
-                stream_source: s.stream_source.as_ref().map(DataSource::from_proto),
-                online: s.online,
-                offline: s.offline,
-                disabled: s.disabled,
-                state: v
-                    .meta
-                    .as_ref()
-                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
-                    .unwrap_or(FeatureViewState::StateUnspecified),
-                materialization_intervals: intervals(v.meta.as_ref()),
-                tags: s.tags.clone().into_iter().collect(),
-                description: s.description.clone(),
-                owner: s.owner.clone(),
-                odfv: None,
-            });
+            c.feature_views.push(batch_view!(
+                s,
+                v.meta.as_ref(),
+                ViewKind::FeatureView,
+                s.offline
+            ));
         }
         for v in &r.stream_feature_views {
             let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
                 continue;
             };
-            c.feature_views.push(FeatureView {
-                name: s.name.clone(),
-                kind: ViewKind::StreamFeatureView,
-                entities: s.entities.clone(),
-                entity_columns: s.entity_columns.iter().map(Field::from).collect(),
-                features: s.features.iter().map(Field::from).collect(),
-                ttl: ttl(s.ttl.as_ref()),
-                batch_source: s.batch_source.as_ref().map(DataSource::from_proto),
-                stream_source: s.stream_source.as_ref().map(DataSource::from_proto),
-                online: s.online,
-                offline: false,
-                disabled: s.disabled,
-                state: v
-                    .meta
-                    .as_ref()
-                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
-                    .unwrap_or(FeatureViewState::StateUnspecified),
-                materialization_intervals: intervals(v.meta.as_ref()),
-                tags: s.tags.clone().into_iter().collect(),
-                description: s.description.clone(),
-                owner: s.owner.clone(),
-                odfv: None,
-            });
+            c.feature_views.push(batch_view!(
+                s,
+                v.meta.as_ref(),
+                ViewKind::StreamFeatureView,
+                false
+            ));
         }
         for v in &r.on_demand_feature_views {
             let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
@@ -423,11 +420,7 @@ impl Catalog {
                 online: true,
                 offline: false,
                 disabled: s.disabled,
-                state: v
-                    .meta
-                    .as_ref()
-                    .and_then(|m| FeatureViewState::try_from(m.state).ok())
-                    .unwrap_or(FeatureViewState::StateUnspecified),
+                state: state(v.meta.as_ref().map(|m| m.state)),
                 materialization_intervals: Vec::new(),
                 tags: s.tags.clone().into_iter().collect(),
                 description: s.description.clone(),
