@@ -1,0 +1,220 @@
+//! Feast's entity-key bytes (`serialize_entity_key`, spec §3.1): the join keys sorted by name,
+//! then — v3 — `u32 count`, every key as `u32 2, u32 len, utf8`, every value as
+//! `u32 type, u32 len, bytes`; v2 drops the count and the key lengths; v1 also writes INT64 as
+//! 4 bytes. All integers little-endian.
+
+use std::fmt;
+
+use larder_protos::feast::types::value_type::Enum as ValueType;
+
+/// A value allowed in an entity key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityValue {
+    String(String),
+    Bytes(Vec<u8>),
+    Int32(i32),
+    Int64(i64),
+    /// Seconds since the epoch.
+    UnixTimestamp(i64),
+}
+
+impl EntityValue {
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            EntityValue::String(_) => ValueType::String,
+            EntityValue::Bytes(_) => ValueType::Bytes,
+            EntityValue::Int32(_) => ValueType::Int32,
+            EntityValue::Int64(_) => ValueType::Int64,
+            EntityValue::UnixTimestamp(_) => ValueType::UnixTimestamp,
+        }
+    }
+
+    /// The `feast.types.Value` holding this value.
+    pub fn to_proto(&self) -> larder_protos::feast::types::Value {
+        use larder_protos::feast::types::value::Val;
+        let val = match self {
+            EntityValue::String(s) => Val::StringVal(s.clone()),
+            EntityValue::Bytes(b) => Val::BytesVal(b.clone()),
+            EntityValue::Int32(i) => Val::Int32Val(*i),
+            EntityValue::Int64(i) => Val::Int64Val(*i),
+            EntityValue::UnixTimestamp(i) => Val::UnixTimestampVal(*i),
+        };
+        larder_protos::feast::types::Value { val: Some(val) }
+    }
+}
+
+impl fmt::Display for EntityValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityValue::String(s) => write!(f, "{s:?}"),
+            EntityValue::Bytes(b) => write!(f, "{b:?}"),
+            EntityValue::Int32(i) => write!(f, "{i}"),
+            EntityValue::Int64(i) | EntityValue::UnixTimestamp(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// `entity_key_serialization_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyVersion {
+    V1,
+    V2,
+    V3,
+}
+
+impl KeyVersion {
+    pub fn from_config(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(KeyVersion::V1),
+            2 => Some(KeyVersion::V2),
+            3 => Some(KeyVersion::V3),
+            _ => None,
+        }
+    }
+}
+
+/// Serializes `(join key, value)` pairs. The pairs need not be sorted.
+pub fn serialize_entity_key(pairs: &[(&str, &EntityValue)], version: KeyVersion) -> Vec<u8> {
+    let mut sorted: Vec<&(&str, &EntityValue)> = pairs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(16 + pairs.len() * 32);
+    if version == KeyVersion::V3 {
+        push_u32(&mut out, sorted.len() as u32);
+    }
+    for (key, _) in &sorted {
+        push_u32(&mut out, ValueType::String as u32);
+        if version == KeyVersion::V3 {
+            push_u32(&mut out, key.len() as u32);
+        }
+        out.extend_from_slice(key.as_bytes());
+    }
+    for (_, value) in &sorted {
+        push_u32(&mut out, value.value_type() as u32);
+        match value {
+            EntityValue::String(s) => push_bytes(&mut out, s.as_bytes()),
+            EntityValue::Bytes(b) => push_bytes(&mut out, b),
+            EntityValue::Int32(i) => push_bytes(&mut out, &i.to_le_bytes()),
+            EntityValue::Int64(i) if version == KeyVersion::V1 => {
+                push_bytes(&mut out, &(*i as i32).to_le_bytes())
+            }
+            EntityValue::Int64(i) | EntityValue::UnixTimestamp(i) => {
+                push_bytes(&mut out, &i.to_le_bytes())
+            }
+        }
+    }
+    out
+}
+
+/// The prefix shared by every key with these join keys (for deletion scans), v3 layout.
+pub fn entity_key_prefix(join_keys: &[&str], version: KeyVersion) -> Vec<u8> {
+    let mut sorted = join_keys.to_vec();
+    sorted.sort();
+    let mut out = Vec::new();
+    if version == KeyVersion::V3 {
+        push_u32(&mut out, sorted.len() as u32);
+    }
+    for key in sorted {
+        push_u32(&mut out, ValueType::String as u32);
+        if version == KeyVersion::V3 {
+            push_u32(&mut out, key.len() as u32);
+        }
+        out.extend_from_slice(key.as_bytes());
+    }
+    out
+}
+
+fn push_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    push_u32(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // Byte strings computed with Feast 0.67 (spec §3.1).
+    #[test]
+    fn single_int64_key_v3_and_v2() {
+        let v = EntityValue::Int64(1001);
+        assert_eq!(
+            serialize_entity_key(&[("driver_id", &v)], KeyVersion::V3),
+            hex("01000000 02000000 09000000 6472697665725f6964 04000000 08000000 e903000000000000")
+        );
+        assert_eq!(
+            serialize_entity_key(&[("driver_id", &v)], KeyVersion::V2),
+            hex("02000000 6472697665725f6964 04000000 08000000 e903000000000000")
+        );
+    }
+
+    #[test]
+    fn multi_key_sorts_keys_then_values() {
+        let d = EntityValue::Int64(1001);
+        let c = EntityValue::String("abc".into());
+        let v3 = serialize_entity_key(&[("driver_id", &d), ("customer_id", &c)], KeyVersion::V3);
+        let mut want = hex("02000000 02000000 0b000000");
+        want.extend_from_slice(b"customer_id");
+        want.extend(hex("02000000 09000000"));
+        want.extend_from_slice(b"driver_id");
+        want.extend(hex("02000000 03000000"));
+        want.extend_from_slice(b"abc");
+        want.extend(hex("04000000 08000000 e903000000000000"));
+        assert_eq!(v3, want);
+        let v2 = serialize_entity_key(&[("driver_id", &d), ("customer_id", &c)], KeyVersion::V2);
+        let mut want = hex("02000000");
+        want.extend_from_slice(b"customer_id");
+        want.extend(hex("02000000"));
+        want.extend_from_slice(b"driver_id");
+        want.extend(hex("02000000 03000000"));
+        want.extend_from_slice(b"abc");
+        want.extend(hex("04000000 08000000 e903000000000000"));
+        assert_eq!(v2, want);
+    }
+
+    #[test]
+    fn other_value_types() {
+        let k = |v: EntityValue| serialize_entity_key(&[("k", &v)], KeyVersion::V3);
+        assert_eq!(
+            k(EntityValue::Int32(-5)),
+            hex("01000000 02000000 01000000 6b 03000000 04000000 fbffffff")
+        );
+        assert_eq!(
+            k(EntityValue::UnixTimestamp(1_700_000_000)),
+            hex("01000000 02000000 01000000 6b 08000000 08000000 00f1536500000000")
+        );
+        assert_eq!(
+            k(EntityValue::Bytes(vec![1, 2])),
+            hex("01000000 02000000 01000000 6b 01000000 02000000 0102")
+        );
+        let mut dummy = hex("01000000 02000000 0a000000");
+        dummy.extend_from_slice(b"__dummy_id");
+        dummy.extend(hex("02000000 00000000"));
+        assert_eq!(
+            serialize_entity_key(
+                &[("__dummy_id", &EntityValue::String(String::new()))],
+                KeyVersion::V3
+            ),
+            dummy
+        );
+    }
+
+    #[test]
+    fn prefix_is_the_start_of_every_key() {
+        let d = EntityValue::Int64(7);
+        let c = EntityValue::String("x".into());
+        let key = serialize_entity_key(&[("driver_id", &d), ("customer_id", &c)], KeyVersion::V3);
+        let prefix = entity_key_prefix(&["driver_id", "customer_id"], KeyVersion::V3);
+        assert!(key.starts_with(&prefix));
+    }
+}

@@ -1,0 +1,696 @@
+//! Feast's Redis online store layout (spec §3.2): one hash per (project, entity key) named by
+//! the entity-key bytes followed by the project name, feature fields named by 4-byte mmh3
+//! hashes, `_ts:<view>` holding a serialized `google.protobuf.Timestamp`, values as serialized
+//! `feast.types.Value`. Writes skip rows whose event time is not newer than the stored one
+//! (unless `skip_dedup`), and set `EXPIRE` when `key_ttl_seconds` is configured.
+//!
+//! Every view of one read goes out together: one pipeline on standalone and sentinel
+//! connections; on a cluster, one command per key sent concurrently over the multiplexed
+//! per-node connections (a single pipeline may not span slots).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use larder_protos::feast::types::Value;
+use prost::Message;
+use prost_types::Timestamp;
+use redis::{
+    Cmd, RedisResult, Value as RV,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    cluster::ClusterClientBuilder,
+    cluster_async::ClusterConnection,
+    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
+    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
+};
+use tokio::sync::Mutex;
+
+use crate::{
+    layout::ViewLayout,
+    store::{
+        OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow, ts_nanos,
+    },
+};
+
+/// `online_store.redis_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisKind {
+    Standalone,
+    Cluster,
+    Sentinel,
+}
+
+/// The parts of Feast's `connection_string` (`host:port,host:port,key=value,...`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConnectionString {
+    pub nodes: Vec<(String, u16)>,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub ssl: bool,
+    pub connect_timeout: Option<Duration>,
+    pub response_timeout: Option<Duration>,
+}
+
+/// Client options Feast's connection strings may carry that Larder accepts and ignores.
+const IGNORED_KWARGS: &[&str] = &[
+    "client_name",
+    "health_check_interval",
+    "retry_on_timeout",
+    "decode_responses",
+];
+
+impl ConnectionString {
+    /// Parses Feast's grammar: items without `=` are `host:port` nodes, items with `=` are
+    /// client options whose values are JSON-decoded when possible.
+    pub fn parse(s: &str) -> Result<Self, OnlineError> {
+        let bad = |m: String| OnlineError::Config(format!("redis connection_string {s:?}: {m}"));
+        let mut out = ConnectionString::default();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            if let Some((k, v)) = item.split_once('=') {
+                let (k, v) = (k.trim(), v.trim());
+                let json = serde_json::from_str::<serde_json::Value>(v).ok();
+                let text = match &json {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    _ => v.to_owned(),
+                };
+                let secs = |v: &str| -> Result<Duration, OnlineError> {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|f| *f > 0.0)
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| bad(format!("{k} must be a positive number of seconds")))
+                };
+                match k {
+                    "db" => {
+                        out.db = v
+                            .parse()
+                            .map_err(|_| bad(format!("db must be an integer, not {v:?}")))?
+                    }
+                    "password" => out.password = Some(text),
+                    "username" => out.username = Some(text),
+                    "ssl" => {
+                        out.ssl = matches!(json, Some(serde_json::Value::Bool(true)))
+                            || v.eq_ignore_ascii_case("true")
+                    }
+                    "socket_connect_timeout" => out.connect_timeout = Some(secs(v)?),
+                    "socket_timeout" => out.response_timeout = Some(secs(v)?),
+                    k if IGNORED_KWARGS.contains(&k) => {}
+                    other => return Err(bad(format!("unsupported option {other:?}"))),
+                }
+            } else {
+                let (host, port) = item
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad(format!("node {item:?} must be host:port")))?;
+                let port = port
+                    .parse()
+                    .map_err(|_| bad(format!("node {item:?} has an invalid port")))?;
+                out.nodes
+                    .push((host.trim_matches(['[', ']']).to_owned(), port));
+            }
+        }
+        if out.nodes.is_empty() {
+            return Err(bad("no host:port given".into()));
+        }
+        if out.ssl {
+            return Err(bad(
+                "ssl=true is not supported by this build of larder yet".into()
+            ));
+        }
+        Ok(out)
+    }
+
+    fn url(&self, host: &str, port: u16, with_db: bool) -> String {
+        let enc = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let auth = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+            (None, Some(p)) => format!(":{}@", enc(p)),
+            (Some(u), None) => format!("{}@", enc(u)),
+            (None, None) => String::new(),
+        };
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        if with_db {
+            format!("redis://{auth}{host}:{port}/{}", self.db)
+        } else {
+            format!("redis://{auth}{host}:{port}")
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(Arc<SentinelConn>),
+}
+
+/// A sentinel-resolved master connection, re-resolved after a connection error (failover).
+struct SentinelConn {
+    client: Mutex<SentinelClient>,
+    conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+impl SentinelConn {
+    async fn get(&self) -> RedisResult<MultiplexedConnection> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let client = self.client.lock().await.async_get_client().await?;
+        let conn = client.get_multiplexed_async_connection().await?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn reset(&self) {
+        *self.conn.lock().await = None;
+    }
+}
+
+/// The Redis online store.
+#[derive(Clone)]
+pub struct RedisOnlineStore {
+    conn: Conn,
+    describe: String,
+    key_ttl_seconds: Option<u64>,
+    skip_dedup: bool,
+}
+
+impl std::fmt::Debug for RedisOnlineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe)
+    }
+}
+
+/// Options of the Redis store beyond the connection.
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    pub key_ttl_seconds: Option<u64>,
+    pub skip_dedup: bool,
+    /// Master name for sentinel setups.
+    pub sentinel_master: String,
+}
+
+impl RedisOnlineStore {
+    /// Connects (and checks the connection) to a standalone server, a cluster or a sentinel-
+    /// managed master.
+    pub async fn connect(
+        kind: RedisKind,
+        conn: &ConnectionString,
+        opts: RedisOptions,
+    ) -> Result<Self, OnlineError> {
+        let nodes: Vec<String> = conn.nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let describe = match kind {
+            RedisKind::Standalone => format!("redis {}", nodes[0]),
+            RedisKind::Cluster => format!("redis cluster {}", nodes.join(",")),
+            RedisKind::Sentinel => format!(
+                "redis sentinel {} ({})",
+                nodes.join(","),
+                opts.sentinel_master
+            ),
+        };
+        let unavailable = |e: redis::RedisError| OnlineError::Unavailable {
+            store: describe.clone(),
+            message: e.to_string(),
+        };
+        let connect_timeout = conn.connect_timeout.unwrap_or(Duration::from_secs(5));
+        let response_timeout = conn.response_timeout.unwrap_or(Duration::from_secs(10));
+        let c = match kind {
+            RedisKind::Standalone => {
+                let (h, p) = &conn.nodes[0];
+                let client = redis::Client::open(conn.url(h, *p, true)).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(response_timeout))
+                    .set_number_of_retries(2);
+                let mgr = within(
+                    connect_timeout,
+                    &describe,
+                    client.get_connection_manager_with_config(config),
+                )
+                .await?;
+                Conn::Standalone(mgr)
+            }
+            RedisKind::Cluster => {
+                if conn.db != 0 {
+                    return Err(OnlineError::Config(
+                        "redis cluster has no databases other than db=0".into(),
+                    ));
+                }
+                let urls: Vec<String> = conn
+                    .nodes
+                    .iter()
+                    .map(|(h, p)| conn.url(h, *p, false))
+                    .collect();
+                let client = ClusterClientBuilder::new(urls)
+                    .connection_timeout(connect_timeout)
+                    .response_timeout(response_timeout)
+                    .build()
+                    .map_err(unavailable)?;
+                let cc = within(
+                    connect_timeout * 2,
+                    &describe,
+                    client.get_async_connection(),
+                )
+                .await?;
+                Conn::Cluster(cc)
+            }
+            RedisKind::Sentinel => {
+                let urls: Vec<String> = conn
+                    .nodes
+                    .iter()
+                    .map(|(h, p)| format!("redis://{h}:{p}"))
+                    .collect();
+                let mut redis_info = redis::RedisConnectionInfo::default().set_db(conn.db);
+                if let Some(u) = &conn.username {
+                    redis_info = redis_info.set_username(u);
+                }
+                if let Some(p) = &conn.password {
+                    redis_info = redis_info.set_password(p);
+                }
+                let node_info =
+                    SentinelNodeConnectionInfo::default().set_redis_connection_info(redis_info);
+                let client = SentinelClient::build(
+                    urls,
+                    opts.sentinel_master.clone(),
+                    Some(node_info),
+                    SentinelServerType::Master,
+                )
+                .map_err(unavailable)?;
+                Conn::Sentinel(Arc::new(SentinelConn {
+                    client: Mutex::new(client),
+                    conn: Mutex::new(None),
+                }))
+            }
+        };
+        let store = Self {
+            conn: c,
+            describe,
+            key_ttl_seconds: opts.key_ttl_seconds,
+            skip_dedup: opts.skip_dedup,
+        };
+        store.check().await?;
+        Ok(store)
+    }
+
+    fn unavailable(&self, e: redis::RedisError) -> OnlineError {
+        OnlineError::Unavailable {
+            store: self.describe.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Sends `cmds` in one round trip; the replies in order.
+    async fn exec(&self, cmds: Vec<Cmd>) -> Result<Vec<RV>, OnlineError> {
+        if cmds.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.conn {
+            Conn::Standalone(m) => {
+                let mut m = m.clone();
+                pipeline(cmds)
+                    .query_async(&mut m)
+                    .await
+                    .map_err(|e| self.unavailable(e))
+            }
+            Conn::Sentinel(s) => {
+                let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
+                match pipeline(cmds).query_async(&mut c).await {
+                    Ok(v) => Ok(v),
+                    Err(e) => {
+                        if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal()
+                        {
+                            s.reset().await;
+                        }
+                        Err(self.unavailable(e))
+                    }
+                }
+            }
+            Conn::Cluster(c) => {
+                let futs = cmds.into_iter().map(|cmd| {
+                    let mut c = c.clone();
+                    async move { cmd.query_async::<RV>(&mut c).await }
+                });
+                futures::future::try_join_all(futs)
+                    .await
+                    .map_err(|e| self.unavailable(e))
+            }
+        }
+    }
+
+    /// Every key of this store that ends with `suffix` (all primaries on a cluster).
+    async fn scan_suffix(&self, suffix: &[u8]) -> Result<Vec<Vec<u8>>, OnlineError> {
+        let mut pattern = b"*".to_vec();
+        for b in suffix {
+            if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(*b);
+        }
+        let mut keys = Vec::new();
+        match &self.conn {
+            Conn::Standalone(m) => scan_all(&mut m.clone(), None, &pattern, &mut keys).await,
+            Conn::Sentinel(s) => {
+                let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
+                scan_all(&mut c, None, &pattern, &mut keys).await
+            }
+            Conn::Cluster(c) => {
+                let mut c = c.clone();
+                let slots: RV = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| self.unavailable(e))?;
+                for (host, port) in primaries(&slots) {
+                    let route =
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    let mut routed = c.clone();
+                    scan_all(&mut c, Some((&mut routed, route)), &pattern, &mut keys)
+                        .await
+                        .map_err(|e| self.unavailable(e))?;
+                }
+                Ok(())
+            }
+        }
+        .map_err(|e| self.unavailable(e))?;
+        Ok(keys)
+    }
+}
+
+/// Awaits a connection attempt for at most `limit`.
+async fn within<T>(
+    limit: Duration,
+    describe: &str,
+    fut: impl std::future::Future<Output = RedisResult<T>>,
+) -> Result<T, OnlineError> {
+    let unavailable = |message: String| OnlineError::Unavailable {
+        store: describe.to_owned(),
+        message,
+    };
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| unavailable("connection timed out".into()))?
+        .map_err(|e| unavailable(e.to_string()))
+}
+
+fn pipeline(cmds: Vec<Cmd>) -> redis::Pipeline {
+    let mut p = redis::pipe();
+    for c in cmds {
+        p.add_command(c);
+    }
+    p
+}
+
+/// `(host, port)` of every primary in a `CLUSTER SLOTS` reply.
+fn primaries(slots: &RV) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    if let RV::Array(ranges) = slots {
+        for r in ranges {
+            if let RV::Array(parts) = r
+                && let Some(RV::Array(node)) = parts.get(2)
+                && let (Some(h), Some(RV::Int(p))) = (node.first(), node.get(1))
+            {
+                let host = match h {
+                    RV::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                    RV::SimpleString(s) => s.clone(),
+                    _ => continue,
+                };
+                let entry = (host, *p as u16);
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Pages through `SCAN MATCH pattern` on one server (routed to `route` on a cluster).
+async fn scan_all(
+    conn: &mut (impl ConnectionLike + Send),
+    cluster: Option<(&mut ClusterConnection, RoutingInfo)>,
+    pattern: &[u8],
+    out: &mut Vec<Vec<u8>>,
+) -> RedisResult<()> {
+    let mut cluster = cluster;
+    let mut cursor = 0u64;
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        let (next, keys): (u64, Vec<Vec<u8>>) = match cluster.as_mut() {
+            Some((cc, route)) => {
+                redis::from_redis_value(cc.route_command(cmd, route.clone()).await?)?
+            }
+            None => cmd.query_async(conn).await?,
+        };
+        out.extend(keys);
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
+    }
+}
+
+fn decode_ts(bytes: &[u8]) -> Option<Timestamp> {
+    Timestamp::decode(bytes).ok()
+}
+
+fn as_bytes(v: &RV) -> Option<&[u8]> {
+    match v {
+        RV::BulkString(b) => Some(b),
+        RV::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn redis_key(key: &[u8], project: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + project.len());
+    k.extend_from_slice(key);
+    k.extend_from_slice(project.as_bytes());
+    k
+}
+
+#[async_trait::async_trait]
+impl OnlineStore for RedisOnlineStore {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn older_writes(&self) -> OlderWrites {
+        if self.skip_dedup {
+            OlderWrites::Overwrite
+        } else {
+            OlderWrites::Skip
+        }
+    }
+
+    async fn read(&self, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
+        let mut cmds = Vec::new();
+        for r in reads {
+            for key in r.keys {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(redis_key(key, &r.layout.project));
+                for &i in r.features {
+                    cmd.arg(&r.layout.redis_fields[i][..]);
+                }
+                cmd.arg(&r.layout.redis_ts_field[..]);
+                cmds.push(cmd);
+            }
+        }
+        let replies = self.exec(cmds).await?;
+        let mut replies = replies.into_iter();
+        let mut out = Vec::with_capacity(reads.len());
+        for r in reads {
+            let mut view_out = Vec::with_capacity(r.keys.len());
+            for _ in r.keys {
+                let reply = replies.next().ok_or_else(|| OnlineError::Backend {
+                    store: self.describe.clone(),
+                    message: "fewer replies than commands".into(),
+                })?;
+                let RV::Array(fields) = reply else {
+                    return Err(OnlineError::Backend {
+                        store: self.describe.clone(),
+                        message: format!("unexpected HMGET reply {reply:?}"),
+                    });
+                };
+                let corrupt = |m: String| OnlineError::Corrupt {
+                    store: self.describe.clone(),
+                    view: r.layout.name.clone(),
+                    message: m,
+                };
+                let Some(ts_bytes) = fields.last().and_then(as_bytes) else {
+                    view_out.push(None);
+                    continue;
+                };
+                let event_ts =
+                    decode_ts(ts_bytes).ok_or_else(|| corrupt("undecodable _ts field".into()))?;
+                let mut values = Vec::with_capacity(r.features.len());
+                for f in &fields[..fields.len() - 1] {
+                    values.push(match as_bytes(f) {
+                        Some(b) => Some(Value::decode(b).map_err(|e| corrupt(e.to_string()))?),
+                        None => None,
+                    });
+                }
+                view_out.push(Some(Record { event_ts, values }));
+            }
+            out.push(view_out);
+        }
+        Ok(out)
+    }
+
+    async fn write(
+        &self,
+        layout: &ViewLayout,
+        rows: &[WriteRow],
+    ) -> Result<WriteOutcome, OnlineError> {
+        let keys: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| redis_key(&r.key, &layout.project))
+            .collect();
+        let mut latest: HashMap<&[u8], i128> = HashMap::new();
+        if !self.skip_dedup {
+            let cmds = keys
+                .iter()
+                .map(|k| {
+                    let mut c = redis::cmd("HMGET");
+                    c.arg(&k[..]).arg(&layout.redis_ts_field[..]);
+                    c
+                })
+                .collect();
+            for (k, reply) in keys.iter().zip(self.exec(cmds).await?) {
+                if let RV::Array(v) = reply
+                    && let Some(ts) = v.first().and_then(as_bytes).and_then(decode_ts)
+                {
+                    let e = latest.entry(&k[..]).or_insert(0);
+                    *e = (*e).max(ts_nanos(&ts));
+                }
+            }
+        }
+        let mut out = WriteOutcome::default();
+        let mut cmds = Vec::new();
+        for (row, key) in rows.iter().zip(&keys) {
+            let new = ts_nanos(&row.event_ts);
+            if !self.skip_dedup {
+                let max = latest.get(&key[..]).copied().unwrap_or(0);
+                if max != 0 && new <= max {
+                    out.skipped_not_newer += 1;
+                    continue;
+                }
+                latest.insert(&key[..], new);
+            }
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&key[..])
+                .arg(&layout.redis_ts_field[..])
+                .arg(row.event_ts.encode_to_vec());
+            for (field, value) in layout.redis_fields.iter().zip(&row.values) {
+                if let Some(v) = value {
+                    hset.arg(&field[..]).arg(v.encode_to_vec());
+                }
+            }
+            cmds.push(hset);
+            if let Some(ttl) = self.key_ttl_seconds {
+                let mut exp = redis::cmd("EXPIRE");
+                exp.arg(&key[..]).arg(ttl);
+                cmds.push(exp);
+            }
+            out.written += 1;
+        }
+        self.exec(cmds).await?;
+        Ok(out)
+    }
+
+    async fn drop_view(&self, layout: &ViewLayout) -> Result<(), OnlineError> {
+        let keys = self.scan_suffix(layout.project.as_bytes()).await?;
+        let hkeys: Vec<Cmd> = keys
+            .iter()
+            .map(|k| {
+                let mut c = redis::cmd("HKEYS");
+                c.arg(&k[..]);
+                c
+            })
+            .collect();
+        let replies = self.exec(hkeys).await?;
+        let mut cmds = Vec::new();
+        for (key, reply) in keys.iter().zip(replies) {
+            let fields: Vec<Vec<u8>> = redis::from_redis_value(reply).unwrap_or_default();
+            if !fields.contains(&layout.redis_ts_field) {
+                continue;
+            }
+            let ts_fields = fields.iter().filter(|f| f.starts_with(b"_ts:")).count();
+            if ts_fields == 1 {
+                let mut c = redis::cmd("DEL");
+                c.arg(&key[..]);
+                cmds.push(c);
+            } else {
+                let mut c = redis::cmd("HDEL");
+                c.arg(&key[..]);
+                for f in &layout.redis_fields {
+                    c.arg(&f[..]);
+                }
+                c.arg(&layout.redis_ts_field[..]);
+                cmds.push(c);
+            }
+        }
+        self.exec(cmds).await?;
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), OnlineError> {
+        let replies = self.exec(vec![redis::cmd("PING")]).await?;
+        match replies.first() {
+            Some(RV::SimpleString(s)) if s == "PONG" => Ok(()),
+            Some(RV::Okay) => Ok(()),
+            other => Err(OnlineError::Unavailable {
+                store: self.describe.clone(),
+                message: format!("unexpected PING reply {other:?}"),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feast_connection_strings() {
+        let c = ConnectionString::parse("redis:6379,db=2,password=se,cr=t").unwrap_err();
+        assert!(c.to_string().contains("cr"), "{c}");
+        let c =
+            ConnectionString::parse("redis1:6379,redis2:6380,db=2,password=\"p@ss\",username=u")
+                .unwrap();
+        assert_eq!(
+            c.nodes,
+            vec![("redis1".into(), 6379), ("redis2".into(), 6380)]
+        );
+        assert_eq!(c.db, 2);
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            c.url("redis1", 6379, true),
+            "redis://u:p%40ss@redis1:6379/2"
+        );
+        assert!(ConnectionString::parse("db=0").is_err());
+        assert!(ConnectionString::parse("host:notaport").is_err());
+        assert!(
+            ConnectionString::parse("localhost:6379,ssl=true")
+                .unwrap_err()
+                .to_string()
+                .contains("ssl")
+        );
+    }
+}
