@@ -312,6 +312,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ttl-days", type=int, default=1)
     ap.add_argument("--labels", action="store_true", help="also define a LabelView")
+    ap.add_argument("--for-serving", action="store_true",
+                    help="leave out the write-to-online on-demand view (Feast 0.67 cannot materialize it)")
     a = ap.parse_args()
     os.makedirs(a.repo, exist_ok=True)
     rng = random.Random(a.seed)
@@ -325,6 +327,13 @@ def main() -> None:
     defs = defs.replace("__TTL_DAYS__", str(a.ttl_days))
     if a.labels:
         defs += LABEL_DEFS
+    if a.for_serving:
+        start = defs.index("@on_demand_feature_view(\n    sources=[driver_stats],")
+        end = defs.index("stream_source = KafkaSource(")
+        defs = defs[:start] + defs[end:]
+        # Feast's local engine cannot materialize stream views with aggregations.
+        defs = defs.replace(
+            '    aggregations=[Aggregation(column="conv_rate", function="max", time_window=timedelta(hours=1))],\n', "")
     with open(os.path.join(a.repo, "features.py"), "w") as f:
         f.write(defs)
     write_data(a.repo, rng)

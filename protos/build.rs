@@ -22,6 +22,7 @@ fn main() -> Result<()> {
     config.enable_type_names();
     tonic_prost_build::configure()
         .build_transport(false)
+        .btree_map(".")
         .include_file("feast_protos.rs")
         .compile_fds_with_config(fds, config)
 }

@@ -1,7 +1,12 @@
 //! `larder`: the composition root. Parses the command line, reads the environment once into a
 //! map, and hands both to the command that runs.
 
+mod app;
 mod cli;
+mod error;
+mod grpc;
+mod http;
+mod service;
 
 use std::collections::HashMap;
 

@@ -60,6 +60,8 @@ impl LogLevel {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve online features over HTTP/JSON and gRPC on one port (like `feast serve`).
+    Serve(ServeArgs),
     /// Print the project's registry as JSON (the same document as `feast registry-dump`).
     RegistryDump,
     /// Print the resolved feature_store.yaml.
@@ -78,6 +80,28 @@ pub enum Command {
     DataSources(ListArgs),
     /// Projects in the registry.
     Projects(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct ServeArgs {
+    /// Host to bind (Feast's `-h`).
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind; 0 picks a free port.
+    #[arg(short = 'p', long, default_value_t = 6566)]
+    pub port: u16,
+    /// Refresh the registry every this many seconds; 0 never refreshes.
+    #[arg(
+        short = 'r',
+        long = "registry_ttl_sec",
+        alias = "registry-ttl-sec",
+        default_value_t = 5
+    )]
+    pub registry_ttl_sec: u64,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +140,14 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Serve(a) = cli.command {
+        let opts = crate::app::ServeOptions {
+            host: a.host,
+            port: a.port,
+            registry_ttl_sec: a.registry_ttl_sec,
+        };
+        return crate::app::serve(config, env, opts).await;
+    }
     let registry = store::open(&config, &env).await?;
     let snapshot = registry.load().await?;
     let project = config.project.as_str();
@@ -129,7 +161,9 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::FeatureServices(a) => list::services(&snapshot, project, &tags(&a)?)?,
         Command::DataSources(a) => list::data_sources(&snapshot, project, &tags(&a)?)?,
         Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,
-        Command::Version | Command::Configuration => unreachable!("handled above"),
+        Command::Version | Command::Configuration | Command::Serve(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(())
 }

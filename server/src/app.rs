@@ -1,0 +1,189 @@
+//! The composition root of `larder serve`: the only place that names concrete stores.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use larder_online::{
+    entity_key::KeyVersion,
+    redis::{ConnectionString, RedisKind, RedisOnlineStore, RedisOptions},
+    sqlite::SqliteOnlineStore,
+    store::OnlineStore,
+};
+use larder_protos::feast::serving::serving_service_server::ServingServiceServer;
+use larder_registry::{
+    cache::RegistryCache,
+    clock::SystemClock,
+    config::{OnlineStoreConfig, RedisType, RepoConfig},
+    store,
+};
+
+use crate::{
+    grpc::ServingGrpc,
+    http::{HttpState, router},
+    service::online::{OnlineConfig, OnlineService},
+};
+
+/// `larder serve` options.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub host: String,
+    pub port: u16,
+    /// Refresh the registry every this many seconds (Feast's `--registry_ttl_sec`).
+    pub registry_ttl_sec: u64,
+}
+
+/// Builds the online store a repo configures.
+pub async fn online_store(config: &RepoConfig) -> anyhow::Result<Arc<dyn OnlineStore>> {
+    Ok(match &config.online_store {
+        None => anyhow::bail!(
+            "online_store is null in {}: there is nothing to serve",
+            config.config_path.display()
+        ),
+        Some(OnlineStoreConfig::Sqlite(s)) => {
+            let pool = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+            Arc::new(SqliteOnlineStore::open(&s.path, pool)?)
+        }
+        Some(OnlineStoreConfig::Redis(r)) => {
+            let kind = match r.redis_type {
+                RedisType::Redis => RedisKind::Standalone,
+                RedisType::RedisCluster => RedisKind::Cluster,
+                RedisType::RedisSentinel => RedisKind::Sentinel,
+            };
+            let conn = ConnectionString::parse(&r.connection_string)?;
+            let opts = RedisOptions {
+                key_ttl_seconds: r.key_ttl_seconds,
+                skip_dedup: r.skip_dedup,
+                sentinel_master: r.sentinel_master.clone(),
+            };
+            Arc::new(RedisOnlineStore::connect(kind, &conn, opts).await?)
+        }
+        Some(OnlineStoreConfig::Remote(_)) => {
+            anyhow::bail!(
+                "online_store type remote points at another feature server; larder serves from redis or sqlite"
+            )
+        }
+        Some(OnlineStoreConfig::Other { type_name, .. }) => {
+            anyhow::bail!(
+                "online_store type {type_name} is not supported by larder (redis and sqlite are)"
+            )
+        }
+    })
+}
+
+fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .ok()?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("feast_online_features_entity_count".into()),
+            &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
+        )
+        .ok()?;
+    match builder.install_recorder() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics disabled");
+            None
+        }
+    }
+}
+
+/// The online service for a repo: registry cache (refreshed in the background) + online store.
+pub async fn online_service(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+    registry_ttl_sec: u64,
+) -> anyhow::Result<Arc<OnlineService>> {
+    let registry_store = store::open(config, env).await?;
+    let cache = Arc::new(
+        RegistryCache::open(
+            registry_store,
+            config.registry.cache_ttl_seconds,
+            Arc::new(SystemClock),
+        )
+        .await
+        .context("loading the registry")?,
+    );
+    if registry_ttl_sec > 0 {
+        // The task ends by itself when the cache is dropped.
+        let _refresher = cache.spawn_refresher(Duration::from_secs(registry_ttl_sec));
+    }
+    let store = online_store(config).await?;
+    let key_version = KeyVersion::from_config(config.entity_key_serialization_version)
+        .context("entity_key_serialization_version must be 1, 2 or 3")?;
+    Ok(Arc::new(OnlineService::new(
+        cache,
+        store,
+        OnlineConfig {
+            project: config.project.to_string(),
+            key_version,
+            online_ttl: config.larder.online_ttl,
+            serve_while_materializing: config.registry.serve_features_while_materializing,
+        },
+        Arc::new(SystemClock),
+    )))
+}
+
+/// The whole application router: Feast's HTTP endpoints plus gRPC ServingService and gRPC
+/// health on the same port.
+pub async fn app(online: Arc<OnlineService>) -> axum::Router {
+    let metrics = install_metrics();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ServingServiceServer<ServingGrpc>>()
+        .await;
+    let grpc = tonic::service::Routes::new(ServingServiceServer::new(ServingGrpc {
+        online: online.clone(),
+    }))
+    .add_service(health_service)
+    .into_axum_router();
+    router(HttpState { online, metrics }).merge(grpc)
+}
+
+pub async fn serve(
+    config: RepoConfig,
+    env: HashMap<String, String>,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
+    let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
+    let app = app(online).await;
+    let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
+        .await
+        .with_context(|| format!("resolving {}", opts.host))?
+        .next()
+        .with_context(|| format!("{} resolves to no address", opts.host))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    eprintln!(
+        "larder serving project {} on http://{bound} (HTTP/1.1 JSON and gRPC)",
+        config.project
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,183 @@
+//! The HTTP/JSON adapter: Feast's feature-server endpoints. Handlers decode the request, call
+//! one service method and encode the answer; statuses come from [`crate::error::ErrorCode`].
+
+pub mod render;
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, header},
+    response::Response,
+    routing::{get, post},
+};
+use serde::{Deserialize, de};
+
+use crate::{
+    error::{ErrorCode, ServiceError},
+    service::online::{FeatureSelection, OnlineRequest, OnlineService, Scalar},
+};
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub online: Arc<OnlineService>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/get-online-features", post(get_online_features))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("a valid response")
+}
+
+fn error_response(e: &ServiceError) -> Response {
+    json_response(e.code.http_status(), e.feast_body())
+}
+
+/// Feast's (pydantic's) validation error shape, answered with 422.
+fn validation_error(msg: &str) -> Response {
+    let body = serde_json::json!({
+        "detail": [{"type": "value_error", "loc": ["body"], "msg": msg, "input": null}]
+    });
+    json_response(ErrorCode::Unprocessable.http_status(), body.to_string())
+}
+
+fn record(endpoint: &'static str, status: u16, started: Instant) {
+    metrics::counter!("feast_feature_server_request_total", "endpoint" => endpoint, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("feast_feature_server_request_latency_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+}
+
+#[derive(Deserialize)]
+struct GetOnlineFeaturesBody {
+    #[serde(default)]
+    features: Option<Vec<String>>,
+    #[serde(default)]
+    feature_service: Option<String>,
+    entities: OrderedEntities,
+    #[serde(default)]
+    full_feature_names: bool,
+    #[serde(default)]
+    include_feature_view_version_metadata: bool,
+}
+
+/// `entities` keeps the request's column order (the answer echoes join keys in that order).
+struct OrderedEntities(Vec<(String, Vec<Scalar>)>);
+
+impl<'de> Deserialize<'de> for OrderedEntities {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = OrderedEntities;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of column name to array of values")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Vec<serde_json::Value>>()? {
+                    out.push((k, v.into_iter().map(scalar).collect()));
+                }
+                Ok(OrderedEntities(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn scalar(v: serde_json::Value) -> Scalar {
+    match v {
+        serde_json::Value::Null => Scalar::Null,
+        serde_json::Value::Bool(b) => Scalar::Bool(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Scalar::Int(i),
+            None => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Scalar::Str(s),
+        other => Scalar::Other(other.to_string()),
+    }
+}
+
+async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Response {
+    let started = Instant::now();
+    let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            record("/get-online-features", 422, started);
+            return validation_error(&e.to_string());
+        }
+    };
+    let selection = match parsed.feature_service {
+        Some(s) => FeatureSelection::Service(s),
+        None => FeatureSelection::Refs(parsed.features.unwrap_or_default()),
+    };
+    let req = OnlineRequest {
+        selection,
+        entities: parsed.entities.0,
+        full_feature_names: parsed.full_feature_names,
+        include_view_metadata: parsed.include_feature_view_version_metadata,
+    };
+    let resp = match state.online.get_online_features(&req).await {
+        Ok(r) => json_response(200, render::online_response(&r)),
+        Err(e) => error_response(&e),
+    };
+    record("/get-online-features", resp.status().as_u16(), started);
+    resp
+}
+
+/// 200 when the registry's last refresh worked and the online store answers; else 503.
+async fn health(State(state): State<HttpState>) -> Response {
+    let registry_error = state.online.registry().last_error();
+    let store = state.online.store().check().await;
+    let status = match (&registry_error, &store) {
+        (None, Ok(())) => StatusCode::OK,
+        _ => {
+            if let Some((at, e)) = &registry_error {
+                tracing::warn!(error = %e, since = %at, "health: registry refresh failing");
+            }
+            if let Err(e) = &store {
+                tracing::warn!(error = %e, "health: online store unreachable");
+            }
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    Response::builder()
+        .status(status)
+        .body(Body::empty())
+        .expect("a valid response")
+}
+
+async fn metrics_text(State(state): State<HttpState>) -> Response {
+    match &state.metrics {
+        Some(h) => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Body::from(h.render()))
+            .expect("a valid response"),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(Body::empty())
+            .expect("a valid response"),
+    }
+}
+
+async fn openapi() -> Response {
+    json_response(200, include_str!("openapi.json").to_owned())
+}

@@ -1,0 +1,3 @@
+//! Transport-independent services; HTTP and gRPC adapters call these.
+
+pub mod online;

@@ -1,0 +1,718 @@
+//! Online feature retrieval: resolves feature references or a feature service against a
+//! serving index precomputed from the registry, turns request entity columns into Feast
+//! entity keys, reads every view in one online-store call, and lays the answer out column by
+//! column as Feast does (join-key columns first, then each view's features).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use larder_online::{
+    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    layout::ViewLayout,
+    store::{OnlineStore, ViewRead},
+};
+use larder_protos::feast::{
+    core::FeatureViewState,
+    serving::FieldStatus,
+    types::{Value, value::Val, value_type::Enum as ValueType},
+};
+use larder_registry::{
+    cache::RegistryCache,
+    clock::Clock,
+    config::OnlineTtl,
+    model::{Catalog, ViewKind},
+};
+use prost_types::Timestamp;
+
+use crate::error::{ErrorCode, ServiceError};
+
+/// A request scalar, from JSON or from a gRPC `Value`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    /// Anything else (lists, maps): never a valid join-key value.
+    Other(String),
+}
+
+/// Which features a request wants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureSelection {
+    /// `"<view>:<feature>"` references.
+    Refs(Vec<String>),
+    /// A feature service name.
+    Service(String),
+}
+
+/// A `get-online-features` request, transport-independent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlineRequest {
+    pub selection: FeatureSelection,
+    /// Entity columns in request order: column name → one value per row.
+    pub entities: Vec<(String, Vec<Scalar>)>,
+    pub full_feature_names: bool,
+    pub include_view_metadata: bool,
+}
+
+/// One output column.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Column {
+    pub values: Vec<Value>,
+    pub statuses: Vec<FieldStatus>,
+    pub event_timestamps: Vec<Timestamp>,
+}
+
+/// The answer: `columns[i]` holds `feature_names[i]` for every request row.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OnlineResponse {
+    pub feature_names: Vec<String>,
+    pub columns: Vec<Column>,
+    /// `(view name, version)` per requested view, when asked for.
+    pub view_metadata: Option<Vec<(String, i32)>>,
+}
+
+/// Settings of online retrieval taken from `feature_store.yaml`.
+#[derive(Debug, Clone)]
+pub struct OnlineConfig {
+    pub project: String,
+    pub key_version: KeyVersion,
+    pub online_ttl: OnlineTtl,
+    pub serve_while_materializing: bool,
+}
+
+/// A servable view, precomputed when a registry loads.
+#[derive(Debug)]
+struct ViewPlan {
+    name: String,
+    layout: ViewLayout,
+    /// The view's join keys and their authoritative types (`__dummy_id` for entity-less views).
+    join_keys: Vec<(String, ValueType)>,
+    entityless: bool,
+    ttl: Option<Duration>,
+    /// Why the view cannot be served now, if it cannot.
+    unservable: Option<ServiceError>,
+    on_demand: bool,
+}
+
+/// One projection of a feature service, resolved.
+#[derive(Debug, Clone)]
+struct ServiceProjection {
+    view: String,
+    alias: Option<String>,
+    features: Vec<String>,
+    join_key_map: Vec<(String, String)>,
+}
+
+/// Everything the request path needs, built once per registry generation.
+#[derive(Debug)]
+struct ServingIndex {
+    generation: u64,
+    views: HashMap<String, ViewPlan>,
+    services: HashMap<String, Vec<ServiceProjection>>,
+    /// Join key → type, for echoing entity columns.
+    join_key_types: HashMap<String, ValueType>,
+    /// Entity name → join key (requests may use entity names).
+    entity_join_keys: HashMap<String, String>,
+    /// Set when the project could not be indexed (e.g. it is not in the registry).
+    error: Option<ServiceError>,
+}
+
+impl ServingIndex {
+    fn build(
+        generation: u64,
+        snapshot: &larder_registry::store::RegistrySnapshot,
+        cfg: &OnlineConfig,
+    ) -> Self {
+        let mut index = ServingIndex {
+            generation,
+            views: HashMap::new(),
+            services: HashMap::new(),
+            join_key_types: HashMap::new(),
+            entity_join_keys: HashMap::new(),
+            error: None,
+        };
+        let catalog = match Catalog::new(snapshot, &cfg.project) {
+            Ok(c) => c,
+            Err(e) => {
+                index.error = Some(ServiceError::new(ErrorCode::Unavailable, e.to_string()));
+                return index;
+            }
+        };
+        for e in &catalog.entities {
+            index
+                .entity_join_keys
+                .insert(e.name.clone(), e.join_key.clone());
+            if e.value_type != ValueType::Invalid {
+                index
+                    .join_key_types
+                    .insert(e.join_key.clone(), e.value_type);
+            }
+        }
+        for v in &catalog.feature_views {
+            if v.kind == ViewKind::LabelView && !v.online {
+                continue;
+            }
+            let entityless = v.entities.iter().all(|e| e == "__dummy");
+            let join_keys: Vec<(String, ValueType)> = if entityless {
+                vec![("__dummy_id".to_owned(), ValueType::String)]
+            } else {
+                v.entity_columns
+                    .iter()
+                    .map(|c| {
+                        let t = if c.value_type == ValueType::Invalid {
+                            index
+                                .join_key_types
+                                .get(&c.name)
+                                .copied()
+                                .unwrap_or(ValueType::String)
+                        } else {
+                            c.value_type
+                        };
+                        (c.name.clone(), t)
+                    })
+                    .collect()
+            };
+            if !entityless {
+                for (k, t) in &join_keys {
+                    index.join_key_types.insert(k.clone(), *t);
+                }
+            }
+            let allowed = matches!(
+                v.state,
+                FeatureViewState::StateUnspecified | FeatureViewState::AvailableOnline
+            ) || (v.state == FeatureViewState::Materializing
+                && cfg.serve_while_materializing);
+            let unservable = if v.disabled {
+                Some(ServiceError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "feature view {} is disabled and cannot serve features",
+                        v.name
+                    ),
+                ))
+            } else if !allowed {
+                Some(ServiceError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "feature view {} cannot serve features in state {}",
+                        v.name,
+                        v.state.as_str_name()
+                    ),
+                ))
+            } else {
+                None
+            };
+            index.views.insert(
+                v.name.clone(),
+                ViewPlan {
+                    name: v.name.clone(),
+                    layout: ViewLayout::new(
+                        &cfg.project,
+                        &v.name,
+                        v.features.iter().map(|f| f.name.clone()).collect(),
+                    ),
+                    join_keys,
+                    entityless,
+                    ttl: v.ttl,
+                    unservable,
+                    on_demand: v.kind == ViewKind::OnDemandFeatureView,
+                },
+            );
+        }
+        for s in &catalog.feature_services {
+            let projections = s
+                .projections
+                .iter()
+                .map(|p| ServiceProjection {
+                    view: p.view.clone(),
+                    alias: p.alias.clone(),
+                    features: p.features.iter().map(|f| f.name.clone()).collect(),
+                    join_key_map: p
+                        .join_key_map
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+                .collect();
+            index.services.insert(s.name.clone(), projections);
+        }
+        index
+    }
+}
+
+/// A view with the features a request wants from it.
+struct Wanted<'a> {
+    plan: &'a ViewPlan,
+    alias: Option<String>,
+    features: Vec<usize>,
+    join_key_map: Vec<(String, String)>,
+}
+
+/// Serves online features from the registry cache and an online store.
+#[derive(Debug)]
+pub struct OnlineService {
+    registry: Arc<RegistryCache>,
+    store: Arc<dyn OnlineStore>,
+    config: OnlineConfig,
+    clock: Arc<dyn Clock>,
+    index: ArcSwap<ServingIndex>,
+    rebuild: Mutex<()>,
+}
+
+const EPOCH: Timestamp = Timestamp {
+    seconds: 0,
+    nanos: 0,
+};
+
+impl OnlineService {
+    pub fn new(
+        registry: Arc<RegistryCache>,
+        store: Arc<dyn OnlineStore>,
+        config: OnlineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let loaded = registry.current();
+        let index = ServingIndex::build(loaded.generation, &loaded.snapshot, &config);
+        Self {
+            registry,
+            store,
+            config,
+            clock,
+            index: ArcSwap::from_pointee(index),
+            rebuild: Mutex::new(()),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<RegistryCache> {
+        &self.registry
+    }
+
+    pub fn store(&self) -> &Arc<dyn OnlineStore> {
+        &self.store
+    }
+
+    /// The index of the current registry generation (rebuilt at most once per generation).
+    fn index(&self) -> Arc<ServingIndex> {
+        let loaded = self.registry.current();
+        let index = self.index.load_full();
+        if index.generation == loaded.generation {
+            return index;
+        }
+        let _guard = self.rebuild.lock().expect("not poisoned");
+        let index = self.index.load_full();
+        if index.generation == loaded.generation {
+            return index;
+        }
+        let fresh = Arc::new(ServingIndex::build(
+            loaded.generation,
+            &loaded.snapshot,
+            &self.config,
+        ));
+        self.index.store(fresh.clone());
+        fresh
+    }
+
+    fn resolve<'a>(
+        &self,
+        index: &'a ServingIndex,
+        selection: &FeatureSelection,
+    ) -> Result<Vec<Wanted<'a>>, ServiceError> {
+        let project = &self.config.project;
+        let view = |name: &str| -> Result<&'a ViewPlan, ServiceError> {
+            let plan = index.views.get(name).ok_or_else(|| {
+                ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "FeatureViewNotFoundException",
+                    format!("Feature view {name} does not exist in project {project}"),
+                )
+            })?;
+            if plan.on_demand {
+                return Err(ServiceError::new(
+                    ErrorCode::NotImplemented,
+                    format!("on demand feature view {name} cannot be served by larder yet"),
+                ));
+            }
+            if let Some(e) = &plan.unservable {
+                return Err(e.clone());
+            }
+            Ok(plan)
+        };
+        let feature_index =
+            |plan: &ViewPlan, feature: &str, label: &str| -> Result<usize, ServiceError> {
+                plan.layout.feature_index(feature).ok_or_else(|| {
+                    ServiceError::new(
+                        ErrorCode::NotFound,
+                        format!("Feature {feature} not found in projection {label}"),
+                    )
+                })
+            };
+        let mut wanted: Vec<Wanted<'a>> = Vec::new();
+        match selection {
+            FeatureSelection::Service(name) => {
+                let projections = index.services.get(name).ok_or_else(|| {
+                    ServiceError::feast(
+                        ErrorCode::NotFound,
+                        "FeatureServiceNotFoundException",
+                        format!("Feature service {name} does not exist in project {project}"),
+                    )
+                })?;
+                for p in projections {
+                    let plan = view(&p.view)?;
+                    let label = p.alias.as_deref().unwrap_or(&p.view);
+                    let features = p
+                        .features
+                        .iter()
+                        .map(|f| feature_index(plan, f, label))
+                        .collect::<Result<_, _>>()?;
+                    wanted.push(Wanted {
+                        plan,
+                        alias: p.alias.clone(),
+                        features,
+                        join_key_map: p.join_key_map.clone(),
+                    });
+                }
+            }
+            FeatureSelection::Refs(refs) => {
+                if refs.is_empty() {
+                    return Err(ServiceError::bad_request(
+                        "No features specified for retrieval",
+                    ));
+                }
+                for r in refs {
+                    let (view_name, feature) = r.split_once(':').filter(|(v, f)| !v.is_empty() && !f.is_empty() && !f.contains(':')).ok_or_else(|| {
+                        ServiceError::bad_request(format!(
+                            "Invalid feature reference '{r}'. Expected format: '<feature_view>:<feature>' or '<feature_view>@<version>:<feature>'"
+                        ))
+                    })?;
+                    if view_name.contains('@') {
+                        return Err(ServiceError::new(
+                            ErrorCode::NotImplemented,
+                            format!(
+                                "version-pinned feature reference '{r}' is not supported by larder yet"
+                            ),
+                        ));
+                    }
+                    let plan = view(view_name)?;
+                    let idx = feature_index(plan, feature, view_name)?;
+                    match wanted.iter_mut().find(|w| w.plan.name == view_name) {
+                        Some(w) => {
+                            if !w.features.contains(&idx) {
+                                w.features.push(idx);
+                            }
+                        }
+                        None => wanted.push(Wanted {
+                            plan,
+                            alias: None,
+                            features: vec![idx],
+                            join_key_map: Vec::new(),
+                        }),
+                    }
+                }
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// Answers a `get-online-features` request.
+    pub async fn get_online_features(
+        &self,
+        req: &OnlineRequest,
+    ) -> Result<OnlineResponse, ServiceError> {
+        let index = self.index();
+        if let Some(e) = &index.error {
+            return Err(e.clone());
+        }
+        let wanted = self.resolve(&index, &req.selection)?;
+
+        // Output names, and Feast's collision rule.
+        let mut feature_names = Vec::new();
+        for w in &wanted {
+            let prefix = w.alias.as_deref().unwrap_or(&w.plan.name);
+            for &i in &w.features {
+                let f = &w.plan.layout.features[i];
+                feature_names.push(if req.full_feature_names {
+                    format!("{prefix}__{f}")
+                } else {
+                    f.clone()
+                });
+            }
+        }
+        if !req.full_feature_names {
+            let mut seen = std::collections::HashSet::new();
+            if let Some(dup) = feature_names.iter().find(|n| !seen.insert(n.as_str())) {
+                return Err(ServiceError::feast(
+                    ErrorCode::BadRequest,
+                    "FeatureNameCollisionError",
+                    format!(
+                        "Duplicate features named {dup} found.\nTo resolve this collision, either use the full feature name by setting 'full_feature_names=True', or ensure that the features in question have different names."
+                    ),
+                ));
+            }
+        }
+
+        // Entity columns: entity names become join keys; a later column replaces an earlier one.
+        let mut columns: Vec<(String, &[Scalar])> = Vec::new();
+        for (name, values) in &req.entities {
+            let name = index.entity_join_keys.get(name).unwrap_or(name);
+            match columns.iter_mut().find(|(n, _)| n == name) {
+                Some(c) => c.1 = values,
+                None => columns.push((name.clone(), values)),
+            }
+        }
+        let rows = columns.first().map_or(0, |c| c.1.len());
+        if columns.iter().any(|c| c.1.len() != rows) {
+            return Err(ServiceError::bad_request(
+                "All entity rows must have the same columns.",
+            ));
+        }
+        let column = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+
+        // Entity keys per wanted view, deduplicated.
+        let mut missing: Vec<String> = Vec::new();
+        let mut per_view: Vec<(Vec<Vec<u8>>, Vec<usize>)> = Vec::with_capacity(wanted.len());
+        let mut echo_types: HashMap<String, ValueType> = HashMap::new();
+        for w in &wanted {
+            if w.plan.entityless {
+                let key = serialize_entity_key(
+                    &[("__dummy_id", &EntityValue::String(String::new()))],
+                    self.config.key_version,
+                );
+                per_view.push((vec![key], vec![0; rows]));
+                continue;
+            }
+            let mut key_columns = Vec::with_capacity(w.plan.join_keys.len());
+            for (jk, t) in &w.plan.join_keys {
+                let col = w
+                    .join_key_map
+                    .iter()
+                    .find(|(k, _)| k == jk)
+                    .map_or(jk.as_str(), |(_, c)| c.as_str());
+                echo_types.entry(col.to_owned()).or_insert(*t);
+                match column(col) {
+                    Some(values) => key_columns.push((jk.as_str(), col, *t, values)),
+                    None => missing.push(col.to_owned()),
+                }
+            }
+            if !missing.is_empty() {
+                continue;
+            }
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+            let mut row_key = Vec::with_capacity(rows);
+            let mut typed: Vec<EntityValue> = Vec::with_capacity(key_columns.len());
+            for row in 0..rows {
+                typed.clear();
+                for (_, col, t, values) in &key_columns {
+                    typed.push(to_entity_value(&values[row], *t).map_err(|m| {
+                        ServiceError::bad_request(format!("entity column {col}, row {row}: {m}"))
+                    })?);
+                }
+                let pairs: Vec<(&str, &EntityValue)> = key_columns
+                    .iter()
+                    .zip(&typed)
+                    .map(|((jk, ..), v)| (*jk, v))
+                    .collect();
+                let key = serialize_entity_key(&pairs, self.config.key_version);
+                let next = keys.len();
+                let slot = *seen.entry(key.clone()).or_insert_with(|| {
+                    keys.push(key);
+                    next
+                });
+                row_key.push(slot);
+            }
+            per_view.push((keys, row_key));
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(ServiceError::bad_request(format!(
+                "Missing join key values for keys: {missing:?}. Provided entity columns: {:?}",
+                columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+            )));
+        }
+
+        let reads: Vec<ViewRead<'_>> = wanted
+            .iter()
+            .zip(&per_view)
+            .map(|(w, (keys, _))| ViewRead {
+                layout: &w.plan.layout,
+                features: &w.features,
+                keys,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let records = self.store.read(&reads).await.map_err(|e| match e {
+            larder_online::store::OnlineError::Unavailable { .. } => {
+                ServiceError::new(ErrorCode::Unavailable, e.to_string())
+            }
+            other => ServiceError::internal(other),
+        })?;
+        metrics::histogram!("feast_feature_server_online_store_read_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+
+        // Join-key columns first (request order), then each view's features.
+        let mut out = OnlineResponse {
+            feature_names: Vec::with_capacity(columns.len() + feature_names.len()),
+            columns: Vec::with_capacity(columns.len() + feature_names.len()),
+            view_metadata: req
+                .include_view_metadata
+                .then(|| wanted.iter().map(|w| (w.plan.name.clone(), 0)).collect()),
+        };
+        for (name, values) in &columns {
+            let Some(t) = echo_types
+                .get(name)
+                .or_else(|| index.join_key_types.get(name))
+            else {
+                continue;
+            };
+            let values = values
+                .iter()
+                .map(|v| {
+                    to_entity_value(v, *t)
+                        .map(|e| e.to_proto())
+                        .unwrap_or_else(|_| scalar_value(v))
+                })
+                .collect();
+            out.feature_names.push(name.clone());
+            out.columns.push(Column {
+                values,
+                statuses: vec![FieldStatus::Present; rows],
+                event_timestamps: vec![EPOCH; rows],
+            });
+        }
+        let now = self.clock.now();
+        let now_nanos =
+            now.timestamp() as i128 * 1_000_000_000 + now.timestamp_subsec_nanos() as i128;
+        let enforce_ttl = self.config.online_ttl == OnlineTtl::Enforce;
+        let mut names = feature_names.into_iter();
+        let mut status_counts: Vec<(String, [u64; 5])> = Vec::new();
+        for ((w, (_, row_key)), view_records) in wanted.iter().zip(&per_view).zip(records) {
+            let mut counts = [0u64; 5];
+            let max_age = w
+                .plan
+                .ttl
+                .filter(|_| enforce_ttl)
+                .map(|d| d.as_nanos() as i128);
+            for (fi, _) in w.features.iter().enumerate() {
+                let mut col = Column {
+                    values: Vec::with_capacity(rows),
+                    statuses: Vec::with_capacity(rows),
+                    event_timestamps: Vec::with_capacity(rows),
+                };
+                for &k in row_key {
+                    let found = view_records[k]
+                        .as_ref()
+                        .and_then(|r| Some((r.values[fi].as_ref()?, r.event_ts)));
+                    match found {
+                        Some((value, ts)) => {
+                            let age = now_nanos - larder_online::store::ts_nanos(&ts);
+                            let status = match max_age {
+                                Some(max) if age > max => FieldStatus::OutsideMaxAge,
+                                _ => FieldStatus::Present,
+                            };
+                            col.values.push(value.clone());
+                            col.statuses.push(status);
+                            col.event_timestamps.push(ts);
+                        }
+                        None => {
+                            col.values.push(Value::default());
+                            col.statuses.push(FieldStatus::NotFound);
+                            col.event_timestamps.push(EPOCH);
+                        }
+                    }
+                    counts[*col.statuses.last().expect("pushed") as usize] += 1;
+                }
+                out.feature_names
+                    .push(names.next().expect("one name per feature"));
+                out.columns.push(col);
+            }
+            status_counts.push((w.plan.name.clone(), counts));
+        }
+        metrics::counter!("feast_online_features_request_total").increment(1);
+        metrics::histogram!("feast_online_features_entity_count").record(rows as f64);
+        for (view, counts) in status_counts {
+            for (status, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+                let status = FieldStatus::try_from(status as i32).unwrap_or(FieldStatus::Invalid);
+                metrics::counter!("feast_online_features_status_total", "feature_view" => view.clone(), "status" => status.as_str_name())
+                    .increment(*n);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Converts a request value to the join key's type, as Feast converts JSON entity values
+/// (a numeric string or an integral float is accepted for an integer key).
+pub fn to_entity_value(v: &Scalar, t: ValueType) -> Result<EntityValue, String> {
+    let int = |v: &Scalar| -> Result<i64, String> {
+        match v {
+            Scalar::Int(i) => Ok(*i),
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
+            Scalar::Str(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not an integer")),
+            Scalar::Bool(b) => Ok(*b as i64),
+            Scalar::Null => Err("null is not a valid join key value".into()),
+            other => Err(format!("{} is not an integer", describe(other))),
+        }
+    };
+    match t {
+        ValueType::Int64 => int(v).map(EntityValue::Int64),
+        ValueType::UnixTimestamp => int(v).map(EntityValue::UnixTimestamp),
+        ValueType::Int32 => {
+            let i = int(v)?;
+            i32::try_from(i)
+                .map(EntityValue::Int32)
+                .map_err(|_| format!("{i} does not fit in INT32"))
+        }
+        ValueType::String => match v {
+            Scalar::Str(s) => Ok(EntityValue::String(s.clone())),
+            Scalar::Int(i) => Ok(EntityValue::String(i.to_string())),
+            Scalar::Null => Err("null is not a valid join key value".into()),
+            other => Err(format!("{} is not a string", describe(other))),
+        },
+        ValueType::Bytes => match v {
+            Scalar::Bytes(b) => Ok(EntityValue::Bytes(b.clone())),
+            Scalar::Str(s) => Ok(EntityValue::Bytes(s.as_bytes().to_vec())),
+            other => Err(format!("{} is not bytes", describe(other))),
+        },
+        other => Err(format!(
+            "join keys of type {} are not supported",
+            other.as_str_name()
+        )),
+    }
+}
+
+fn describe(v: &Scalar) -> String {
+    match v {
+        Scalar::Null => "null".into(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Str(s) => format!("{s:?}"),
+        Scalar::Bytes(_) => "bytes".into(),
+        Scalar::Other(s) => s.clone(),
+    }
+}
+
+/// The `Value` Feast infers for an echoed request value it could not type.
+fn scalar_value(v: &Scalar) -> Value {
+    let val = match v {
+        Scalar::Null | Scalar::Other(_) => None,
+        Scalar::Bool(b) => Some(Val::BoolVal(*b)),
+        Scalar::Int(i) => Some(Val::Int64Val(*i)),
+        Scalar::Float(f) => Some(Val::DoubleVal(*f)),
+        Scalar::Str(s) => Some(Val::StringVal(s.clone())),
+        Scalar::Bytes(b) => Some(Val::BytesVal(b.clone())),
+    };
+    Value { val }
+}
