@@ -3,7 +3,7 @@
 //! Entity keys ([`entity_key`]) and per-view layouts ([`layout`]) are computed once per
 //! registry load, so the read path only assembles bytes.
 
-#[cfg(feature = "conformance")]
+#[cfg(feature = "testkit")]
 pub mod conformance;
 pub mod entity_key;
 pub mod layout;
@@ -12,3 +12,6 @@ pub mod pyrepr;
 pub mod redis;
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testkit")]
+#[path = "testkit_servers.rs"]
+pub mod testkit;

@@ -5,6 +5,8 @@ mod app;
 mod cli;
 mod error;
 mod grpc;
+#[cfg(test)]
+mod grpc_tests;
 mod http;
 mod service;
 

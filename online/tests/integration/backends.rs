@@ -6,7 +6,7 @@ use larder_online::{
     store::{OlderWrites, OnlineStore},
 };
 
-use crate::servers::{Servers, free_port};
+use larder_online::testkit::{Servers, free_port};
 
 #[tokio::test]
 async fn in_memory_conforms() {

@@ -2,4 +2,3 @@
 //! Redis standalone, a 3-master Redis cluster and a Redis sentinel setup, plus SQLite files.
 
 mod backends;
-mod servers;

@@ -181,3 +181,6 @@ async fn metrics_text(State(state): State<HttpState>) -> Response {
 async fn openapi() -> Response {
     json_response(200, include_str!("openapi.json").to_owned())
 }
+
+#[cfg(test)]
+mod tests;

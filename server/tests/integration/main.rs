@@ -4,4 +4,5 @@
 
 mod cli_errors;
 mod oracle_registry;
+mod oracle_serving;
 mod support;

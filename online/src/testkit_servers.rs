@@ -1,4 +1,4 @@
-//! `redis-server` processes on free loopback ports, stopped when dropped.
+//! `redis-server` processes on free loopback ports for tests, stopped when dropped.
 
 use std::{
     net::TcpListener,

@@ -1,0 +1,318 @@
+use std::sync::Arc;
+
+use axum::{body::Body, http::Request};
+use http_body_util::BodyExt;
+use larder_online::{
+    layout::ViewLayout,
+    store::{OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow},
+};
+use larder_registry::config::OnlineTtl;
+use serde_json::{Value as Json, json};
+use tower::ServiceExt;
+
+use super::{HttpState, MAX_BODY_BYTES, router};
+use crate::service::fixture;
+
+async fn call(ttl: OnlineTtl, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+    let online = fixture::service(ttl, None).await;
+    call_with(online, method, path, body).await
+}
+
+async fn call_with(
+    online: Arc<crate::service::online::OnlineService>,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
+    let app = router(HttpState {
+        online,
+        metrics: None,
+    });
+    let resp = app
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn get_features(body: Json) -> (u16, String) {
+    call(
+        OnlineTtl::Enforce,
+        "POST",
+        "/get-online-features",
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn answers_column_oriented_with_ttl_enforced() {
+    let (status, body) = get_features(json!({
+        "features": ["driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"],
+        "entities": {"driver_id": [1001, "1002", 9]}
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        concat!(
+            r#"{"results":[{"values":[1001,1002,9],"statuses":["PRESENT","PRESENT","PRESENT"],"event_timestamps":["1970-01-01T00:00:00Z","1970-01-01T00:00:00Z","1970-01-01T00:00:00Z"]},"#,
+            r#"{"values":[0.5,0.25,null],"statuses":["PRESENT","OUTSIDE_MAX_AGE","NOT_FOUND"],"event_timestamps":["2026-11-28T11:00:00Z","2026-11-26T12:00:00Z","1970-01-01T00:00:00Z"]},"#,
+            r#"{"values":[146,null,null],"statuses":["PRESENT","NOT_FOUND","NOT_FOUND"],"event_timestamps":["2026-11-28T11:00:00Z","1970-01-01T00:00:00Z","1970-01-01T00:00:00Z"]}],"#,
+            r#""metadata":{"feature_names":["driver_id","conv_rate","avg_daily_trips"]}}"#
+        )
+    );
+}
+
+#[tokio::test]
+async fn ttl_ignore_restores_feast_python_behaviour() {
+    let body =
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1002]}});
+    let (status, body) = call(
+        OnlineTtl::Ignore,
+        "POST",
+        "/get-online-features",
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""statuses":["PRESENT"],"event_timestamps":["2026-11-26T12:00:00Z"]"#),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn feature_service_with_alias_and_join_key_map() {
+    let (status, body) = get_features(json!({
+        "feature_service": "svc", "full_feature_names": true,
+        "include_feature_view_version_metadata": true,
+        "entities": {"other_driver": [1001], "ignored": ["x"]}
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let doc: Json = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        doc["metadata"]["feature_names"],
+        json!(["other_driver", "alias__avg_daily_trips"])
+    );
+    assert_eq!(doc["results"][1]["values"], json!([146]));
+    assert_eq!(
+        doc["metadata"]["feature_view_metadata"],
+        json!([{"name": "driver_hourly_stats"}])
+    );
+}
+
+#[tokio::test]
+async fn entity_names_map_to_join_keys() {
+    let (status, body) =
+        get_features(json!({"features": ["driver_hourly_stats:avg_daily_trips"], "entities": {"driver": [1001]}})).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""feature_names":["driver_id","avg_daily_trips"]"#),
+        "{body}"
+    );
+}
+
+async fn expect_error(body: Json, status: u16, needles: &[&str]) {
+    let (got, text) = get_features(body.clone()).await;
+    assert_eq!(got, status, "{body} -> {text}");
+    for n in needles {
+        assert!(text.contains(n), "{body} -> {text} lacks {n}");
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_honest_statuses_and_feast_bodies() {
+    expect_error(
+        json!({"features": ["nope:x"], "entities": {"driver_id": [1]}}),
+        404,
+        &[
+            r#"\"class\": \"FeatureViewNotFoundException\""#,
+            "Feature view nope does not exist in project demo",
+        ],
+    )
+    .await;
+    expect_error(
+        json!({"feature_service": "nope", "entities": {"driver_id": [1]}}),
+        404,
+        &["FeatureServiceNotFoundException"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:nope"], "entities": {"driver_id": [1]}}),
+        404,
+        &["Feature nope not found"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["conv_rate"], "entities": {"driver_id": [1]}}),
+        400,
+        &["Invalid feature reference 'conv_rate'"],
+    )
+    .await;
+    expect_error(
+        json!({"features": [], "entities": {"driver_id": [1]}}),
+        400,
+        &["No features specified"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1, 2], "other": [1]}}),
+        400,
+        &["All entity rows must have the same columns."],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": ["abc"]}}),
+        400,
+        &["entity column driver_id, row 0", "not an integer"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [null]}}),
+        400,
+        &["null"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"customer_id": ["x"]}}),
+        400,
+        &["Missing join key values for keys: [\\\"driver_id\\\"]"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate", "other_stats:conv_rate"], "entities": {"driver_id": [1]}}),
+        400,
+        &["FeatureNameCollisionError", "Duplicate features named conv_rate"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["odfv:y"], "entities": {"driver_id": [1]}}),
+        501,
+        &["odfv"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["disabled_view:x"], "entities": {"driver_id": [1]}}),
+        409,
+        &["disabled"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["materializing_view:x"], "entities": {"driver_id": [1]}}),
+        409,
+        &["MATERIALIZING"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats@v2:conv_rate"], "entities": {"driver_id": [1]}}),
+        501,
+        &["version"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"]}),
+        422,
+        &["detail", "entities"],
+    )
+    .await;
+    expect_error(
+        json!({"features": "driver_hourly_stats:conv_rate", "entities": {}}),
+        422,
+        &["detail"],
+    )
+    .await;
+    expect_error(
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": 5}}),
+        422,
+        &["detail"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_bodies() {
+    let (status, body) = call(
+        OnlineTtl::Enforce,
+        "POST",
+        "/get-online-features",
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let big = vec![b' '; MAX_BODY_BYTES + 1];
+    let (status, _) = call(OnlineTtl::Enforce, "POST", "/get-online-features", big).await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn health_and_openapi() {
+    let (status, _) = call(OnlineTtl::Enforce, "GET", "/health", Vec::new()).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(OnlineTtl::Enforce, "GET", "/openapi.json", Vec::new()).await;
+    assert_eq!(status, 200);
+    let doc: Json = serde_json::from_str(&body).unwrap();
+    assert!(doc["paths"]["/get-online-features"].is_object());
+}
+
+/// A store whose backend is down.
+#[derive(Debug)]
+struct DownStore;
+
+#[async_trait::async_trait]
+impl OnlineStore for DownStore {
+    fn describe(&self) -> String {
+        "down".into()
+    }
+    fn older_writes(&self) -> OlderWrites {
+        OlderWrites::Skip
+    }
+    async fn read(&self, _: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
+        Err(OnlineError::Unavailable {
+            store: "down".into(),
+            message: "connection refused".into(),
+        })
+    }
+    async fn write(&self, _: &ViewLayout, _: &[WriteRow]) -> Result<WriteOutcome, OnlineError> {
+        Err(OnlineError::Unavailable {
+            store: "down".into(),
+            message: "connection refused".into(),
+        })
+    }
+    async fn drop_view(&self, _: &ViewLayout) -> Result<(), OnlineError> {
+        Ok(())
+    }
+    async fn check(&self) -> Result<(), OnlineError> {
+        Err(OnlineError::Unavailable {
+            store: "down".into(),
+            message: "connection refused".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn unreachable_store_is_503() {
+    let online = fixture::service(OnlineTtl::Enforce, Some(Arc::new(DownStore))).await;
+    let (status, _) = call_with(online.clone(), "GET", "/health", Vec::new()).await;
+    assert_eq!(status, 503);
+    let body =
+        json!({"features": ["driver_hourly_stats:conv_rate"], "entities": {"driver_id": [1]}});
+    let (status, text) = call_with(
+        online,
+        "POST",
+        "/get-online-features",
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("connection refused"), "{text}");
+}
