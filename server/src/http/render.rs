@@ -16,6 +16,8 @@ pub fn online_response(resp: &OnlineResponse) -> String {
     let rows = resp.columns.first().map_or(0, |c| c.values.len());
     let mut out = String::with_capacity(64 + resp.columns.len() * (48 + rows * 48));
     out.push_str("{\"results\":[");
+    let mut last_ts: Option<Timestamp> = None;
+    let mut last_text = String::new();
     for (i, col) in resp.columns.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -41,8 +43,14 @@ pub fn online_response(resp: &OnlineResponse) -> String {
             if j > 0 {
                 out.push(',');
             }
+            // Neighbouring cells mostly share a timestamp: format each distinct one once.
+            if last_ts.as_ref() != Some(t) {
+                last_text.clear();
+                timestamp(&mut last_text, t);
+                last_ts = Some(*t);
+            }
             out.push('"');
-            timestamp(&mut out, t);
+            out.push_str(&last_text);
             out.push('"');
         }
         out.push_str("]}");

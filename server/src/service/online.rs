@@ -93,6 +93,8 @@ pub struct OnlineConfig {
 struct ViewPlan {
     name: String,
     layout: ViewLayout,
+    /// Feature name → index in `layout.features`.
+    feature_index: HashMap<String, usize>,
     /// The view's join keys and their authoritative types (`__dummy_id` for entity-less views).
     join_keys: Vec<(String, ValueType)>,
     entityless: bool,
@@ -210,15 +212,17 @@ impl ServingIndex {
             } else {
                 None
             };
+            let features: Vec<String> = v.features.iter().map(|f| f.name.clone()).collect();
             index.views.insert(
                 v.name.clone(),
                 ViewPlan {
                     name: v.name.clone(),
-                    layout: ViewLayout::new(
-                        &cfg.project,
-                        &v.name,
-                        v.features.iter().map(|f| f.name.clone()).collect(),
-                    ),
+                    feature_index: features
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| (f.clone(), i))
+                        .collect(),
+                    layout: ViewLayout::new(&cfg.project, &v.name, features),
                     join_keys,
                     entityless,
                     ttl: v.ttl,
@@ -347,7 +351,7 @@ impl OnlineService {
         };
         let feature_index =
             |plan: &ViewPlan, feature: &str, label: &str| -> Result<usize, ServiceError> {
-                plan.layout.feature_index(feature).ok_or_else(|| {
+                plan.feature_index.get(feature).copied().ok_or_else(|| {
                     ServiceError::new(
                         ErrorCode::NotFound,
                         format!("Feature {feature} not found in projection {label}"),

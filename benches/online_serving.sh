@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Online-serving load benchmark, every figure from one run on this machine:
+#   larder serve (release) and feast serve -w 2 under wrk, and redis-benchmark HMGET at the
+#   same concurrency, for 1 entity x 10 features and 100 entities x 50 features; then larder
+#   at half its measured single-entity peak under oha (fixed rate, latency-corrected) for p99.
+# Usage: benches/online_serving.sh   (env: DURATION=15 CONNECTIONS=16)
+# Needs what scripts/test installs (Feast venv, redis-server) plus wrk and oha.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${LARDER_CACHE:-$HOME/.cache/larder}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
+VENV=${LARDER_FEAST_VENV:-$CACHE/feast-venv}
+DURATION=${DURATION:-15}
+CONNECTIONS=${CONNECTIONS:-16}
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+OHA=$(command -v oha || echo "$CACHE/tools/bin/oha")
+[ -x "$OHA" ] || cargo install oha --locked --root "$CACHE/tools" >/dev/null
+cargo build --release -q -p larder-server
+LARDER=$CARGO_TARGET_DIR/release/larder
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return; sleep 0.2; done; echo "$1 not healthy"; exit 1; }
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+pids+=($!)
+sleep 0.5
+"$VENV/bin/python" benches/make_bench_repo.py "$work/repo" --redis-port "$REDIS_PORT"
+(cd "$work/repo" && PYTHONWARNINGS=ignore "$VENV/bin/feast" apply >/dev/null && \
+  PYTHONWARNINGS=ignore "$VENV/bin/feast" materialize 2026-11-27T00:00:00 2026-11-29T00:00:00 >/dev/null)
+
+FEAST_PORT=$(free_port); LARDER_PORT=$(free_port)
+(cd "$work/repo" && PYTHONWARNINGS=ignore exec "$VENV/bin/feast" serve -h 127.0.0.1 -p "$FEAST_PORT" -w 2 --no-access-log >/dev/null 2>&1) &
+pids+=($!)
+"$LARDER" -c "$work/repo" serve -p "$LARDER_PORT" 2>/dev/null &
+pids+=($!)
+wait_http "http://127.0.0.1:$LARDER_PORT"; wait_http "http://127.0.0.1:$FEAST_PORT"
+
+python3 - "$work" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+random.seed(1)
+with open(f"{work}/one.jsonl", "w") as f:
+    for _ in range(1000):
+        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(10)],
+                            "entities": {"driver_id": [random.randint(1, 10000)]}}) + "\n")
+with open(f"{work}/hundred.jsonl", "w") as f:
+    for _ in range(100):
+        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(50)],
+                            "entities": {"driver_id": random.sample(range(1, 10001), 100)}}) + "\n")
+PY
+
+# One raw hash per shape, fields and value sizes like the stored ones (4-byte names, 5-byte values).
+redis-cli -p "$REDIS_PORT" eval "for i=0,49 do redis.call('HSET', KEYS[1], string.format('%04d', i), 'vvvvv') end redis.call('HSET', KEYS[1], '_ts:bench_fv', 'tttttttttttt') return 1" 1 rawkey >/dev/null
+F10=$(for i in $(seq 0 9); do printf '%04d ' "$i"; done)
+F50=$(for i in $(seq 0 49); do printf '%04d ' "$i"; done)
+
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.3f", v}'; }
+run_wrk() { # name url bodies -> "rps p50 p99"
+  local out; out=$(BODIES=$3 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s benches/bodies.lua "$2")
+  local rps p50 p99 errs
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}' | to_ms)
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}' | to_ms)
+  errs=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  [ -z "$errs" ] || { echo "$1: $errs non-2xx responses"; exit 1; }
+  echo "$rps $p50 $p99"
+}
+run_redis() { # pipeline fields... -> "rps p50 p99"
+  local p=$1; shift
+  redis-benchmark -p "$REDIS_PORT" -c "$CONNECTIONS" -n 400000 -P "$p" --csv HMGET rawkey "$@" _ts:bench_fv \
+    | tail -1 | tr -d '"' | awk -F, '{printf "%s %s %s", $2, $5, $7}'
+}
+
+echo "shape,server,req_per_s,p50_ms,p99_ms"
+L1=$(run_wrk larder "http://127.0.0.1:$LARDER_PORT" "$work/one.jsonl"); echo "1x10,larder,${L1// /,}"
+F1=$(run_wrk feast "http://127.0.0.1:$FEAST_PORT" "$work/one.jsonl"); echo "1x10,feast serve -w 2,${F1// /,}"
+# shellcheck disable=SC2086
+R1=$(run_redis 1 $F10); echo "1x10,redis-benchmark HMGET,${R1// /,}"
+L2=$(run_wrk larder "http://127.0.0.1:$LARDER_PORT" "$work/hundred.jsonl"); echo "100x50,larder,${L2// /,}"
+F2=$(run_wrk feast "http://127.0.0.1:$FEAST_PORT" "$work/hundred.jsonl"); echo "100x50,feast serve -w 2,${F2// /,}"
+# 100 HMGETs of 51 fields pipelined = one 100-entity request.
+# shellcheck disable=SC2086
+R2=$(run_redis 100 $F50); R2RPS=$(echo "$R2" | awk '{printf "%.1f", $1/100}'); echo "100x50,redis-benchmark HMGET -P 100 (per 100 keys),$R2RPS,,"
+
+HALF=$(echo "$L1" | awk '{printf "%d", $1/2}')
+BODY=$(head -1 "$work/one.jsonl")
+OHA_OUT=$("$OHA" -z "${DURATION}s" -c "$CONNECTIONS" -q "$HALF" --latency-correction --no-tui --output-format json \
+  -m POST -H 'Content-Type: application/json' -d "$BODY" "http://127.0.0.1:$LARDER_PORT/get-online-features")
+echo "$OHA_OUT" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+p = d["latencyPercentiles"]; s = d["summary"]
+print(f"1x10 at {sys.argv[1]} req/s (half of peak),larder (oha),{s[\"requestsPerSec\"]:.0f},{p[\"p50\"]*1000:.3f},{p[\"p99\"]*1000:.3f}")
+print(f"# success rate {s[\"successRate\"]:.4f}")' "$HALF"
+
+python3 - "$L1" "$F1" "$R1" "$L2" "$F2" "$R2RPS" <<'PY'
+import sys
+l1, f1, r1, l2, f2 = (float(x.split()[0]) for x in sys.argv[1:6]); r2 = float(sys.argv[6])
+print(f"# ratios 1x10: larder/feast {l1/f1:.1f}x, larder/HMGET {l1/r1:.2f}x")
+print(f"# ratios 100x50: larder/feast {l2/f2:.1f}x, larder/HMGET-per-100-keys {l2/r2:.2f}x")
+PY
