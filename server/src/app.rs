@@ -128,8 +128,10 @@ pub async fn online_service(
 
 /// The whole application router: Feast's HTTP endpoints plus gRPC ServingService and gRPC
 /// health on the same port.
-pub async fn app(online: Arc<OnlineService>) -> axum::Router {
-    let metrics = install_metrics();
+pub async fn app(
+    online: Arc<OnlineService>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> axum::Router {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ServingServiceServer<ServingGrpc>>()
@@ -139,7 +141,7 @@ pub async fn app(online: Arc<OnlineService>) -> axum::Router {
     }))
     .add_service(health_service)
     .into_axum_router();
-    router(HttpState { online, metrics }).merge(grpc)
+    router(HttpState::new(online, metrics)).merge(grpc)
 }
 
 pub async fn serve(
@@ -147,8 +149,10 @@ pub async fn serve(
     env: HashMap<String, String>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
+    // Installed before the serving index is built, which registers per-view counters.
+    let metrics = install_metrics();
     let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
-    let app = app(online).await;
+    let app = app(online, metrics).await;
     let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
         .with_context(|| format!("resolving {}", opts.host))?

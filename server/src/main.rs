@@ -14,6 +14,11 @@ use std::collections::HashMap;
 
 use clap::Parser;
 
+/// glibc malloc serializes the request path's many small allocations across worker threads;
+/// mimalloc keeps them thread-local.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")

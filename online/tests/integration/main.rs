@@ -2,3 +2,4 @@
 //! Redis standalone, a 3-master Redis cluster and a Redis sentinel setup, plus SQLite files.
 
 mod backends;
+mod pyrepr_oracle;

@@ -28,6 +28,20 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 pub struct HttpState {
     pub online: Arc<OnlineService>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub get_online_features_metrics: Arc<EndpointMetrics>,
+}
+
+impl HttpState {
+    pub fn new(
+        online: Arc<OnlineService>,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        Self {
+            online,
+            metrics,
+            get_online_features_metrics: Arc::new(EndpointMetrics::new("/get-online-features")),
+        }
+    }
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -60,11 +74,31 @@ fn validation_error(msg: &str) -> Response {
     json_response(ErrorCode::Unprocessable.http_status(), body.to_string())
 }
 
-fn record(endpoint: &'static str, status: u16, started: Instant) {
-    metrics::counter!("feast_feature_server_request_total", "endpoint" => endpoint, "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("feast_feature_server_request_latency_seconds", "endpoint" => endpoint)
-        .record(started.elapsed().as_secs_f64());
+/// Request metrics of one endpoint, registered once (the hot path only increments).
+pub struct EndpointMetrics {
+    endpoint: &'static str,
+    ok: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+impl EndpointMetrics {
+    pub fn new(endpoint: &'static str) -> Self {
+        Self {
+            endpoint,
+            ok: metrics::counter!("feast_feature_server_request_total", "endpoint" => endpoint, "status" => "200"),
+            latency: metrics::histogram!("feast_feature_server_request_latency_seconds", "endpoint" => endpoint),
+        }
+    }
+
+    fn record(&self, status: u16, started: Instant) {
+        if status == 200 {
+            self.ok.increment(1);
+        } else {
+            metrics::counter!("feast_feature_server_request_total", "endpoint" => self.endpoint, "status" => status.to_string())
+                .increment(1);
+        }
+        self.latency.record(started.elapsed().as_secs_f64());
+    }
 }
 
 #[derive(Deserialize)]
@@ -121,7 +155,7 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
     let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => {
-            record("/get-online-features", 422, started);
+            state.get_online_features_metrics.record(422, started);
             return validation_error(&e.to_string());
         }
     };
@@ -139,7 +173,9 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
         Ok(r) => json_response(200, render::online_response(&r)),
         Err(e) => error_response(&e),
     };
-    record("/get-online-features", resp.status().as_u16(), started);
+    state
+        .get_online_features_metrics
+        .record(resp.status().as_u16(), started);
     resp
 }
 

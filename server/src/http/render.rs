@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use base64::Engine;
-use larder_online::pyrepr::float_repr;
+use larder_online::pyrepr::write_float_repr;
 use larder_protos::feast::types::{Map, Value, value::Val};
 use prost_types::Timestamp;
 
@@ -96,7 +96,7 @@ fn float(out: &mut String, x: f64) {
             "\"-Infinity\""
         });
     } else {
-        out.push_str(&float_repr(x));
+        write_float_repr(out, x);
     }
 }
 
@@ -202,11 +202,16 @@ pub fn value(out: &mut String, v: &Value) {
 
 /// RFC 3339 UTC with `Z`; 0, 3, 6 or 9 fraction digits as Feast prints them.
 pub fn timestamp(out: &mut String, t: &Timestamp) {
-    let Some(dt) = chrono::DateTime::from_timestamp(t.seconds, 0) else {
-        out.push_str("1970-01-01T00:00:00Z");
-        return;
-    };
-    let _ = write!(out, "{}", dt.format("%Y-%m-%dT%H:%M:%S"));
+    let days = t.seconds.div_euclid(86_400);
+    let secs = t.seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
     let n = t.nanos.max(0);
     if n == 0 {
     } else if n % 1_000_000 == 0 {
@@ -217,6 +222,20 @@ pub fn timestamp(out: &mut String, t: &Timestamp) {
         let _ = write!(out, ".{n:09}");
     }
     out.push('Z');
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -24,10 +24,7 @@ async fn call_with(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, String) {
-    let app = router(HttpState {
-        online,
-        metrics: None,
-    });
+    let app = router(HttpState::new(online, None));
     let resp = app
         .oneshot(
             Request::builder()

@@ -102,6 +102,8 @@ struct ViewPlan {
     /// Why the view cannot be served now, if it cannot.
     unservable: Option<ServiceError>,
     on_demand: bool,
+    /// `feast_online_features_status_total{feature_view, status}`, indexed by `FieldStatus`.
+    status_counters: [metrics::Counter; 5],
 }
 
 /// One projection of a feature service, resolved.
@@ -228,6 +230,12 @@ impl ServingIndex {
                     ttl: v.ttl,
                     unservable,
                     on_demand: v.kind == ViewKind::OnDemandFeatureView,
+                    status_counters: std::array::from_fn(|i| {
+                        let status =
+                            FieldStatus::try_from(i as i32).unwrap_or(FieldStatus::Invalid);
+                        metrics::counter!("feast_online_features_status_total",
+                            "feature_view" => v.name.clone(), "status" => status.as_str_name())
+                    }),
                 },
             );
         }
@@ -597,7 +605,7 @@ impl OnlineService {
             now.timestamp() as i128 * 1_000_000_000 + now.timestamp_subsec_nanos() as i128;
         let enforce_ttl = self.config.online_ttl == OnlineTtl::Enforce;
         let mut names = feature_names.into_iter();
-        let mut status_counts: Vec<(String, [u64; 5])> = Vec::new();
+
         for ((w, (_, row_key)), view_records) in wanted.iter().zip(&per_view).zip(records) {
             let mut counts = [0u64; 5];
             let max_age = w
@@ -638,17 +646,14 @@ impl OnlineService {
                     .push(names.next().expect("one name per feature"));
                 out.columns.push(col);
             }
-            status_counts.push((w.plan.name.clone(), counts));
+            for (counter, n) in w.plan.status_counters.iter().zip(counts) {
+                if n > 0 {
+                    counter.increment(n);
+                }
+            }
         }
         metrics::counter!("feast_online_features_request_total").increment(1);
         metrics::histogram!("feast_online_features_entity_count").record(rows as f64);
-        for (view, counts) in status_counts {
-            for (status, n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
-                let status = FieldStatus::try_from(status as i32).unwrap_or(FieldStatus::Invalid);
-                metrics::counter!("feast_online_features_status_total", "feature_view" => view.clone(), "status" => status.as_str_name())
-                    .increment(*n);
-            }
-        }
         Ok(out)
     }
 }
