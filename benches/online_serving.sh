@@ -95,8 +95,9 @@ echo "$OHA_OUT" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 p = d["latencyPercentiles"]; s = d["summary"]
-print(f"1x10 at {sys.argv[1]} req/s (half of peak),larder (oha),{s[\"requestsPerSec\"]:.0f},{p[\"p50\"]*1000:.3f},{p[\"p99\"]*1000:.3f}")
-print(f"# success rate {s[\"successRate\"]:.4f}")' "$HALF"
+rps, p50, p99, ok = s["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, s["successRate"]
+print(f"1x10 at {sys.argv[1]} req/s (half of peak),larder (oha),{rps:.0f},{p50:.3f},{p99:.3f}")
+print(f"# oha success rate {ok:.4f}")' "$HALF"
 
 python3 - "$L1" "$F1" "$R1" "$L2" "$F2" "$R2RPS" <<'PY'
 import sys
