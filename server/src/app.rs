@@ -30,6 +30,8 @@ pub struct ServeOptions {
     pub port: u16,
     /// Refresh the registry every this many seconds (Feast's `--registry_ttl_sec`).
     pub registry_ttl_sec: u64,
+    /// `(key, certificate chain)` PEM files: serve over TLS (HTTP/1.1 and h2 by ALPN).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Builds the online store a repo configures.
@@ -162,15 +164,99 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {addr}"))?;
     let bound = listener.local_addr()?;
-    eprintln!(
-        "larder serving project {} on http://{bound} (HTTP/1.1 JSON and gRPC)",
-        config.project
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving")?;
+    match &opts.tls {
+        None => {
+            eprintln!(
+                "larder serving project {} on http://{bound} (HTTP/1.1 JSON and gRPC)",
+                config.project
+            );
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await
+                .context("serving")?;
+        }
+        Some((key, cert)) => {
+            let acceptor = tls_acceptor(key, cert)?;
+            eprintln!(
+                "larder serving project {} on https://{bound} (HTTP/1.1 JSON and gRPC over TLS)",
+                config.project
+            );
+            serve_tls(listener, acceptor, app).await;
+        }
+    }
     Ok(())
+}
+
+/// A TLS acceptor from PEM files, offering h2 (gRPC) and HTTP/1.1 by ALPN.
+pub fn tls_acceptor(
+    key: &std::path::Path,
+    cert: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading TLS certificate {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading TLS key {}", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("TLS key and certificate do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts TLS connections until shutdown; each connection is served as HTTP/1.1 or h2.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: axum::Router,
+) {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo},
+        server::conn::auto::Builder,
+        service::TowerToHyperService,
+    };
+    use tower::ServiceExt;
+    let shutdown = shutdown();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(error) => {
+                    tracing::debug!(%error, %peer, "TLS handshake failed");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(app.map_request(
+                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            ));
+            if let Err(error) = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
 }
 
 async fn shutdown() {

@@ -15,24 +15,19 @@ use larder_registry::{
 #[derive(Debug, Parser)]
 #[command(name = "larder", version, about = "A Feast-compatible feature server")]
 pub struct Cli {
-    /// Run as if started in this directory (the feature repo).
-    #[arg(
-        short = 'c',
-        long = "chdir",
-        global = true,
-        env = "FEATURE_REPO_DIR_ENV_VAR"
-    )]
+    /// Run as if started in this directory (the feature repo). As in Feast it goes before the
+    /// command (`larder -c REPO serve`); after `serve`, `-c` is the TLS certificate.
+    #[arg(short = 'c', long = "chdir", env = "FEATURE_REPO_DIR_ENV_VAR")]
     pub chdir: Option<PathBuf>,
     /// Path to feature_store.yaml (default: <repo>/feature_store.yaml).
     #[arg(
         short = 'f',
         long = "feature-store-yaml",
-        global = true,
         env = "FEAST_FS_YAML_FILE_PATH"
     )]
     pub feature_store_yaml: Option<PathBuf>,
     /// Log level (overridden by the LARDER_LOG environment variable).
-    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warning)]
+    #[arg(long, value_enum, default_value_t = LogLevel::Warning)]
     pub log_level: LogLevel,
     #[command(subcommand)]
     pub command: Command,
@@ -99,6 +94,12 @@ pub struct ServeArgs {
         default_value_t = 5
     )]
     pub registry_ttl_sec: u64,
+    /// TLS private key (PEM); with `--cert`, serve HTTPS and gRPC over TLS.
+    #[arg(short = 'k', long = "key", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(short = 'c', long = "cert", requires = "key")]
+    pub cert: Option<PathBuf>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -145,6 +146,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             host: a.host,
             port: a.port,
             registry_ttl_sec: a.registry_ttl_sec,
+            tls: a.key.zip(a.cert),
         };
         return crate::app::serve(config, env, opts).await;
     }

@@ -5,4 +5,5 @@
 mod cli_errors;
 mod oracle_registry;
 mod oracle_serving;
+mod serve_e2e;
 mod support;

@@ -1,0 +1,187 @@
+//! `larder serve` as a process: TLS with h2 by ALPN, and clear start-up failures.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::support::free_port;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The bundled example repo (registry written by Feast), copied so the test owns its files.
+fn example_repo(dir: &Path) -> std::path::PathBuf {
+    let repo = dir.join("repo");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/driver_demo"),
+        &repo,
+    );
+    repo
+}
+
+#[test]
+fn serves_https_and_h2_with_a_key_and_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success(), "openssl makes a certificate");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(&repo)
+        .args(["serve", "-p", &port.to_string(), "-k"])
+        .arg(&key)
+        .arg("-c")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("https://localhost:{port}");
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args([
+                "-s",
+                "--cacert",
+                cert.to_str().unwrap(),
+                "--resolve",
+                &format!("localhost:{port}:127.0.0.1"),
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{url}/health"),
+        ]);
+        if out.stdout == b"200" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no healthy TLS server");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let body = r#"{"features":["driver_hourly_stats:conv_rate"],"entities":{"driver_id":[1001]}}"#;
+    let out = curl(&[
+        "-w",
+        "\n%{http_code} %{http_version}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        &format!("{url}/get-online-features"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with("200 1.1") || text.ends_with("200 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""feature_names":["driver_id","conv_rate"]"#),
+        "{text}"
+    );
+    let out = curl(&[
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version}",
+        &format!("{url}/health"),
+    ]);
+    assert_eq!(
+        out.stdout, b"2",
+        "h2 is negotiated by ALPN (what gRPC clients use)"
+    );
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/health"),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(
+        plain.stdout, b"200",
+        "plain HTTP is not served on a TLS port"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn serve_fails_clearly_on_bad_setups() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("-c")
+            .arg(&repo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = run(&[
+        "serve",
+        "-p",
+        "0",
+        "-k",
+        "/nonexistent/key.pem",
+        "-c",
+        "/nonexistent/cert.pem",
+    ]);
+    assert!(
+        e.contains("/nonexistent/cert.pem") && !e.contains("panicked"),
+        "{e}"
+    );
+    std::fs::write(
+        repo.join("feature_store.yaml"),
+        "project: driver_demo\nregistry: data/registry.db\nonline_store:\n  type: redis\n  connection_string: 127.0.0.1:1\n",
+    )
+    .unwrap();
+    let e = run(&["serve", "-p", "0"]);
+    assert!(e.contains("127.0.0.1:1") && !e.contains("panicked"), "{e}");
+    std::fs::remove_file(repo.join("data/registry.db")).unwrap();
+    let e = run(&["serve", "-p", "0"]);
+    assert!(e.contains("registry.db") && !e.contains("panicked"), "{e}");
+}
