@@ -253,7 +253,7 @@ def write_data(repo: str, rng: random.Random) -> None:
     pd.DataFrame({
         "driver_id": [1000 + i % 7 for i in range(n)],
         "event_timestamp": ts,
-        "created": [t + timedelta(minutes=1) for t in ts],
+        "created": [t + timedelta(minutes=1, seconds=i) for i, t in enumerate(ts)],
         "conv_rate": [rng.random() for _ in range(n)],
         "acc_rate": [rng.random() for _ in range(n)],
         "avg_daily_trips": [rng.randint(0, 1000) for _ in range(n)],
@@ -287,7 +287,8 @@ def write_data(repo: str, rng: random.Random) -> None:
         "driver_id": [1000 + i % 3 for i in range(n)],
         "customer_id": [f"c{i % 4}" for i in range(n)],
         "event_timestamp": ts,
-        "created": ts,
+        # Distinct created times: rows with equal keys and event times have no arbitrary winner.
+        "created": [t + timedelta(seconds=i) for i, t in enumerate(ts)],
         "trips": [rng.randint(0, 9) for _ in range(n)],
         "fare": [rng.random() * 30 for _ in range(n)],
     }).to_parquet(os.path.join(data, "trips.parquet"))

@@ -52,6 +52,18 @@ pub enum RegistryError {
         #[source]
         source: prost::DecodeError,
     },
+    #[error("cannot write registry file {path}: {source}")]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("registry at {location}: {source}")]
+    WriteBack {
+        location: String,
+        #[source]
+        source: crate::writeback::WriteBackError,
+    },
     #[error("registry type {0} is not supported by this command yet")]
     Unsupported(String),
     #[error("project {project} does not exist in the registry")]

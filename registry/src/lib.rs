@@ -11,3 +11,4 @@ pub mod envexpand;
 pub mod error;
 pub mod model;
 pub mod store;
+pub mod writeback;

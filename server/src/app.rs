@@ -259,6 +259,53 @@ pub async fn serve_tls(
     }
 }
 
+/// `larder materialize` / `materialize-incremental`: one line per view and a summary.
+pub async fn materialize(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: chrono::DateTime<chrono::Utc>,
+    views: Vec<String>,
+) -> anyhow::Result<()> {
+    let service = crate::service::materialize::MaterializeService {
+        config: config.clone(),
+        registry: store::open(config, env).await?,
+        store: online_store(config).await?,
+        clock: Arc::new(SystemClock),
+    };
+    let req = crate::service::materialize::MaterializeRequest {
+        start,
+        end,
+        views: (!views.is_empty()).then_some(views),
+    };
+    let started = std::time::Instant::now();
+    let outcomes = service
+        .materialize(&req, |o| {
+            eprintln!(
+                "{}: {} rows from {} to {} ({} written, {} not newer than stored) in {:.2}s, {:.0} rows/s",
+                o.view,
+                o.rows,
+                o.start.to_rfc3339(),
+                o.end.to_rfc3339(),
+                o.written,
+                o.skipped_not_newer,
+                o.seconds,
+                o.rows as f64 / o.seconds.max(1e-9)
+            )
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let rows: usize = outcomes.iter().map(|o| o.rows).sum();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "materialized {} views into the {} online store: {rows} rows in {secs:.2}s ({:.0} rows/s)",
+        outcomes.len(),
+        service.store.describe(),
+        rows as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
 async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

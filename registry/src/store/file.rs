@@ -1,7 +1,10 @@
 use std::path::PathBuf;
 
 use super::{RegistrySnapshot, RegistryStore, decode};
-use crate::error::RegistryError;
+use crate::{
+    error::RegistryError,
+    writeback::{MetaEdit, ViewField, edit_registry},
+};
 
 /// A registry in a local file (`registry: data/registry.db`).
 #[derive(Debug, Clone)]
@@ -38,5 +41,41 @@ impl RegistryStore for FileRegistryStore {
             &self.location(),
             &bytes,
         )?))
+    }
+
+    async fn update_view_meta(
+        &self,
+        project: &str,
+        which: ViewField,
+        view: &str,
+        edit: &MetaEdit,
+    ) -> Result<(), RegistryError> {
+        let read_err = |source| RegistryError::ReadFile {
+            path: self.path.clone(),
+            source,
+        };
+        let write_err = |source| RegistryError::WriteFile {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes = tokio::fs::read(&self.path).await.map_err(read_err)?;
+        let version = uuid::Uuid::new_v4().to_string();
+        let edited =
+            edit_registry(&bytes, which, project, view, edit, &version).map_err(|source| {
+                RegistryError::WriteBack {
+                    location: self.location(),
+                    source,
+                }
+            })?;
+        // Write beside the file and rename over it: readers never see a half-written registry.
+        let tmp = self.path.with_extension(format!("larder-{version}.tmp"));
+        tokio::fs::write(&tmp, &edited).await.map_err(write_err)?;
+        let file = tokio::fs::File::open(&tmp).await.map_err(write_err)?;
+        file.sync_all().await.map_err(write_err)?;
+        if let Err(e) = tokio::fs::rename(&tmp, &self.path).await {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(write_err(e));
+        }
+        Ok(())
     }
 }

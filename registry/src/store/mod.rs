@@ -21,6 +21,7 @@ pub use sql::SqlRegistryStore;
 use crate::{
     config::{RegistryLocation, RepoConfig},
     error::RegistryError,
+    writeback::{MetaEdit, ViewField},
 };
 
 /// One read of the registry.
@@ -59,6 +60,23 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
 
     /// Reads the whole registry.
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError>;
+
+    /// Changes one view's meta (state, last update, a new materialization interval) and
+    /// commits, leaving every other object byte for byte as it was. Stores that cannot write
+    /// yet say so.
+    async fn update_view_meta(
+        &self,
+        project: &str,
+        which: ViewField,
+        view: &str,
+        edit: &MetaEdit,
+    ) -> Result<(), RegistryError> {
+        let _ = (project, which, view, edit);
+        Err(RegistryError::Unsupported(format!(
+            "writing to the registry at {}",
+            self.location()
+        )))
+    }
 }
 
 /// Builds the store a repo's `registry` setting names. `env` supplies credentials and

@@ -57,6 +57,10 @@ impl LogLevel {
 pub enum Command {
     /// Serve online features over HTTP/JSON and gRPC on one port (like `feast serve`).
     Serve(ServeArgs),
+    /// Materialize the views' latest values in [START, END] into the online store.
+    Materialize(MaterializeArgs),
+    /// Materialize from each view's last materialized time up to END.
+    MaterializeIncremental(MaterializeIncrementalArgs),
     /// Print the project's registry as JSON (the same document as `feast registry-dump`).
     RegistryDump,
     /// Print the resolved feature_store.yaml.
@@ -106,6 +110,29 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct MaterializeArgs {
+    /// Start (ISO 8601; naive = UTC). Omit both with --disable-event-timestamp.
+    pub start: Option<String>,
+    /// End (ISO 8601; naive = UTC).
+    pub end: Option<String>,
+    /// Only these views (repeatable).
+    #[arg(short = 'v', long = "views")]
+    pub views: Vec<String>,
+    /// Materialize everything up to now, whatever the event times (range 1970-01-01 .. now).
+    #[arg(long)]
+    pub disable_event_timestamp: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MaterializeIncrementalArgs {
+    /// End (ISO 8601; naive = UTC).
+    pub end: String,
+    /// Only these views (repeatable).
+    #[arg(short = 'v', long = "views")]
+    pub views: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct ListArgs {
     #[command(subcommand)]
     pub action: ListAction,
@@ -150,6 +177,24 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         };
         return crate::app::serve(config, env, opts).await;
     }
+    match cli.command {
+        Command::Materialize(a) => {
+            let (start, end) = match (a.disable_event_timestamp, a.start, a.end) {
+                (true, None, None) => (Some(chrono::DateTime::UNIX_EPOCH), chrono::Utc::now()),
+                (true, _, _) => {
+                    anyhow::bail!("START and END must be omitted with --disable-event-timestamp")
+                }
+                (false, Some(s), Some(e)) => (Some(parse_ts(&s)?), parse_ts(&e)?),
+                (false, _, _) => anyhow::bail!("materialize needs START and END"),
+            };
+            return crate::app::materialize(&config, &env, start, end, a.views).await;
+        }
+        Command::MaterializeIncremental(a) => {
+            let end = parse_ts(&a.end)?;
+            return crate::app::materialize(&config, &env, None, end, a.views).await;
+        }
+        _ => {}
+    }
     let registry = store::open(&config, &env).await?;
     let snapshot = registry.load().await?;
     let project = config.project.as_str();
@@ -163,11 +208,17 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::FeatureServices(a) => list::services(&snapshot, project, &tags(&a)?)?,
         Command::DataSources(a) => list::data_sources(&snapshot, project, &tags(&a)?)?,
         Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,
-        Command::Version | Command::Configuration | Command::Serve(_) => {
-            unreachable!("handled above")
-        }
+        Command::Version
+        | Command::Configuration
+        | Command::Serve(_)
+        | Command::Materialize(_)
+        | Command::MaterializeIncremental(_) => unreachable!("handled above"),
     }
     Ok(())
+}
+
+fn parse_ts(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    crate::service::materialize::parse_timestamp(s).map_err(anyhow::Error::msg)
 }
 
 fn tags(args: &ListArgs) -> anyhow::Result<Vec<(String, String)>> {

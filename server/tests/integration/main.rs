@@ -3,6 +3,7 @@
 //! need what `scripts/test` provides (see `support::Oracle`).
 
 mod cli_errors;
+mod oracle_materialize;
 mod oracle_registry;
 mod oracle_serving;
 mod serve_e2e;

@@ -1,0 +1,170 @@
+//! Reading a FileSource with DataFusion: its Parquet file, directory or glob (local or
+//! `s3://`), with `field_mapping` applied, restricted to `start <= ts <= end`, keeping only the
+//! latest row per entity key (greatest event time, then greatest created time) — the rows
+//! materialization writes. Results stream in record batches; sorting spills to disk under a
+//! memory limit instead of collecting the source.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use datafusion::{
+    arrow::datatypes::{DataType, TimeUnit},
+    execution::{
+        SendableRecordBatchStream, memory_pool::FairSpillPool, runtime_env::RuntimeEnvBuilder,
+    },
+    functions_window::expr_fn::row_number,
+    logical_expr::{ExprFunctionExt, SortExpr, col, lit},
+    prelude::{ParquetReadOptions, SessionConfig, SessionContext},
+    scalar::ScalarValue,
+};
+
+use crate::OfflineError;
+
+/// What to read from one source.
+#[derive(Debug, Clone)]
+pub struct LatestRowsQuery {
+    /// Path, directory or glob of the Parquet data (absolute, or an `s3://` URL).
+    pub uri: String,
+    /// Source column → feature/entity name (Feast's `field_mapping`).
+    pub field_mapping: BTreeMap<String, String>,
+    pub join_keys: Vec<String>,
+    pub features: Vec<String>,
+    /// Event-time column (after renaming).
+    pub timestamp_field: String,
+    /// Created-time column (after renaming), if the source has one.
+    pub created_timestamp_column: Option<String>,
+    /// Inclusive bounds, microseconds since the epoch (UTC).
+    pub start_micros: i64,
+    pub end_micros: i64,
+}
+
+/// A DataFusion session for offline reads, with a memory limit above which sorts spill.
+pub fn session(memory_limit_bytes: usize) -> Result<SessionContext, OfflineError> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit_bytes)))
+        .build_arc()
+        .map_err(OfflineError::DataFusion)?;
+    let config = SessionConfig::new().with_batch_size(8192);
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// Streams the latest row per entity key within the time range: the join keys, the
+/// features, the event time and (if any) the created time, under their feature names.
+pub async fn latest_rows(
+    ctx: &SessionContext,
+    q: &LatestRowsQuery,
+) -> Result<SendableRecordBatchStream, OfflineError> {
+    let source = |e| OfflineError::Source {
+        uri: q.uri.clone(),
+        source: e,
+    };
+    let df = ctx
+        .read_parquet(q.uri.as_str(), ParquetReadOptions::default())
+        .await
+        .map_err(source)?;
+    // Rename source columns to feature/entity names.
+    let schema = df.schema().clone();
+    let renamed: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            let to = q.field_mapping.get(name).unwrap_or(name);
+            col(format!("\"{name}\"")).alias(to.clone())
+        })
+        .collect();
+    let df = df.select(renamed).map_err(source)?;
+    let available: Vec<String> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut needed: Vec<&String> = q.join_keys.iter().chain(&q.features).collect();
+    needed.push(&q.timestamp_field);
+    if let Some(c) = &q.created_timestamp_column {
+        needed.push(c);
+    }
+    if let Some(missing) = needed.iter().find(|n| !available.contains(n)) {
+        return Err(OfflineError::MissingColumn {
+            uri: q.uri.clone(),
+            column: (*missing).clone(),
+            available,
+        });
+    }
+    let ts_type = df
+        .schema()
+        .field_with_unqualified_name(&q.timestamp_field)
+        .map_err(source)?
+        .data_type()
+        .clone();
+    let bound = |micros: i64| -> Result<datafusion::logical_expr::Expr, OfflineError> {
+        let micros_lit = lit(ScalarValue::TimestampMicrosecond(
+            Some(micros),
+            Some("UTC".into()),
+        ));
+        Ok(match &ts_type {
+            DataType::Timestamp(_, _) => micros_lit,
+            DataType::Date32 | DataType::Date64 => micros_lit,
+            other => {
+                return Err(OfflineError::BadTimestampColumn {
+                    uri: q.uri.clone(),
+                    column: q.timestamp_field.clone(),
+                    data_type: other.to_string(),
+                });
+            }
+        })
+    };
+    let ts = || col(format!("\"{}\"", q.timestamp_field)).cast_to_utc();
+    let df = df
+        .filter(
+            ts().gt_eq(bound(q.start_micros)?)
+                .and(ts().lt_eq(bound(q.end_micros)?)),
+        )
+        .map_err(source)?;
+    let mut order: Vec<SortExpr> =
+        vec![col(format!("\"{}\"", q.timestamp_field)).sort(false, false)];
+    if let Some(c) = &q.created_timestamp_column {
+        order.push(col(format!("\"{c}\"")).sort(false, false));
+    }
+    let rn = row_number()
+        .partition_by(
+            q.join_keys
+                .iter()
+                .map(|k| col(format!("\"{k}\"")))
+                .collect(),
+        )
+        .order_by(order)
+        .build()
+        .map_err(source)?
+        .alias("__larder_rn");
+    // A column may be both a join key and a feature (stream views list their entity column).
+    let mut unique: Vec<&String> = Vec::new();
+    for n in &needed {
+        if !unique.contains(n) {
+            unique.push(n);
+        }
+    }
+    let out_cols: Vec<_> = unique.iter().map(|n| col(format!("\"{n}\""))).collect();
+    let df = df
+        .window(vec![rn])
+        .map_err(source)?
+        .filter(col("__larder_rn").eq(lit(1u64)))
+        .map_err(source)?
+        .select(out_cols)
+        .map_err(source)?;
+    df.execute_stream().await.map_err(source)
+}
+
+trait CastUtc {
+    fn cast_to_utc(self) -> datafusion::logical_expr::Expr;
+}
+
+impl CastUtc for datafusion::logical_expr::Expr {
+    /// Naive timestamps are taken as UTC, as Feast does.
+    fn cast_to_utc(self) -> datafusion::logical_expr::Expr {
+        datafusion::logical_expr::cast(
+            self,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )
+    }
+}

@@ -1,0 +1,444 @@
+//! Materialization (spec §10.1–10.2): for each selected view, the latest source row per entity
+//! within `[start, end]` goes to the online store in Feast's layout; then the registry records
+//! the interval and the state `AVAILABLE_ONLINE`. Rows stream from DataFusion in batches and
+//! are written batch by batch, so memory stays bounded whatever the source size.
+
+use std::{sync::Arc, time::Instant};
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::StreamExt;
+use larder_offline::{
+    convert::{entity_values, feature_values, timestamp_at},
+    source::{LatestRowsQuery, latest_rows, session},
+};
+use larder_online::{
+    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    layout::ViewLayout,
+    store::{OnlineStore, WriteRow},
+};
+use larder_protos::feast::{core::FeatureViewState, types::value_type::Enum as ValueType};
+use larder_registry::{
+    clock::Clock,
+    config::RepoConfig,
+    model::{Catalog, FeatureView, SourceKind, ViewKind},
+    store::RegistryStore,
+    writeback::{MetaEdit, ViewField},
+};
+use prost_types::Timestamp;
+
+use crate::error::{ErrorCode, ServiceError};
+
+/// What to materialize.
+#[derive(Debug, Clone)]
+pub struct MaterializeRequest {
+    /// `None`: incremental (from each view's last interval, else now − ttl).
+    pub start: Option<DateTime<Utc>>,
+    pub end: DateTime<Utc>,
+    /// `None`: every online, enabled feature view and stream feature view.
+    pub views: Option<Vec<String>>,
+}
+
+/// What happened to one view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewOutcome {
+    pub view: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub rows: usize,
+    pub written: usize,
+    pub skipped_not_newer: usize,
+    pub seconds: f64,
+}
+
+/// Memory DataFusion may use before its sorts spill to disk.
+const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
+
+pub struct MaterializeService {
+    pub config: RepoConfig,
+    pub registry: Arc<dyn RegistryStore>,
+    pub store: Arc<dyn OnlineStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+fn ts(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn from_ts(t: &Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).unwrap_or_default()
+}
+
+fn internal(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::new(ErrorCode::Internal, e.to_string())
+}
+
+impl MaterializeService {
+    fn select<'a>(
+        &self,
+        catalog: &'a Catalog,
+        names: Option<&[String]>,
+    ) -> Result<Vec<&'a FeatureView>, ServiceError> {
+        let project = &self.config.project;
+        let Some(names) = names else {
+            let mut out = Vec::new();
+            for v in &catalog.feature_views {
+                match v.kind {
+                    ViewKind::FeatureView | ViewKind::StreamFeatureView
+                        if v.online && !v.disabled =>
+                    {
+                        out.push(v)
+                    }
+                    ViewKind::OnDemandFeatureView
+                        if v.odfv.as_ref().is_some_and(|o| o.write_to_online_store) =>
+                    {
+                        tracing::warn!(view = %v.name, "skipping on demand feature view: larder cannot run its transformation yet");
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(out);
+        };
+        names
+            .iter()
+            .map(|name| {
+                let v = catalog.view(name).ok_or_else(|| {
+                    ServiceError::feast(
+                        ErrorCode::NotFound,
+                        "FeatureViewNotFoundException",
+                        format!("Feature view {name} does not exist in project {project}"),
+                    )
+                })?;
+                match v.kind {
+                    ViewKind::FeatureView | ViewKind::StreamFeatureView => {}
+                    ViewKind::LabelView => {
+                        return Err(ServiceError::bad_request(format!(
+                            "label view {name} cannot be materialized"
+                        )));
+                    }
+                    ViewKind::OnDemandFeatureView => {
+                        return Err(ServiceError::new(
+                            ErrorCode::NotImplemented,
+                            format!(
+                                "on demand feature view {name} cannot be materialized by larder yet"
+                            ),
+                        ));
+                    }
+                }
+                if v.disabled {
+                    return Err(ServiceError::bad_request(format!(
+                        "feature view {name} is disabled"
+                    )));
+                }
+                if !v.online && !v.offline {
+                    return Err(ServiceError::bad_request(format!(
+                        "feature view {name} is neither online nor offline"
+                    )));
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// Feast's incremental start: the last interval's end, else now − ttl, else now − 52 weeks.
+    fn incremental_start(&self, v: &FeatureView) -> DateTime<Utc> {
+        let last = v
+            .materialization_intervals
+            .iter()
+            .map(|(_, end)| from_ts(end))
+            .max();
+        match (last, v.ttl) {
+            (Some(end), _) => end,
+            (None, Some(ttl)) => {
+                self.clock.now() - ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::zero())
+            }
+            (None, None) => self.clock.now() - ChronoDuration::weeks(52),
+        }
+    }
+
+    /// Materializes the selected views, one after another; stops at the first failure (the
+    /// failed view keeps its previous state and gets no interval).
+    pub async fn materialize(
+        &self,
+        req: &MaterializeRequest,
+        mut progress: impl FnMut(&ViewOutcome),
+    ) -> Result<Vec<ViewOutcome>, ServiceError> {
+        if let Some(start) = req.start
+            && start > req.end
+        {
+            return Err(ServiceError::bad_request(format!(
+                "start ({start}) must not be after end ({})",
+                req.end
+            )));
+        }
+        let snapshot = self
+            .registry
+            .load()
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let catalog = Catalog::new(&snapshot, self.config.project.as_str())
+            .map_err(|e| ServiceError::new(ErrorCode::NotFound, e.to_string()))?;
+        let views = self.select(&catalog, req.views.as_deref())?;
+        let key_version = KeyVersion::from_config(self.config.entity_key_serialization_version)
+            .ok_or_else(|| {
+                ServiceError::bad_request("entity_key_serialization_version must be 1, 2 or 3")
+            })?;
+        let mut out = Vec::new();
+        for v in views {
+            let start = req.start.unwrap_or_else(|| self.incremental_start(v));
+            let which = if v.kind == ViewKind::StreamFeatureView {
+                ViewField::StreamFeatureView
+            } else {
+                ViewField::FeatureView
+            };
+            if v.state != FeatureViewState::StateUnspecified {
+                self.set_meta(&v.name, which, FeatureViewState::Materializing, None)
+                    .await?;
+            }
+            match self
+                .materialize_view(&catalog, v, start, req.end, key_version)
+                .await
+            {
+                Ok(outcome) => {
+                    self.set_meta(
+                        &v.name,
+                        which,
+                        FeatureViewState::AvailableOnline,
+                        Some((ts(start), ts(req.end))),
+                    )
+                    .await?;
+                    progress(&outcome);
+                    out.push(outcome);
+                }
+                Err(e) => {
+                    if v.state != FeatureViewState::StateUnspecified
+                        && let Err(restore) = self.set_meta(&v.name, which, v.state, None).await
+                    {
+                        tracing::error!(view = %v.name, error = %restore, "could not restore the view's state");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_meta(
+        &self,
+        view: &str,
+        which: ViewField,
+        state: FeatureViewState,
+        interval: Option<(Timestamp, Timestamp)>,
+    ) -> Result<(), ServiceError> {
+        let edit = MetaEdit {
+            state,
+            last_updated: ts(self.clock.now()),
+            append_interval: interval,
+        };
+        self.registry
+            .update_view_meta(self.config.project.as_str(), which, view, &edit)
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))
+    }
+
+    async fn materialize_view(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        key_version: KeyVersion,
+    ) -> Result<ViewOutcome, ServiceError> {
+        let started = Instant::now();
+        let source = v.batch_source.as_ref().ok_or_else(|| {
+            ServiceError::bad_request(format!("feature view {} has no batch source", v.name))
+        })?;
+        let SourceKind::File { uri, .. } = &source.kind else {
+            return Err(ServiceError::new(
+                ErrorCode::NotImplemented,
+                format!(
+                    "feature view {}: only file sources can be materialized by larder yet",
+                    v.name
+                ),
+            ));
+        };
+        let entityless = v.entities.iter().all(|e| e == "__dummy");
+        let join_keys: Vec<(String, ValueType)> = if entityless {
+            Vec::new()
+        } else {
+            v.entity_columns
+                .iter()
+                .map(|c| {
+                    let declared = catalog
+                        .entities
+                        .iter()
+                        .find(|e| e.join_key == c.name)
+                        .map(|e| e.value_type);
+                    let t = if c.value_type == ValueType::Invalid {
+                        declared.unwrap_or(ValueType::String)
+                    } else {
+                        c.value_type
+                    };
+                    (c.name.clone(), t)
+                })
+                .collect()
+        };
+        let mapping: std::collections::BTreeMap<String, String> = source.field_mapping.clone();
+        let renamed = |c: &str| mapping.get(c).cloned().unwrap_or_else(|| c.to_owned());
+        let query = LatestRowsQuery {
+            uri: self.config.resolve(uri),
+            field_mapping: mapping.clone(),
+            join_keys: join_keys.iter().map(|(k, _)| k.clone()).collect(),
+            features: v.features.iter().map(|f| f.name.clone()).collect(),
+            timestamp_field: renamed(&source.timestamp_field),
+            created_timestamp_column: (!source.created_timestamp_column.is_empty())
+                .then(|| renamed(&source.created_timestamp_column)),
+            start_micros: start.timestamp_micros(),
+            end_micros: end.timestamp_micros(),
+        };
+        let ctx = session(MEMORY_LIMIT).map_err(internal)?;
+        let mut stream = latest_rows(&ctx, &query)
+            .await
+            .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;
+        let layout = ViewLayout::new(
+            self.config.project.as_str(),
+            &v.name,
+            query.features.clone(),
+        );
+        let batch_size = self
+            .config
+            .materialization
+            .online_write_batch_size
+            .map_or(usize::MAX, |n| n.get());
+        let dummy = EntityValue::String(String::new());
+        let mut outcome = ViewOutcome {
+            view: v.name.clone(),
+            start,
+            end,
+            rows: 0,
+            written: 0,
+            skipped_not_newer: 0,
+            seconds: 0.0,
+        };
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| {
+                ServiceError::bad_request(format!(
+                    "feature view {}: reading {}: {e}",
+                    v.name, query.uri
+                ))
+            })?;
+            let view_err = |e: larder_offline::convert::ConvertError| {
+                ServiceError::bad_request(format!("feature view {}: {e}", v.name))
+            };
+            let column = |name: &str| {
+                batch.column_by_name(name).cloned().ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "feature view {}: no column {name} in {}",
+                        v.name, query.uri
+                    ))
+                })
+            };
+            let keys: Vec<Vec<EntityValue>> = join_keys
+                .iter()
+                .map(|(k, t)| entity_values(k, &column(k)?, *t).map_err(view_err))
+                .collect::<Result<_, _>>()?;
+            let values: Vec<Vec<larder_protos::feast::types::Value>> = v
+                .features
+                .iter()
+                .map(|f| feature_values(&f.name, &column(&f.name)?, f.value_type).map_err(view_err))
+                .collect::<Result<_, _>>()?;
+            let event = column(&query.timestamp_field)?;
+            let created = match &query.created_timestamp_column {
+                Some(c) => Some(column(c)?),
+                None => None,
+            };
+            let mut rows = Vec::with_capacity(batch.num_rows());
+            for i in 0..batch.num_rows() {
+                let pairs: Vec<(&str, &EntityValue)> = if entityless {
+                    vec![("__dummy_id", &dummy)]
+                } else {
+                    join_keys
+                        .iter()
+                        .zip(&keys)
+                        .map(|((k, _), col)| (k.as_str(), &col[i]))
+                        .collect()
+                };
+                let event_ts = timestamp_at(event.as_ref(), i).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "feature view {}: row {i} has no event timestamp",
+                        v.name
+                    ))
+                })?;
+                rows.push(WriteRow {
+                    key: serialize_entity_key(&pairs, key_version),
+                    values: values.iter().map(|col| Some(col[i].clone())).collect(),
+                    event_ts,
+                    created_ts: created.as_ref().and_then(|c| timestamp_at(c.as_ref(), i)),
+                });
+            }
+            outcome.rows += rows.len();
+            for chunk in rows.chunks(batch_size.min(rows.len().max(1))) {
+                let w = self
+                    .store
+                    .write(&layout, chunk)
+                    .await
+                    .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
+                outcome.written += w.written;
+                outcome.skipped_not_newer += w.skipped_not_newer;
+            }
+        }
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+}
+
+/// Parses a CLI/HTTP timestamp as Feast does: ISO 8601, naive values are UTC.
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    Err(format!(
+        "{s:?} is not an ISO 8601 timestamp (e.g. 2021-07-16T19:20:01)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_like_feast() {
+        let want = DateTime::parse_from_rfc3339("2021-07-16T19:20:01Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_timestamp("2021-07-16T19:20:01").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16 19:20:01").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16T21:20:01+02:00").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16T19:20:01.000Z").unwrap(), want);
+        assert!(parse_timestamp("2021-07-16").is_ok());
+        assert!(
+            parse_timestamp("yesterday")
+                .unwrap_err()
+                .contains("ISO 8601")
+        );
+    }
+}

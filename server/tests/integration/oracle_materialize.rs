@@ -1,0 +1,269 @@
+//! `larder materialize` must write what `feast materialize` writes: the same SQLite rows and
+//! the same Redis keys, hash fields and value bytes, for the same repo and range; and Feast
+//! must continue incrementally from the interval Larder recorded in the registry.
+//!
+//! Documented differences are normalized: Feast writes the members of a set feature and the
+//! entries of a Map/Struct value in an order that changes from process to process (Python
+//! `set` iteration); Larder writes set members in source order and map entries in key order.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use larder_online::testkit::Servers;
+use larder_protos::feast::types::{Value, value::Val};
+use prost::Message;
+
+use crate::support::{Oracle, larder, stdout_ok};
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Value bytes with set members and map entries sorted (see the module docs).
+fn normalized(bytes: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = Value::decode(bytes) else {
+        return bytes.to_vec();
+    };
+    match &mut v.val {
+        Some(Val::StringSetVal(s)) => s.val.sort(),
+        Some(Val::Int64SetVal(s)) | Some(Val::UnixTimestampSetVal(s)) => s.val.sort(),
+        Some(Val::Int32SetVal(s)) => s.val.sort(),
+        Some(Val::BytesSetVal(s)) => s.val.sort(),
+        // Re-encoding writes map entries in key order (the maps are BTreeMaps).
+        Some(Val::MapVal(_)) | Some(Val::StructVal(_)) => {}
+        _ => return bytes.to_vec(),
+    }
+    v.encode_to_vec()
+}
+
+/// Two copies of one applied oracle repo: `a` for Feast, `b` for Larder.
+fn applied_pair(
+    oracle: &Oracle,
+    dir: &Path,
+    online_a: Option<&str>,
+    online_b: Option<&str>,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let a = dir.join("a");
+    let mut extra = vec!["--for-serving"];
+    if let Some(o) = online_a {
+        extra.extend(["--online", o]);
+    }
+    oracle.make_repo(&a, "mat", "data/registry.db", &extra);
+    oracle.feast(&a, &["apply"], &[]);
+    let b = dir.join("b");
+    copy_dir(&a, &b);
+    if let (Some(from), Some(to)) = (online_a, online_b) {
+        let yaml = b.join("feature_store.yaml");
+        let text = std::fs::read_to_string(&yaml).unwrap().replace(from, to);
+        std::fs::write(yaml, text).unwrap();
+    }
+    (a, b)
+}
+
+const RANGE: [&str; 2] = ["2026-11-25T00:00:00", "2026-11-29T00:00:00"];
+
+fn materialize_both(oracle: &Oracle, a: &Path, b: &Path) {
+    oracle.feast(a, &["materialize", RANGE[0], RANGE[1]], &[]);
+    stdout_ok(
+        larder(b, &["materialize", RANGE[0], RANGE[1]], &[]),
+        "larder materialize",
+    );
+}
+
+/// A row as the script prints it: key, feature, value (hex), value_text, event_ts, created_ts.
+type HexRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+type Rows = Vec<(
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+)>;
+
+/// Every table's rows, read through the python3 standard library.
+fn sqlite_rows(db: &Path) -> BTreeMap<String, Rows> {
+    {
+        let script = r#"
+import json, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+out = {}
+for (t,) in c.execute("select name from sqlite_master where type='table' order by name"):
+    rows = c.execute(f'select entity_key, feature_name, value, value_text, event_ts, created_ts from "{t}" order by entity_key, feature_name').fetchall()
+    out[t] = [[r[0].hex(), r[1], r[2].hex(), r[3], r[4], r[5]] for r in rows]
+print(json.dumps(out))
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: BTreeMap<String, Vec<HexRow>> = serde_json::from_slice(&out.stdout).unwrap();
+        let unhex = |h: &str| {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        doc.into_iter()
+            .map(|(t, rows)| {
+                let rows = rows
+                    .into_iter()
+                    .map(|(k, f, v, text, ev, cr)| {
+                        (unhex(&k), f, normalized(&unhex(&v)), text, ev, cr)
+                    })
+                    .collect();
+                (t, rows)
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn materialize_writes_what_feast_writes_to_sqlite() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = applied_pair(&oracle, dir.path(), None, None);
+    materialize_both(&oracle, &a, &b);
+    let feast = sqlite_rows(&a.join("data/online.db"));
+    let ours = sqlite_rows(&b.join("data/online.db"));
+    assert_eq!(
+        feast.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>()
+    );
+    let mut total = 0;
+    for (table, rows) in &feast {
+        assert!(!rows.is_empty(), "feast wrote no rows to {table}");
+        total += rows.len();
+        assert_eq!(
+            rows.len(),
+            ours[table].len(),
+            "table {table}: row counts differ"
+        );
+        for (f, l) in rows.iter().zip(&ours[table]) {
+            assert_eq!(f, l, "table {table}: feast row != larder row");
+        }
+    }
+    assert!(total > 50, "only {total} rows compared");
+
+    // Feast continues from the interval Larder recorded, and reads Larder's registry.
+    let out = Command::new(oracle.bin.join("feast"))
+        .current_dir(&b)
+        .args(["materialize-incremental", "2026-11-30T00:00:00"])
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("2026-11-29 00:00:00"),
+        "feast did not start from larder's end:\n{text}"
+    );
+    let dump: serde_json::Value =
+        serde_json::from_str(&oracle.feast(&b, &["registry-dump"], &[])).unwrap();
+    let fv = dump["featureViews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["spec"]["name"] == "driver_hourly_stats")
+        .unwrap();
+    let intervals = fv["meta"]["materializationIntervals"].as_array().unwrap();
+    assert_eq!(intervals[0]["startTime"], "2026-11-25T00:00:00Z", "{fv}");
+    assert_eq!(intervals[0]["endTime"], "2026-11-29T00:00:00Z", "{fv}");
+}
+
+fn redis_dump(port: u16) -> BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>> {
+    let script = r#"
+import json, socket, sys
+import redis
+r = redis.Redis(port=int(sys.argv[1]))
+out = {}
+for k in r.scan_iter(count=1000):
+    out[k.hex()] = {f.hex(): v.hex() for f, v in r.hgetall(k).items()}
+print(json.dumps(out))
+"#;
+    let oracle = Oracle::get();
+    let out = Command::new(oracle.bin.join("python"))
+        .args(["-c", script, &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: BTreeMap<String, BTreeMap<String, String>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    let unhex = |h: &str| {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    doc.into_iter()
+        .map(|(k, fields)| {
+            let fields = fields
+                .into_iter()
+                .map(|(f, v)| {
+                    let f = unhex(&f);
+                    let v = if f.starts_with(b"_ts:") {
+                        unhex(&v)
+                    } else {
+                        normalized(&unhex(&v))
+                    };
+                    (f, v)
+                })
+                .collect();
+            (unhex(&k), fields)
+        })
+        .collect()
+}
+
+#[test]
+fn materialize_writes_what_feast_writes_to_redis() {
+    let oracle = Oracle::get();
+    let (_ra, port_a) = Servers::standalone();
+    let (_rb, port_b) = Servers::standalone();
+    let dir = tempfile::tempdir().unwrap();
+    let conn = |p: u16| format!("{{type: redis, connection_string: '127.0.0.1:{p}'}}");
+    let (a, b) = applied_pair(
+        &oracle,
+        dir.path(),
+        Some(&conn(port_a)),
+        Some(&conn(port_b)),
+    );
+    materialize_both(&oracle, &a, &b);
+    let feast = redis_dump(port_a);
+    let ours = redis_dump(port_b);
+    assert!(feast.len() > 20, "feast wrote {} keys", feast.len());
+    assert_eq!(
+        feast.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>(),
+        "key sets differ"
+    );
+    for (k, fields) in &feast {
+        assert_eq!(fields, &ours[k], "hash {k:02x?} differs");
+    }
+}
