@@ -222,6 +222,22 @@ fn list_items(a: &dyn Array, i: usize) -> Option<ArrayRef> {
     }
 }
 
+fn i32_at(a: &dyn Array, i: usize) -> Option<i32> {
+    int_at(a, i).map(|v| v as i32)
+}
+
+fn f32_at(a: &dyn Array, i: usize) -> Option<f32> {
+    float_at(a, i).map(|f| f as f32)
+}
+
+fn string_at(a: &dyn Array, i: usize) -> Option<String> {
+    str_at(a, i).map(str::to_owned)
+}
+
+fn bytes_vec_at(a: &dyn Array, i: usize) -> Option<Vec<u8>> {
+    bytes_at(a, i).map(<[u8]>::to_vec)
+}
+
 fn collect<X>(items: &ArrayRef, each: impl Fn(&dyn Array, usize) -> Option<X>) -> Vec<X> {
     (0..items.len())
         .filter_map(|j| each(items.as_ref(), j))
@@ -303,13 +319,13 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
                 }
                 Some(items) => Some(match t {
                     T::Int32List => Val::Int32ListVal(Int32List {
-                        val: collect(&items, |a, j| int_at(a, j).map(|v| v as i32)),
+                        val: collect(&items, i32_at),
                     }),
                     T::Int64List => Val::Int64ListVal(Int64List {
                         val: collect(&items, int_at),
                     }),
                     T::FloatList => Val::FloatListVal(FloatList {
-                        val: collect(&items, |a, j| float_at(a, j).map(|f| f as f32)),
+                        val: collect(&items, f32_at),
                     }),
                     T::DoubleList => Val::DoubleListVal(DoubleList {
                         val: collect(&items, float_at),
@@ -318,22 +334,22 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
                         val: collect(&items, bool_at),
                     }),
                     T::StringList => Val::StringListVal(StringList {
-                        val: collect(&items, |a, j| str_at(a, j).map(str::to_owned)),
+                        val: collect(&items, string_at),
                     }),
                     T::BytesList => Val::BytesListVal(BytesList {
-                        val: collect(&items, |a, j| bytes_at(a, j).map(<[u8]>::to_vec)),
+                        val: collect(&items, bytes_vec_at),
                     }),
                     T::UnixTimestampList => Val::UnixTimestampListVal(Int64List {
                         val: collect(&items, int_at),
                     }),
                     T::Int32Set => Val::Int32SetVal(Int32Set {
-                        val: collect(&items, |a, j| int_at(a, j).map(|v| v as i32)),
+                        val: collect(&items, i32_at),
                     }),
                     T::Int64Set => Val::Int64SetVal(Int64Set {
                         val: collect(&items, int_at),
                     }),
                     T::FloatSet => Val::FloatSetVal(FloatSet {
-                        val: collect(&items, |a, j| float_at(a, j).map(|f| f as f32)),
+                        val: collect(&items, f32_at),
                     }),
                     T::DoubleSet => Val::DoubleSetVal(DoubleSet {
                         val: collect(&items, float_at),
@@ -342,10 +358,10 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
                         val: collect(&items, bool_at),
                     }),
                     T::StringSet => Val::StringSetVal(StringSet {
-                        val: collect(&items, |a, j| str_at(a, j).map(str::to_owned)),
+                        val: collect(&items, string_at),
                     }),
                     T::BytesSet => Val::BytesSetVal(BytesSet {
-                        val: collect(&items, |a, j| bytes_at(a, j).map(<[u8]>::to_vec)),
+                        val: collect(&items, bytes_vec_at),
                     }),
                     _ => Val::UnixTimestampSetVal(Int64Set {
                         val: collect(&items, int_at),

@@ -24,6 +24,13 @@ fn copy_dir(from: &Path, to: &Path) {
     assert!(ok.success());
 }
 
+fn unhex(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
 /// Value bytes with set members and map entries sorted (see the module docs).
 fn normalized(bytes: &[u8]) -> Vec<u8> {
     let Ok(mut v) = Value::decode(bytes) else {
@@ -117,12 +124,6 @@ print(json.dumps(out))
             String::from_utf8_lossy(&out.stderr)
         );
         let doc: BTreeMap<String, Vec<HexRow>> = serde_json::from_slice(&out.stdout).unwrap();
-        let unhex = |h: &str| {
-            (0..h.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-                .collect::<Vec<u8>>()
-        };
         doc.into_iter()
             .map(|(t, rows)| {
                 let rows = rows
@@ -216,12 +217,6 @@ print(json.dumps(out))
     );
     let doc: BTreeMap<String, BTreeMap<String, String>> =
         serde_json::from_slice(&out.stdout).unwrap();
-    let unhex = |h: &str| {
-        (0..h.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-    };
     doc.into_iter()
         .map(|(k, fields)| {
             let fields = fields
