@@ -313,6 +313,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ttl-days", type=int, default=1)
     ap.add_argument("--labels", action="store_true", help="also define a LabelView")
+    ap.add_argument("--source-prefix", default=None,
+                    help="read sources from this URL prefix (e.g. s3://bucket/data) instead of data/")
     ap.add_argument("--for-serving", action="store_true",
                     help="leave out the write-to-online on-demand view (Feast 0.67 cannot materialize it)")
     a = ap.parse_args()
@@ -335,6 +337,9 @@ def main() -> None:
         # Feast's local engine cannot materialize stream views with aggregations.
         defs = defs.replace(
             '    aggregations=[Aggregation(column="conv_rate", function="max", time_window=timedelta(hours=1))],\n', "")
+    if a.source_prefix:
+        endpoint = os.environ.get("FEAST_S3_ENDPOINT_URL", "")
+        defs = defs.replace('path="data/', f's3_endpoint_override="{endpoint}", path="{a.source_prefix}/')
     with open(os.path.join(a.repo, "features.py"), "w") as f:
         f.write(defs)
     write_data(a.repo, rng)

@@ -26,6 +26,8 @@ pub enum OfflineError {
         column: String,
         data_type: String,
     },
+    #[error("invalid source URI {uri}: {message}")]
+    BadUri { uri: String, message: String },
     #[error(transparent)]
     DataFusion(datafusion::error::DataFusionError),
     #[error(transparent)]

@@ -37,6 +37,35 @@ pub struct LatestRowsQuery {
     pub end_micros: i64,
 }
 
+/// Makes `s3://bucket/...` sources readable: registers the bucket's object store (built by the
+/// caller from the environment and the source's endpoint override) with the session.
+pub fn register_bucket(
+    ctx: &SessionContext,
+    uri: &str,
+    store: Arc<dyn object_store::ObjectStore>,
+) -> Result<(), OfflineError> {
+    let url = url::Url::parse(uri).map_err(|e| OfflineError::BadUri {
+        uri: uri.to_owned(),
+        message: e.to_string(),
+    })?;
+    let host = url.host_str().ok_or_else(|| OfflineError::BadUri {
+        uri: uri.to_owned(),
+        message: "no bucket".into(),
+    })?;
+    let base =
+        url::Url::parse(&format!("{}://{host}", url.scheme())).expect("scheme and host form a URL");
+    ctx.register_object_store(&base, store);
+    Ok(())
+}
+
+/// The bucket of an `s3://bucket/key` URI.
+pub fn s3_bucket_of(uri: &str) -> Option<&str> {
+    uri.strip_prefix("s3://")?
+        .split('/')
+        .next()
+        .filter(|b| !b.is_empty())
+}
+
 /// A DataFusion session for offline reads, with a memory limit above which sorts spill.
 pub fn session(memory_limit_bytes: usize) -> Result<SessionContext, OfflineError> {
     let runtime = RuntimeEnvBuilder::new()

@@ -157,7 +157,9 @@ fn edit_meta(meta: &[u8], edit: &MetaEdit) -> Result<Vec<u8>, WriteBackError> {
     Ok(out)
 }
 
-fn edit_view(view: &[u8], edit: &MetaEdit) -> Result<Vec<u8>, WriteBackError> {
+/// Applies `edit` to one serialized `FeatureView`/`StreamFeatureView` (the SQL registry keeps
+/// one per row), keeping every other byte.
+pub fn edit_view(view: &[u8], edit: &MetaEdit) -> Result<Vec<u8>, WriteBackError> {
     let mut out = Vec::with_capacity(view.len() + 64);
     let mut had_meta = false;
     for f in fields(view)? {

@@ -269,6 +269,7 @@ pub async fn materialize(
 ) -> anyhow::Result<()> {
     let service = crate::service::materialize::MaterializeService {
         config: config.clone(),
+        env: env.clone(),
         registry: store::open(config, env).await?,
         store: online_store(config).await?,
         clock: Arc::new(SystemClock),

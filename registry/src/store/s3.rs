@@ -1,13 +1,17 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    RetryConfig, UpdateVersion,
     aws::{AmazonS3Builder, AmazonS3ConfigKey},
     path::Path,
 };
 
 use super::{RegistrySnapshot, RegistryStore, decode};
-use crate::error::RegistryError;
+use crate::{
+    error::RegistryError,
+    writeback::{MetaEdit, ViewField, edit_registry},
+};
 
 /// A registry stored as one object (`s3://bucket/key`, S3 or MinIO), read through `object_store`.
 #[derive(Debug, Clone)]
@@ -37,46 +41,12 @@ impl ObjectRegistryStore {
         if bucket.is_empty() || key.is_empty() {
             return Err(bad("expected s3://bucket/key"));
         }
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(bucket)
-            .with_region("us-east-1")
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 2,
-                retry_timeout: Duration::from_secs(15),
-            })
-            .with_client_options(
-                ClientOptions::new()
-                    .with_connect_timeout(Duration::from_secs(5))
-                    .with_timeout(Duration::from_secs(60)),
-            );
-        let mut sorted: Vec<_> = env.iter().collect();
-        sorted.sort();
-        for (k, v) in sorted {
-            if let Some(suffix) = k.strip_prefix("AWS_")
-                && let Ok(key) =
-                    format!("aws_{}", suffix.to_ascii_lowercase()).parse::<AmazonS3ConfigKey>()
-            {
-                builder = builder.with_config(key, v.clone());
-            }
-        }
-        let endpoint = env
-            .get("FEAST_S3_ENDPOINT_URL")
-            .or_else(|| env.get("AWS_ENDPOINT_URL_S3"))
-            .or_else(|| env.get("AWS_ENDPOINT_URL"));
-        if let Some(endpoint) = endpoint {
-            builder = builder
-                .with_endpoint(endpoint.clone())
-                .with_allow_http(endpoint.starts_with("http://"));
-        }
-        let store = builder
-            .build()
-            .map_err(|source| RegistryError::ObjectStore {
-                url: url.to_owned(),
-                source,
-            })?;
+        let store = s3_bucket(bucket, None, env).map_err(|source| RegistryError::ObjectStore {
+            url: url.to_owned(),
+            source,
+        })?;
         Ok(Self {
-            store: Arc::new(store),
+            store,
             url: url.to_owned(),
             bucket: bucket.to_owned(),
             path: Path::from(key),
@@ -87,6 +57,51 @@ impl ObjectRegistryStore {
     pub fn object(&self) -> (Arc<dyn ObjectStore>, Path) {
         (self.store.clone(), self.path.clone())
     }
+}
+
+/// An S3 (or MinIO) bucket as an object store. Credentials, region and endpoint come from the
+/// usual AWS variables in `env`; `endpoint` (a FileSource's `s3_endpoint_override`), else
+/// Feast's `FEAST_S3_ENDPOINT_URL`, else `AWS_ENDPOINT_URL(_S3)` sets the endpoint; requests use
+/// path-style addressing, plain HTTP is allowed for `http://` endpoints.
+pub fn s3_bucket(
+    bucket: &str,
+    endpoint: Option<&str>,
+    env: &HashMap<String, String>,
+) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(15),
+        })
+        .with_client_options(
+            ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(60)),
+        );
+    let mut sorted: Vec<_> = env.iter().collect();
+    sorted.sort();
+    for (k, v) in sorted {
+        if let Some(suffix) = k.strip_prefix("AWS_")
+            && let Ok(key) =
+                format!("aws_{}", suffix.to_ascii_lowercase()).parse::<AmazonS3ConfigKey>()
+        {
+            builder = builder.with_config(key, v.clone());
+        }
+    }
+    let endpoint = endpoint
+        .filter(|e| !e.is_empty())
+        .or_else(|| env.get("FEAST_S3_ENDPOINT_URL").map(String::as_str))
+        .or_else(|| env.get("AWS_ENDPOINT_URL_S3").map(String::as_str))
+        .or_else(|| env.get("AWS_ENDPOINT_URL").map(String::as_str));
+    if let Some(endpoint) = endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    Ok(Arc::new(builder.build()?))
 }
 
 #[async_trait::async_trait]
@@ -117,5 +132,43 @@ impl RegistryStore for ObjectRegistryStore {
             Err(e) => return Err(err(e)),
         };
         Ok(RegistrySnapshot::from_proto(decode(&self.url, &bytes)?))
+    }
+
+    /// Read, edit, and put back only if the object is still the one read (`If-Match` on its
+    /// ETag): a concurrent writer's commit is never overwritten silently.
+    async fn update_view_meta(
+        &self,
+        project: &str,
+        which: ViewField,
+        view: &str,
+        edit: &MetaEdit,
+    ) -> Result<(), RegistryError> {
+        let err = |source| RegistryError::ObjectStore {
+            url: self.url.clone(),
+            source,
+        };
+        let got = self.store.get(&self.path).await.map_err(err)?;
+        let version = UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        };
+        let bytes = got.bytes().await.map_err(err)?;
+        let version_id = uuid::Uuid::new_v4().to_string();
+        let edited =
+            edit_registry(&bytes, which, project, view, edit, &version_id).map_err(|source| {
+                RegistryError::WriteBack {
+                    location: self.url.clone(),
+                    source,
+                }
+            })?;
+        let opts = PutOptions {
+            mode: PutMode::Update(version),
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&self.path, PutPayload::from(edited), opts)
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 }

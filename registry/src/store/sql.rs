@@ -9,7 +9,10 @@ use prost::Message;
 use tokio_postgres::{Client, NoTls, error::SqlState};
 
 use super::{RegistrySnapshot, RegistryStore};
-use crate::error::RegistryError;
+use crate::{
+    error::RegistryError,
+    writeback::{MetaEdit, ViewField, edit_view},
+};
 
 /// Feast's SQL registry (`registry_type: sql`) on PostgreSQL: one table per object kind, one
 /// serialized object proto per row, keyed by (name, project_id = project name) (spec §2.4).
@@ -134,20 +137,88 @@ impl RegistryStore for SqlRegistryStore {
     }
 
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
+        let (client, conn_task) = self.connect().await?;
+        let result = self.read_all(&client).await;
+        drop(client);
+        let _ = conn_task.await;
+        result
+    }
+
+    /// Edits the view's row in one transaction (`SELECT … FOR UPDATE`, then `UPDATE`), as
+    /// Feast's SQL registry updates one object per row.
+    async fn update_view_meta(
+        &self,
+        project: &str,
+        which: ViewField,
+        view: &str,
+        edit: &MetaEdit,
+    ) -> Result<(), RegistryError> {
+        let table = match which {
+            ViewField::FeatureView => "feature_views",
+            ViewField::StreamFeatureView => "stream_feature_views",
+        };
+        let (mut client, conn_task) = self.connect().await?;
+        let result = async {
+            let tx = client.transaction().await.map_err(|e| self.sql_err(e))?;
+            let row = tx
+                .query_opt(
+                    &format!("SELECT feature_view_proto FROM {table} WHERE feature_view_name = $1 AND project_id = $2 FOR UPDATE"),
+                    &[&view, &project],
+                )
+                .await
+                .map_err(|e| self.sql_err(e))?
+                .ok_or_else(|| RegistryError::ObjectMissing {
+                    kind: "feature view",
+                    name: view.to_owned(),
+                    project: project.to_owned(),
+                })?;
+            let bytes: Vec<u8> = row.get(0);
+            let edited = edit_view(&bytes, edit).map_err(|source| RegistryError::WriteBack {
+                location: self.display_url.clone(),
+                source,
+            })?;
+            let now = edit.last_updated.seconds;
+            tx.execute(
+                &format!("UPDATE {table} SET feature_view_proto = $1, last_updated_timestamp = $2 WHERE feature_view_name = $3 AND project_id = $4"),
+                &[&edited, &now, &view, &project],
+            )
+            .await
+            .map_err(|e| self.sql_err(e))?;
+            // Feast keeps the project's last update time in feast_metadata.
+            let updated = tx
+                .execute(
+                    "UPDATE feast_metadata SET metadata_value = $1, last_updated_timestamp = $2 \
+                     WHERE project_id = $3 AND metadata_key = 'last_updated_timestamp'",
+                    &[&now.to_string(), &now, &project],
+                )
+                .await;
+            if let Err(e) = updated
+                && e.code() != Some(&SqlState::UNDEFINED_TABLE)
+            {
+                return Err(self.sql_err(e));
+            }
+            tx.commit().await.map_err(|e| self.sql_err(e))
+        }
+        .await;
+        drop(client);
+        let _ = conn_task.await;
+        result
+    }
+}
+
+impl SqlRegistryStore {
+    async fn connect(&self) -> Result<(Client, tokio::task::JoinHandle<()>), RegistryError> {
         let (client, connection) = self
             .config
             .connect(NoTls)
             .await
             .map_err(|e| self.sql_err(e))?;
-        let conn_task = tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::warn!(%error, "sql registry connection ended");
             }
         });
-        let result = self.read_all(&client).await;
-        drop(client);
-        let _ = conn_task.await;
-        result
+        Ok((client, task))
     }
 }
 

@@ -55,6 +55,8 @@ const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub struct MaterializeService {
     pub config: RepoConfig,
+    /// Credentials and endpoints for `s3://` sources (`AWS_*`, `FEAST_S3_ENDPOINT_URL`).
+    pub env: std::collections::HashMap<String, String>,
     pub registry: Arc<dyn RegistryStore>,
     pub store: Arc<dyn OnlineStore>,
     pub clock: Arc<dyn Clock>,
@@ -255,7 +257,11 @@ impl MaterializeService {
         let source = v.batch_source.as_ref().ok_or_else(|| {
             ServiceError::bad_request(format!("feature view {} has no batch source", v.name))
         })?;
-        let SourceKind::File { uri, .. } = &source.kind else {
+        let SourceKind::File {
+            uri,
+            s3_endpoint_override,
+        } = &source.kind
+        else {
             return Err(ServiceError::new(
                 ErrorCode::NotImplemented,
                 format!(
@@ -299,6 +305,18 @@ impl MaterializeService {
             end_micros: end.timestamp_micros(),
         };
         let ctx = session(MEMORY_LIMIT).map_err(internal)?;
+        if let Some(bucket) = larder_offline::source::s3_bucket_of(&query.uri) {
+            let store = larder_registry::store::s3_bucket(
+                bucket,
+                Some(s3_endpoint_override.as_str()),
+                &self.env,
+            )
+            .map_err(|e| {
+                ServiceError::bad_request(format!("feature view {}: {}: {e}", v.name, query.uri))
+            })?;
+            larder_offline::source::register_bucket(&ctx, &query.uri, store)
+                .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;
+        }
         let mut stream = latest_rows(&ctx, &query)
             .await
             .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;

@@ -101,6 +101,19 @@ type Rows = Vec<(
     Option<i64>,
 )>;
 
+/// A view as `feast registry-dump` shows it.
+fn feast_view(oracle: &Oracle, repo: &Path, env: &[(&str, &str)], view: &str) -> serde_json::Value {
+    let dump: serde_json::Value =
+        serde_json::from_str(&oracle.feast(repo, &["registry-dump"], env)).unwrap();
+    dump["featureViews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["spec"]["name"] == view)
+        .cloned()
+        .unwrap_or_else(|| panic!("no view {view} in feast's dump"))
+}
+
 /// Every table's rows, read through the python3 standard library.
 fn sqlite_rows(db: &Path) -> BTreeMap<String, Rows> {
     {
@@ -182,14 +195,7 @@ fn materialize_writes_what_feast_writes_to_sqlite() {
         text.contains("2026-11-29 00:00:00"),
         "feast did not start from larder's end:\n{text}"
     );
-    let dump: serde_json::Value =
-        serde_json::from_str(&oracle.feast(&b, &["registry-dump"], &[])).unwrap();
-    let fv = dump["featureViews"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["spec"]["name"] == "driver_hourly_stats")
-        .unwrap();
+    let fv = feast_view(&oracle, &b, &[], "driver_hourly_stats");
     let intervals = fv["meta"]["materializationIntervals"].as_array().unwrap();
     assert_eq!(intervals[0]["startTime"], "2026-11-25T00:00:00Z", "{fv}");
     assert_eq!(intervals[0]["endTime"], "2026-11-29T00:00:00Z", "{fv}");
@@ -261,4 +267,111 @@ fn materialize_writes_what_feast_writes_to_redis() {
     for (k, fields) in &feast {
         assert_eq!(fields, &ours[k], "hash {k:02x?} differs");
     }
+}
+
+/// Parquet sources in S3 (moto) and a PostgreSQL SQL registry: Larder writes the same rows as
+/// Feast materializing the same data from local files, and Feast reads the intervals Larder
+/// recorded in the SQL registry.
+#[test]
+fn materialize_from_s3_sources_into_a_sql_registry() {
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = format!("mat-{}", std::process::id());
+    let env = s3.env();
+    // Feast, local files.
+    let a = dir.path().join("a");
+    oracle.make_repo(&a, "mat", "data/registry.db", &["--for-serving"]);
+    oracle.feast(&a, &["apply"], &[]);
+    oracle.feast(&a, &["materialize", RANGE[0], RANGE[1]], &[]);
+    // Larder, the same data in S3, SQL registry.
+    let db = format!("larder_mat_{}", std::process::id());
+    crate::oracle_registry::psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    crate::oracle_registry::psql(&format!("CREATE DATABASE {db}"));
+    let registry = format!(
+        "{{registry_type: sql, path: 'postgresql+psycopg2://postgres@127.0.0.1:5432/{db}'}}"
+    );
+    let b = dir.path().join("b");
+    let prefix = format!("s3://{bucket}/data");
+    oracle.make_repo_with_env(
+        &b,
+        "mat",
+        &registry,
+        &["--for-serving", "--source-prefix", &prefix],
+        &env,
+    );
+    oracle.python(
+        &format!(
+            "import boto3,os,glob\n\
+             s3 = boto3.client('s3', endpoint_url=os.environ['FEAST_S3_ENDPOINT_URL'])\n\
+             s3.create_bucket(Bucket='{bucket}')\n\
+             for f in glob.glob('{}/data/*.parquet'):\n    s3.upload_file(f, '{bucket}', 'data/' + os.path.basename(f))",
+            b.display()
+        ),
+        &env,
+    );
+    oracle.feast(&b, &["apply", "--skip-source-validation"], &env);
+    stdout_ok(
+        larder(&b, &["materialize", RANGE[0], RANGE[1]], &env),
+        "larder materialize from s3",
+    );
+    let feast = sqlite_rows(&a.join("data/online.db"));
+    let ours = sqlite_rows(&b.join("data/online.db"));
+    assert_eq!(
+        feast.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>()
+    );
+    for (table, rows) in &feast {
+        assert!(!rows.is_empty(), "{table}");
+        assert_eq!(rows, &ours[table], "table {table} differs");
+    }
+    let fv = feast_view(&oracle, &b, &env, "all_types");
+    assert_eq!(
+        fv["meta"]["materializationIntervals"][0]["endTime"], "2026-11-29T00:00:00Z",
+        "{fv}"
+    );
+    crate::oracle_registry::psql(&format!("DROP DATABASE IF EXISTS {db}"));
+}
+
+/// An S3 registry: the interval lands in the object, through a conditional put.
+#[test]
+fn materialize_records_intervals_in_an_s3_registry() {
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = format!("matreg-{}", std::process::id());
+    let env = s3.env();
+    s3.create_bucket(&oracle, &bucket);
+    let repo = dir.path().join("r");
+    oracle.make_repo(
+        &repo,
+        "mat",
+        &format!("s3://{bucket}/registry.pb"),
+        &["--for-serving"],
+    );
+    oracle.feast(&repo, &["apply"], &env);
+    stdout_ok(
+        larder(
+            &repo,
+            &[
+                "materialize",
+                RANGE[0],
+                RANGE[1],
+                "-v",
+                "driver_hourly_stats",
+            ],
+            &env,
+        ),
+        "larder materialize",
+    );
+    let fv = feast_view(&oracle, &repo, &env, "driver_hourly_stats");
+    assert_eq!(
+        fv["meta"]["materializationIntervals"][0]["startTime"], "2026-11-25T00:00:00Z",
+        "{fv}"
+    );
+    let other = feast_view(&oracle, &repo, &env, "all_types");
+    assert!(
+        other["meta"].get("materializationIntervals").is_none(),
+        "only the named view changes: {other}"
+    );
 }

@@ -81,22 +81,11 @@ fn registry_dump_output_is_byte_identical_for_a_simple_repo() {
 
 #[test]
 fn registry_dump_matches_feast_for_an_s3_registry() {
-    let endpoint = std::env::var("LARDER_S3_ENDPOINT")
-        .expect("LARDER_S3_ENDPOINT is not set: run the tests with scripts/test");
+    let s3 = crate::support::S3::get();
     let oracle = Oracle::get();
     let bucket = format!("oracle-{}", std::process::id());
-    let env = [
-        ("FEAST_S3_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ACCESS_KEY_ID", "larder"),
-        ("AWS_SECRET_ACCESS_KEY", "larder-secret"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ];
-    oracle.python(
-        &format!(
-            "import boto3,os; boto3.client('s3', endpoint_url=os.environ['FEAST_S3_ENDPOINT_URL']).create_bucket(Bucket='{bucket}')"
-        ),
-        &env,
-    );
+    let env = s3.env();
+    s3.create_bucket(&oracle, &bucket);
     two_projects_in_one_registry(
         &format!("s3://{bucket}/feast/registry.pb"),
         &env,
@@ -104,7 +93,7 @@ fn registry_dump_matches_feast_for_an_s3_registry() {
     );
 }
 
-fn psql(sql: &str) {
+pub fn psql(sql: &str) {
     let out = Command::new("psql")
         .args([
             "-h",

@@ -57,6 +57,18 @@ impl Oracle {
 
     /// Writes an oracle repo with `oracle/make_repo.py`.
     pub fn make_repo(&self, repo: &Path, project: &str, registry: &str, extra: &[&str]) {
+        self.make_repo_with_env(repo, project, registry, extra, &[]);
+    }
+
+    /// [`Self::make_repo`] with extra environment (e.g. the S3 endpoint for source URLs).
+    pub fn make_repo_with_env(
+        &self,
+        repo: &Path,
+        project: &str,
+        registry: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/make_repo.py");
         let mut args = vec![
             script.to_str().unwrap(),
@@ -67,7 +79,7 @@ impl Oracle {
             registry,
         ];
         args.extend_from_slice(extra);
-        self.run("python", Path::new("."), &args, &[]);
+        self.run("python", Path::new("."), &args, env);
     }
 
     pub fn feast(&self, repo: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
@@ -151,4 +163,36 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The S3 endpoint `scripts/test` starts (moto on loopback) and test credentials for it.
+pub struct S3 {
+    pub endpoint: String,
+}
+
+impl S3 {
+    /// Fails (never skips) when the endpoint is missing: run the tests with `scripts/test`.
+    pub fn get() -> Self {
+        let endpoint = std::env::var("LARDER_S3_ENDPOINT")
+            .expect("LARDER_S3_ENDPOINT is not set: run the tests with scripts/test");
+        Self { endpoint }
+    }
+
+    pub fn env(&self) -> [(&str, &str); 4] {
+        [
+            ("FEAST_S3_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "larder"),
+            ("AWS_SECRET_ACCESS_KEY", "larder-secret"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ]
+    }
+
+    pub fn create_bucket(&self, oracle: &Oracle, bucket: &str) {
+        oracle.python(
+            &format!(
+                "import boto3,os; boto3.client('s3', endpoint_url=os.environ['FEAST_S3_ENDPOINT_URL']).create_bucket(Bucket='{bucket}')"
+            ),
+            &self.env(),
+        );
+    }
 }
