@@ -133,6 +133,7 @@ pub async fn online_service(
 pub async fn app(
     online: Arc<OnlineService>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    jobs: Option<Arc<crate::service::materialize::MaterializeJobs>>,
 ) -> axum::Router {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -143,7 +144,11 @@ pub async fn app(
     }))
     .add_service(health_service)
     .into_axum_router();
-    router(HttpState::new(online, metrics)).merge(grpc)
+    let mut state = HttpState::new(online, metrics);
+    if let Some(jobs) = jobs {
+        state = state.with_materialize(jobs);
+    }
+    router(state).merge(grpc)
 }
 
 pub async fn serve(
@@ -154,7 +159,16 @@ pub async fn serve(
     // Installed before the serving index is built, which registers per-view counters.
     let metrics = install_metrics();
     let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
-    let app = app(online, metrics).await;
+    let jobs = Arc::new(crate::service::materialize::MaterializeJobs::new(
+        crate::service::materialize::MaterializeService {
+            config: config.clone(),
+            env: env.clone(),
+            registry: store::open(&config, &env).await?,
+            store: online.store().clone(),
+            clock: Arc::new(SystemClock),
+        },
+    ));
+    let app = app(online, metrics, Some(jobs)).await;
     let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
         .with_context(|| format!("resolving {}", opts.host))?

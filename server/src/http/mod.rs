@@ -17,7 +17,10 @@ use serde::{Deserialize, de};
 
 use crate::{
     error::{ErrorCode, ServiceError},
-    service::online::{FeatureSelection, OnlineRequest, OnlineService, Scalar},
+    service::{
+        materialize::{JobAnswer, JobError, MaterializeJobs, MaterializeRequest, parse_timestamp},
+        online::{FeatureSelection, OnlineRequest, OnlineService, Scalar},
+    },
 };
 
 /// Bodies larger than this are refused with 413.
@@ -29,6 +32,8 @@ pub struct HttpState {
     pub online: Arc<OnlineService>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub get_online_features_metrics: Arc<EndpointMetrics>,
+    /// Materialization over HTTP, when the server was started with a writable registry.
+    pub materialize: Option<Arc<MaterializeJobs>>,
 }
 
 impl HttpState {
@@ -40,13 +45,21 @@ impl HttpState {
             online,
             metrics,
             get_online_features_metrics: Arc::new(EndpointMetrics::new("/get-online-features")),
+            materialize: None,
         }
+    }
+
+    pub fn with_materialize(mut self, jobs: Arc<MaterializeJobs>) -> Self {
+        self.materialize = Some(jobs);
+        self
     }
 }
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
+        .route("/materialize", post(materialize))
+        .route("/materialize-incremental", post(materialize_incremental))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
@@ -177,6 +190,127 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
         .get_online_features_metrics
         .record(resp.status().as_u16(), started);
     resp
+}
+
+#[derive(Deserialize)]
+struct MaterializeBody {
+    #[serde(default)]
+    start_ts: Option<String>,
+    #[serde(default)]
+    end_ts: Option<String>,
+    #[serde(default)]
+    feature_views: Option<Vec<String>>,
+    #[serde(default)]
+    disable_event_timestamp: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct JobQuery {
+    #[serde(default, rename = "async")]
+    run_async: bool,
+    #[serde(default)]
+    force: bool,
+}
+
+fn parse_query(uri: &axum::http::Uri) -> JobQuery {
+    let mut q = JobQuery::default();
+    for pair in uri.query().unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, "true"));
+        let yes = v.eq_ignore_ascii_case("true") || v == "1";
+        match k {
+            "async" => q.run_async = yes,
+            "force" => q.force = yes,
+            _ => {}
+        }
+    }
+    q
+}
+
+async fn run_job(
+    state: HttpState,
+    uri: axum::http::Uri,
+    body: Bytes,
+    incremental: bool,
+) -> Response {
+    let Some(jobs) = state.materialize.clone() else {
+        return error_response(&ServiceError::new(
+            ErrorCode::NotImplemented,
+            "materialization is not enabled on this server",
+        ));
+    };
+    let parsed: MaterializeBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return validation_error(&e.to_string()),
+    };
+    let ts =
+        |name: &str, v: &Option<String>| -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
+            let v = v.as_deref().ok_or_else(|| {
+                ServiceError::new(ErrorCode::Unprocessable, format!("{name} is required"))
+            })?;
+            parse_timestamp(v).map_err(|m| ServiceError::bad_request(format!("{name}: {m}")))
+        };
+    let req = if incremental {
+        match ts("end_ts", &parsed.end_ts) {
+            Ok(end) => MaterializeRequest {
+                start: None,
+                end,
+                views: parsed.feature_views,
+            },
+            Err(e) => return error_response(&e),
+        }
+    } else if parsed.disable_event_timestamp {
+        MaterializeRequest {
+            start: Some(chrono::DateTime::UNIX_EPOCH),
+            end: chrono::Utc::now(),
+            views: parsed.feature_views,
+        }
+    } else {
+        match (
+            ts("start_ts", &parsed.start_ts),
+            ts("end_ts", &parsed.end_ts),
+        ) {
+            (Ok(start), Ok(end)) if start >= end => {
+                return error_response(&ServiceError::bad_request(format!(
+                    "start_ts ({start}) must be before end_ts ({end})"
+                )));
+            }
+            (Ok(start), Ok(end)) => MaterializeRequest {
+                start: Some(start),
+                end,
+                views: parsed.feature_views,
+            },
+            (Err(e), _) | (_, Err(e)) => return error_response(&e),
+        }
+    };
+    let q = parse_query(&uri);
+    match jobs.start(req, q.run_async, q.force).await {
+        Ok(JobAnswer::Done) => json_response(200, "null".into()),
+        Ok(JobAnswer::Accepted(views)) => {
+            json_response(202, serde_json::json!({"status": "accepted", "feature_views": views}).to_string())
+        }
+        Err(JobError::Conflict(views)) => json_response(
+            409,
+            serde_json::json!({"error": format!("feature views are being materialized already: {}", views.join(", ")), "feature_views": views})
+                .to_string(),
+        ),
+        Err(JobError::Failed(e)) => error_response(&e),
+    }
+}
+
+async fn materialize(
+    State(state): State<HttpState>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    run_job(state, uri, body, false).await
+}
+
+async fn materialize_incremental(
+    State(state): State<HttpState>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    run_job(state, uri, body, true).await
 }
 
 /// 200 when the registry's last refresh worked and the online store answers; else 503.

@@ -460,3 +460,108 @@ mod tests {
         );
     }
 }
+
+/// Materialization jobs started over HTTP: at most one job per view at a time.
+pub struct MaterializeJobs {
+    service: Arc<MaterializeService>,
+    running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// How a job request ended.
+#[derive(Debug)]
+pub enum JobAnswer {
+    /// Finished (synchronous request).
+    Done,
+    /// Started in the background (`?async=true`) for these views.
+    Accepted(Vec<String>),
+}
+
+/// Why a job did not start or failed.
+#[derive(Debug)]
+pub enum JobError {
+    /// These views are being materialized already.
+    Conflict(Vec<String>),
+    Failed(ServiceError),
+}
+
+impl MaterializeJobs {
+    pub fn new(service: MaterializeService) -> Self {
+        Self {
+            service: Arc::new(service),
+            running: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    /// Starts a job; `force` ignores a `MATERIALIZING` state left in the registry (as Feast's
+    /// `?force=true`), never a job running in this process.
+    pub async fn start(
+        self: &Arc<Self>,
+        req: MaterializeRequest,
+        run_async: bool,
+        force: bool,
+    ) -> Result<JobAnswer, JobError> {
+        let snapshot = self.service.registry.load().await.map_err(|e| {
+            JobError::Failed(ServiceError::new(ErrorCode::Unavailable, e.to_string()))
+        })?;
+        let catalog = Catalog::new(&snapshot, self.service.config.project.as_str())
+            .map_err(|e| JobError::Failed(ServiceError::new(ErrorCode::NotFound, e.to_string())))?;
+        let views: Vec<String> = self
+            .service
+            .select(&catalog, req.views.as_deref())
+            .map_err(JobError::Failed)?
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        {
+            let mut running = self.running.lock().expect("not poisoned");
+            let mut busy: Vec<String> = views
+                .iter()
+                .filter(|v| running.contains(*v))
+                .cloned()
+                .collect();
+            if !force {
+                busy.extend(
+                    catalog
+                        .feature_views
+                        .iter()
+                        .filter(|v| {
+                            views.contains(&v.name) && v.state == FeatureViewState::Materializing
+                        })
+                        .map(|v| v.name.clone()),
+                );
+            }
+            if !busy.is_empty() {
+                busy.sort();
+                busy.dedup();
+                return Err(JobError::Conflict(busy));
+            }
+            running.extend(views.iter().cloned());
+        }
+        let req = MaterializeRequest {
+            views: Some(views.clone()),
+            ..req
+        };
+        let this = self.clone();
+        let job = async move {
+            let result = this.service.materialize(&req, |o| {
+                tracing::info!(view = %o.view, rows = o.rows, seconds = o.seconds, "materialized");
+            })
+            .await;
+            let mut running = this.running.lock().expect("not poisoned");
+            for v in req.views.iter().flatten() {
+                running.remove(v);
+            }
+            result
+        };
+        if run_async {
+            tokio::spawn(async move {
+                if let Err(e) = job.await {
+                    tracing::error!(error = %e, "background materialization failed");
+                }
+            });
+            Ok(JobAnswer::Accepted(views))
+        } else {
+            job.await.map(|_| JobAnswer::Done).map_err(JobError::Failed)
+        }
+    }
+}

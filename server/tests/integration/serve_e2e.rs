@@ -185,3 +185,79 @@ fn serve_fails_clearly_on_bad_setups() {
     let e = run(&["serve", "-p", "0"]);
     assert!(e.contains("registry.db") && !e.contains("panicked"), "{e}");
 }
+
+#[test]
+fn materialize_over_http_then_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(&repo)
+        .args(["serve", "-p", &port.to_string(), "-r", "1"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let post = |path: &str, body: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                &format!("{url}{path}"),
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (code.to_owned(), body.to_owned())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while post("/health", "").0 == "000" {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let read =
+        r#"{"features":["driver_hourly_stats:avg_daily_trips"],"entities":{"driver_id":[1001]}}"#;
+    let (code, body) = post("/get-online-features", read);
+    assert_eq!(code, "200");
+    assert!(
+        body.contains("NOT_FOUND"),
+        "nothing materialized yet: {body}"
+    );
+
+    let (code, body) = post(
+        "/materialize",
+        r#"{"start_ts":"2026-11-29T00:00:00","end_ts":"2026-11-25T00:00:00"}"#,
+    );
+    assert_eq!(code, "400", "{body}");
+    let (code, body) = post(
+        "/materialize",
+        r#"{"start_ts":"2026-11-25T00:00:00","end_ts":"2026-11-29T00:00:00","feature_views":["driver_hourly_stats"]}"#,
+    );
+    assert_eq!((code.as_str(), body.as_str()), ("200", "null"));
+    let (_, body) = post("/get-online-features", read);
+    assert!(!body.contains("NOT_FOUND"), "materialized: {body}");
+
+    let (code, body) = post(
+        "/materialize-incremental?async=true",
+        r#"{"end_ts":"2026-11-30T00:00:00","feature_views":["location_stats"]}"#,
+    );
+    assert_eq!(code, "202", "{body}");
+    assert!(
+        body.contains(r#""feature_views":["location_stats"]"#),
+        "{body}"
+    );
+    let (code, body) = post(
+        "/materialize",
+        r#"{"start_ts":"2026-11-25T00:00:00","end_ts":"2026-11-29T00:00:00","feature_views":["nope"]}"#,
+    );
+    assert_eq!(code, "404", "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
