@@ -246,6 +246,42 @@ pub struct Project {
     pub owner: String,
 }
 
+/// An access rule (`feast.core.Permission`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Permission {
+    pub name: String,
+    /// Object kinds it applies to, by Feast's names (`FEATURE_VIEW`, `FEATURE_SERVICE`, …).
+    pub types: Vec<String>,
+    /// Regular expressions on object names.
+    pub name_patterns: Vec<String>,
+    pub required_tags: BTreeMap<String, String>,
+    /// Allowed actions, by Feast's names (`DESCRIBE`, `READ_ONLINE`, …).
+    pub actions: Vec<String>,
+    pub policy: Policy,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Who a permission admits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    Roles(Vec<String>),
+    Groups(Vec<String>),
+    Namespaces(Vec<String>),
+    GroupsAndNamespaces {
+        groups: Vec<String>,
+        namespaces: Vec<String>,
+    },
+    None,
+}
+
+/// A piece of online-store infrastructure Feast created (e.g. a SQLite table).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InfraObject {
+    SqliteTable { path: String, name: String },
+    DatastoreTable { project: String, name: String },
+    Other { class_type: String },
+}
+
 /// Every object of one project, in registry order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Catalog {
@@ -254,6 +290,8 @@ pub struct Catalog {
     pub data_sources: Vec<DataSource>,
     pub feature_views: Vec<FeatureView>,
     pub feature_services: Vec<FeatureService>,
+    pub permissions: Vec<Permission>,
+    pub infra: Vec<InfraObject>,
 }
 
 fn ttl(d: Option<&prost_types::Duration>) -> Option<Duration> {
@@ -494,6 +532,70 @@ impl Catalog {
                 owner: s.owner.clone(),
             });
         }
+        for p in &r.permissions {
+            let Some(s) = p.spec.as_ref().filter(|s| s.project == project) else {
+                continue;
+            };
+            use pb::{
+                permission_spec::{AuthzedAction, Type},
+                policy::PolicyType,
+            };
+            let policy = match s.policy.as_ref().and_then(|p| p.policy_type.as_ref()) {
+                Some(PolicyType::RoleBasedPolicy(r)) => Policy::Roles(r.roles.clone()),
+                Some(PolicyType::GroupBasedPolicy(g)) => Policy::Groups(g.groups.clone()),
+                Some(PolicyType::NamespaceBasedPolicy(n)) => {
+                    Policy::Namespaces(n.namespaces.clone())
+                }
+                Some(PolicyType::CombinedGroupNamespacePolicy(c)) => Policy::GroupsAndNamespaces {
+                    groups: c.groups.clone(),
+                    namespaces: c.namespaces.clone(),
+                },
+                None => Policy::None,
+            };
+            c.permissions.push(Permission {
+                name: s.name.clone(),
+                types: s
+                    .types
+                    .iter()
+                    .map(|t| {
+                        Type::try_from(*t)
+                            .map_or_else(|_| format!("UNKNOWN_{t}"), |t| t.as_str_name().to_owned())
+                    })
+                    .collect(),
+                name_patterns: s.name_patterns.clone(),
+                required_tags: s.required_tags.clone().into_iter().collect(),
+                actions: s
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        AuthzedAction::try_from(*a)
+                            .map_or_else(|_| format!("UNKNOWN_{a}"), |a| a.as_str_name().to_owned())
+                    })
+                    .collect(),
+                policy,
+                tags: s.tags.clone().into_iter().collect(),
+            });
+        }
+        c.infra = snapshot
+            .infra(project)
+            .infra_objects
+            .iter()
+            .map(|o| match &o.infra_object {
+                Some(pb::infra_object::InfraObject::SqliteTable(t)) => InfraObject::SqliteTable {
+                    path: t.path.clone(),
+                    name: t.name.clone(),
+                },
+                Some(pb::infra_object::InfraObject::DatastoreTable(t)) => {
+                    InfraObject::DatastoreTable {
+                        project: t.project.clone(),
+                        name: t.name.clone(),
+                    }
+                }
+                _ => InfraObject::Other {
+                    class_type: o.infra_object_class_type.clone(),
+                },
+            })
+            .collect();
         let has_project_record = r
             .projects
             .iter()
@@ -538,4 +640,55 @@ pub fn projects(snapshot: &RegistrySnapshot) -> Vec<Project> {
 /// Feast's tag filter: the object has every `(key, value)` pair.
 pub fn has_all_tags(tags: &BTreeMap<String, String>, wanted: &[(String, String)]) -> bool {
     wanted.iter().all(|(k, v)| tags.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_protos::feast::core::{
+        Permission as PbPermission, PermissionSpec, Policy as PbPolicy, Project, ProjectSpec,
+        Registry, RoleBasedPolicy,
+        permission_spec::{AuthzedAction, Type},
+        policy::PolicyType,
+    };
+
+    #[test]
+    fn permissions_and_missing_projects() {
+        let r = Registry {
+            projects: vec![Project {
+                spec: Some(ProjectSpec {
+                    name: "p".into(),
+                    ..Default::default()
+                }),
+                meta: None,
+            }],
+            permissions: vec![PbPermission {
+                spec: Some(PermissionSpec {
+                    name: "reader".into(),
+                    project: "p".into(),
+                    types: vec![Type::FeatureView as i32],
+                    actions: vec![AuthzedAction::ReadOnline as i32],
+                    name_patterns: vec!["driver.*".into()],
+                    policy: Some(PbPolicy {
+                        policy_type: Some(PolicyType::RoleBasedPolicy(RoleBasedPolicy {
+                            roles: vec!["r".into()],
+                        })),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                meta: None,
+            }],
+            ..Default::default()
+        };
+        let snap = RegistrySnapshot::from_proto(r);
+        let c = Catalog::new(&snap, "p").unwrap();
+        assert_eq!(c.permissions[0].types, ["FEATURE_VIEW"]);
+        assert_eq!(c.permissions[0].actions, ["READ_ONLINE"]);
+        assert_eq!(c.permissions[0].policy, Policy::Roles(vec!["r".into()]));
+        assert!(matches!(
+            Catalog::new(&snap, "other"),
+            Err(RegistryError::ProjectNotFound { .. })
+        ));
+    }
 }
