@@ -50,6 +50,27 @@ pub struct ViewOutcome {
     pub seconds: f64,
 }
 
+/// Where a materialization reports as it goes (a terminal progress bar, log lines).
+pub trait Progress: Send + Sync {
+    fn view_started(&self, view: &str, start: DateTime<Utc>, end: DateTime<Utc>);
+    /// `n` more rows of `view` were written.
+    fn rows(&self, view: &str, n: usize);
+    fn view_done(&self, outcome: &ViewOutcome);
+}
+
+/// Progress as log lines (servers, non-terminals).
+pub struct LogProgress;
+
+impl Progress for LogProgress {
+    fn view_started(&self, view: &str, start: DateTime<Utc>, end: DateTime<Utc>) {
+        tracing::info!(%view, %start, %end, "materializing");
+    }
+    fn rows(&self, _: &str, _: usize) {}
+    fn view_done(&self, o: &ViewOutcome) {
+        tracing::info!(view = %o.view, rows = o.rows, written = o.written, seconds = o.seconds, "materialized");
+    }
+}
+
 /// Memory DataFusion may use before its sorts spill to disk.
 const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
@@ -165,7 +186,7 @@ impl MaterializeService {
     pub async fn materialize(
         &self,
         req: &MaterializeRequest,
-        mut progress: impl FnMut(&ViewOutcome),
+        progress: &dyn Progress,
     ) -> Result<Vec<ViewOutcome>, ServiceError> {
         if let Some(start) = req.start
             && start > req.end
@@ -199,8 +220,9 @@ impl MaterializeService {
                 self.set_meta(&v.name, which, FeatureViewState::Materializing, None)
                     .await?;
             }
+            progress.view_started(&v.name, start, req.end);
             match self
-                .materialize_view(&catalog, v, start, req.end, key_version)
+                .materialize_view(&catalog, v, start, req.end, key_version, progress)
                 .await
             {
                 Ok(outcome) => {
@@ -211,7 +233,7 @@ impl MaterializeService {
                         Some((ts(start), ts(req.end))),
                     )
                     .await?;
-                    progress(&outcome);
+                    progress.view_done(&outcome);
                     out.push(outcome);
                 }
                 Err(e) => {
@@ -252,6 +274,7 @@ impl MaterializeService {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
         key_version: KeyVersion,
+        progress: &dyn Progress,
     ) -> Result<ViewOutcome, ServiceError> {
         let started = Instant::now();
         let source = v.batch_source.as_ref().ok_or_else(|| {
@@ -397,6 +420,7 @@ impl MaterializeService {
                 });
             }
             outcome.rows += rows.len();
+            progress.rows(&v.name, rows.len());
             for chunk in rows.chunks(batch_size.min(rows.len().max(1))) {
                 let w = self
                     .store
@@ -543,10 +567,7 @@ impl MaterializeJobs {
         };
         let this = self.clone();
         let job = async move {
-            let result = this.service.materialize(&req, |o| {
-                tracing::info!(view = %o.view, rows = o.rows, seconds = o.seconds, "materialized");
-            })
-            .await;
+            let result = this.service.materialize(&req, &LogProgress).await;
             let mut running = this.running.lock().expect("not poisoned");
             for v in req.views.iter().flatten() {
                 running.remove(v);
