@@ -3,6 +3,7 @@
 //! need what `scripts/test` provides (see `support::Oracle`).
 
 mod cli_errors;
+mod materialize_faults;
 mod oracle_materialize;
 mod oracle_registry;
 mod oracle_serving;
