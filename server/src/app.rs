@@ -134,6 +134,7 @@ pub async fn app(
     online: Arc<OnlineService>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     jobs: Option<Arc<crate::service::materialize::MaterializeJobs>>,
+    push: Option<Arc<crate::service::push::PushService>>,
 ) -> axum::Router {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -147,6 +148,9 @@ pub async fn app(
     let mut state = HttpState::new(online, metrics);
     if let Some(jobs) = jobs {
         state = state.with_materialize(jobs);
+    }
+    if let Some(push) = push {
+        state = state.with_push(push);
     }
     router(state).merge(grpc)
 }
@@ -168,7 +172,12 @@ pub async fn serve(
             clock: Arc::new(SystemClock),
         },
     ));
-    let app = app(online, metrics, Some(jobs)).await;
+    let push = Arc::new(crate::service::push::PushService {
+        config: config.clone(),
+        registry: store::open(&config, &env).await?,
+        store: online.store().clone(),
+    });
+    let app = app(online, metrics, Some(jobs), Some(push)).await;
     let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
         .with_context(|| format!("resolving {}", opts.host))?

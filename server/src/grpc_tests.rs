@@ -17,7 +17,7 @@ use crate::service::fixture;
 #[tokio::test]
 async fn serving_service_and_health_over_grpc() {
     let online = fixture::service(OnlineTtl::Enforce, None).await;
-    let app = crate::app::app(online, None, None).await;
+    let app = crate::app::app(online, None, None, None).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });

@@ -20,6 +20,7 @@ use crate::{
     service::{
         materialize::{JobAnswer, JobError, MaterializeJobs, MaterializeRequest, parse_timestamp},
         online::{FeatureSelection, OnlineRequest, OnlineService, Scalar},
+        push::PushService,
     },
 };
 
@@ -34,6 +35,8 @@ pub struct HttpState {
     pub get_online_features_metrics: Arc<EndpointMetrics>,
     /// Materialization over HTTP, when the server was started with a writable registry.
     pub materialize: Option<Arc<MaterializeJobs>>,
+    /// `/push` and `/write-to-online-store`.
+    pub push: Option<Arc<PushService>>,
 }
 
 impl HttpState {
@@ -46,7 +49,13 @@ impl HttpState {
             metrics,
             get_online_features_metrics: Arc::new(EndpointMetrics::new("/get-online-features")),
             materialize: None,
+            push: None,
         }
+    }
+
+    pub fn with_push(mut self, push: Arc<PushService>) -> Self {
+        self.push = Some(push);
+        self
     }
 
     pub fn with_materialize(mut self, jobs: Arc<MaterializeJobs>) -> Self {
@@ -58,6 +67,8 @@ impl HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/get-online-features", post(get_online_features))
+        .route("/push", post(push))
+        .route("/write-to-online-store", post(write_to_online_store))
         .route("/materialize", post(materialize))
         .route("/materialize-incremental", post(materialize_incremental))
         .route("/health", get(health))
@@ -190,6 +201,90 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
         .get_online_features_metrics
         .record(resp.status().as_u16(), started);
     resp
+}
+
+/// A column-oriented `df`, in request order.
+struct Columns(Vec<(String, Vec<serde_json::Value>)>);
+
+impl<'de> Deserialize<'de> for Columns {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Columns;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of column name to array of values")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<String, Vec<serde_json::Value>>()? {
+                    out.push(entry);
+                }
+                Ok(Columns(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct PushBody {
+    push_source_name: String,
+    df: Columns,
+    #[serde(default = "online")]
+    to: String,
+}
+
+fn online() -> String {
+    "online".to_owned()
+}
+
+#[derive(Deserialize)]
+struct WriteBody {
+    feature_view_name: String,
+    df: Columns,
+}
+
+async fn push(State(state): State<HttpState>, body: Bytes) -> Response {
+    let Some(service) = state.push.clone() else {
+        return error_response(&ServiceError::new(
+            ErrorCode::NotImplemented,
+            "push is not enabled on this server",
+        ));
+    };
+    let parsed: PushBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return validation_error(&e.to_string()),
+    };
+    match service
+        .push(&parsed.push_source_name, &parsed.df.0, &parsed.to)
+        .await
+    {
+        Ok(_) => Response::builder()
+            .status(200)
+            .body(Body::empty())
+            .expect("a valid response"),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn write_to_online_store(State(state): State<HttpState>, body: Bytes) -> Response {
+    let Some(service) = state.push.clone() else {
+        return error_response(&ServiceError::new(
+            ErrorCode::NotImplemented,
+            "writes are not enabled on this server",
+        ));
+    };
+    let parsed: WriteBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return validation_error(&e.to_string()),
+    };
+    match service
+        .write_to_online_store(&parsed.feature_view_name, &parsed.df.0)
+        .await
+    {
+        Ok(_) => json_response(200, "null".into()),
+        Err(e) => error_response(&e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod materialize;
 pub mod online;
+pub mod push;
 
 #[cfg(test)]
 pub mod fixture;

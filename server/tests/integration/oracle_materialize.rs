@@ -375,3 +375,106 @@ fn materialize_records_intervals_in_an_s3_registry() {
         "only the named view changes: {other}"
     );
 }
+
+/// `POST /push` (online) and `POST /write-to-online-store` on `larder serve` write the same
+/// SQLite rows as the Feast SDK's `push` and `write_to_online_store` with the same rows.
+#[test]
+fn push_and_write_match_the_feast_sdk() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = applied_pair(&oracle, dir.path(), None, None);
+    let trips = r#"{"driver_id": [4242, 4243], "customer_id": ["cx", "cy"], "event_timestamp": ["2026-11-28T09:00:00+00:00", "2026-11-28T09:30:00+00:00"], "created": ["2026-11-28T09:00:01+00:00", "2026-11-28T09:30:01+00:00"], "trips": [3, 4], "fare": [12.5, 7.25]}"#;
+    let stats = r#"{"driver_id": [5555], "event_timestamp": ["2026-11-28T10:00:00+00:00"], "created": ["2026-11-28T10:00:00+00:00"], "conv_rate": [0.5], "acc_rate": [0.25], "avg_daily_trips": [146], "rating": [4.5]}"#;
+    oracle.python(
+        &format!(
+            r#"
+import pandas as pd, json, os, sys
+sys.path.insert(0, "{0}")
+os.chdir("{0}")
+from feast import FeatureStore
+from feast.data_source import PushMode
+s = FeatureStore(repo_path="{0}")
+def df(j):
+    d = pd.DataFrame(json.loads(j))
+    for c in ("event_timestamp", "created"):
+        d[c] = pd.to_datetime(d[c], utc=True)
+    return d
+s.push("trip_push", df('{trips}'), to=PushMode.ONLINE)
+s.write_to_online_store("driver_hourly_stats", df('{stats}'))
+"#,
+            a.display()
+        ),
+        &[],
+    );
+    let server = larder_serve_process(&b);
+    let post = |path: &str, body: String| {
+        crate::oracle_serving::post(
+            &format!("{}{path}", server.1),
+            &serde_json::from_str(&body).unwrap(),
+        )
+    };
+    let (code, body) = post(
+        "/push",
+        format!(r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "online"}}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(
+        "/write-to-online-store",
+        format!(r#"{{"feature_view_name": "driver_hourly_stats", "df": {stats}}}"#),
+    );
+    assert_eq!((code, body.as_str()), (200, "null"));
+    let (code, body) = post(
+        "/push",
+        format!(r#"{{"push_source_name": "nope", "df": {trips}}}"#),
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("PushSourceNotFoundException"), "{body}");
+    let (code, body) = post(
+        "/push",
+        format!(r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "sideways"}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    drop(server);
+    let feast = sqlite_rows(&a.join("data/online.db"));
+    let ours = sqlite_rows(&b.join("data/online.db"));
+    for table in ["mat_driver_customer_trips", "mat_driver_hourly_stats"] {
+        assert!(!feast[table].is_empty(), "{table}");
+        assert_eq!(feast[table], ours[table], "table {table} differs");
+    }
+}
+
+/// `larder serve` on a repo; killed when dropped. (child, url)
+struct Served(std::process::Child, String);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn larder_serve_process(repo: &Path) -> Served {
+    let port = crate::support::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(repo)
+        .args(["serve", "-p", &port.to_string()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while Command::new("curl")
+        .args(["-sf", &format!("{url}/health")])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "larder serve did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Served(child, url)
+}

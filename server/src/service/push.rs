@@ -1,0 +1,379 @@
+//! `POST /push` (to the online store) and `POST /write-to-online-store` (spec §4.7–4.8, §11):
+//! column-oriented JSON rows become Feast values of the view's declared types and are written
+//! like materialized rows (Redis: only newer event times overwrite; SQLite: last write wins).
+
+use std::sync::Arc;
+
+use larder_online::{
+    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    layout::ViewLayout,
+    store::{OnlineStore, WriteRow},
+};
+use larder_protos::feast::types::{
+    BoolList, DoubleList, FloatList, Int32List, Int64List, StringList, Value, value::Val,
+    value_type::Enum as T,
+};
+use larder_registry::{
+    config::RepoConfig,
+    model::{Catalog, FeatureView, SourceKind, ViewKind},
+    store::RegistryStore,
+};
+use prost_types::Timestamp;
+use serde_json::Value as Json;
+
+use crate::{
+    error::{ErrorCode, ServiceError},
+    service::{
+        materialize::parse_timestamp,
+        online::{Scalar, to_entity_value},
+    },
+};
+
+/// Rows as JSON columns: column name → one value per row.
+pub type Columns = Vec<(String, Vec<Json>)>;
+
+pub struct PushService {
+    pub config: RepoConfig,
+    pub registry: Arc<dyn RegistryStore>,
+    pub store: Arc<dyn OnlineStore>,
+}
+
+fn bad(view: &str, m: impl std::fmt::Display) -> ServiceError {
+    ServiceError::bad_request(format!("feature view {view}: {m}"))
+}
+
+fn scalar(v: &Json) -> Scalar {
+    match v {
+        Json::Null => Scalar::Null,
+        Json::Bool(b) => Scalar::Bool(*b),
+        Json::Number(n) => n.as_i64().map_or_else(
+            || Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
+            Scalar::Int,
+        ),
+        Json::String(s) => Scalar::Str(s.clone()),
+        other => Scalar::Other(other.to_string()),
+    }
+}
+
+/// A JSON value as a Feast value of type `t` (null → the empty value).
+pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
+    let wrong = || format!("{v} is not a valid {} value", t.as_str_name());
+    let int = |v: &Json| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let float = |v: &Json| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let list = |v: &Json| v.as_array().cloned().ok_or_else(wrong);
+    if v.is_null() {
+        return Ok(Value::default());
+    }
+    let val = match t {
+        T::Int32 => Val::Int32Val(
+            int(v)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(wrong)?,
+        ),
+        T::Int64 => Val::Int64Val(int(v).ok_or_else(wrong)?),
+        T::Float => match float(v).ok_or_else(wrong)? {
+            f if f.is_nan() => return Ok(Value::default()),
+            f => Val::FloatVal(f as f32),
+        },
+        T::Double => match float(v).ok_or_else(wrong)? {
+            f if f.is_nan() => return Ok(Value::default()),
+            f => Val::DoubleVal(f),
+        },
+        T::Bool => Val::BoolVal(v.as_bool().ok_or_else(wrong)?),
+        T::String => Val::StringVal(
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string()),
+        ),
+        T::Json => Val::JsonVal(
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string()),
+        ),
+        T::UnixTimestamp => Val::UnixTimestampVal(match v.as_str() {
+            Some(s) => parse_timestamp(s)?.timestamp(),
+            None => int(v).ok_or_else(wrong)?,
+        }),
+        T::Int32List => Val::Int32ListVal(Int32List {
+            val: list(v)?
+                .iter()
+                .map(|x| int(x).map(|i| i as i32).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::Int64List => Val::Int64ListVal(Int64List {
+            val: list(v)?
+                .iter()
+                .map(|x| int(x).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::FloatList => Val::FloatListVal(FloatList {
+            val: list(v)?
+                .iter()
+                .map(|x| float(x).map(|f| f as f32).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::DoubleList => Val::DoubleListVal(DoubleList {
+            val: list(v)?
+                .iter()
+                .map(|x| float(x).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::BoolList => Val::BoolListVal(BoolList {
+            val: list(v)?
+                .iter()
+                .map(|x| x.as_bool().ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::StringList => Val::StringListVal(StringList {
+            val: list(v)?
+                .iter()
+                .map(|x| x.as_str().map(str::to_owned).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        other => {
+            return Err(format!(
+                "pushing {} values is not supported yet",
+                other.as_str_name()
+            ));
+        }
+    };
+    Ok(Value { val: Some(val) })
+}
+
+fn timestamp(v: &Json) -> Result<Timestamp, String> {
+    let t = match v {
+        Json::String(s) => parse_timestamp(s)?,
+        Json::Number(n) => {
+            chrono::DateTime::from_timestamp(n.as_i64().ok_or("not a timestamp")?, 0)
+                .ok_or("out of range")?
+        }
+        other => return Err(format!("{other} is not a timestamp")),
+    };
+    Ok(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_micros() as i32 * 1000,
+    })
+}
+
+impl PushService {
+    /// Writes the rows to one view: the columns must hold its join keys, every feature and the
+    /// batch source's timestamp column (source names; `field_mapping` is applied).
+    pub async fn write_view(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        df: &Columns,
+    ) -> Result<usize, ServiceError> {
+        let source = v
+            .batch_source
+            .as_ref()
+            .ok_or_else(|| bad(&v.name, "has no batch source"))?;
+        // Columns by feature/entity name (source names renamed by field_mapping).
+        let column = |name: &str| -> Option<&Vec<Json>> {
+            df.iter()
+                .find(|(c, _)| {
+                    source
+                        .field_mapping
+                        .get(c)
+                        .map_or(c.as_str(), String::as_str)
+                        == name
+                })
+                .map(|(_, v)| v)
+        };
+        let rows = df.first().map_or(0, |c| c.1.len());
+        if df.iter().any(|c| c.1.len() != rows) {
+            return Err(bad(&v.name, "all columns must have the same length"));
+        }
+        let ts_name = source
+            .field_mapping
+            .get(&source.timestamp_field)
+            .unwrap_or(&source.timestamp_field);
+        let ts_col = column(ts_name).ok_or_else(|| {
+            bad(
+                &v.name,
+                format!("column {ts_name} (event timestamp) is missing"),
+            )
+        })?;
+        let created_col = (!source.created_timestamp_column.is_empty())
+            .then(|| {
+                column(
+                    source
+                        .field_mapping
+                        .get(&source.created_timestamp_column)
+                        .unwrap_or(&source.created_timestamp_column),
+                )
+            })
+            .flatten();
+        let entityless = v.entities.iter().all(|e| e == "__dummy");
+        let mut key_cols = Vec::new();
+        if !entityless {
+            for c in &v.entity_columns {
+                let t = if c.value_type == T::Invalid {
+                    catalog
+                        .entities
+                        .iter()
+                        .find(|e| e.join_key == c.name)
+                        .map_or(T::String, |e| e.value_type)
+                } else {
+                    c.value_type
+                };
+                key_cols.push((
+                    c.name.as_str(),
+                    t,
+                    column(&c.name).ok_or_else(|| {
+                        bad(&v.name, format!("join key column {} is missing", c.name))
+                    })?,
+                ));
+            }
+        }
+        let mut feature_cols = Vec::new();
+        for f in &v.features {
+            if key_cols.iter().any(|(k, ..)| *k == f.name) {
+                feature_cols.push((f, column(&f.name).expect("a key column exists")));
+                continue;
+            }
+            feature_cols.push((
+                f,
+                column(&f.name)
+                    .ok_or_else(|| bad(&v.name, format!("feature column {} is missing", f.name)))?,
+            ));
+        }
+        let version = KeyVersion::from_config(self.config.entity_key_serialization_version)
+            .ok_or_else(|| {
+                ServiceError::bad_request("entity_key_serialization_version must be 1, 2 or 3")
+            })?;
+        let dummy = EntityValue::String(String::new());
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let keys: Vec<EntityValue> = key_cols
+                .iter()
+                .map(|(k, t, col)| {
+                    to_entity_value(&scalar(&col[i]), *t)
+                        .map_err(|m| bad(&v.name, format!("column {k}, row {i}: {m}")))
+                })
+                .collect::<Result<_, _>>()?;
+            let pairs: Vec<(&str, &EntityValue)> = if entityless {
+                vec![("__dummy_id", &dummy)]
+            } else {
+                key_cols
+                    .iter()
+                    .zip(&keys)
+                    .map(|((k, ..), v)| (*k, v))
+                    .collect()
+            };
+            let values = feature_cols
+                .iter()
+                .map(|(f, col)| {
+                    json_value(&col[i], f.value_type)
+                        .map(Some)
+                        .map_err(|m| bad(&v.name, format!("column {}, row {i}: {m}", f.name)))
+                })
+                .collect::<Result<_, _>>()?;
+            out.push(WriteRow {
+                key: serialize_entity_key(&pairs, version),
+                values,
+                event_ts: timestamp(&ts_col[i])
+                    .map_err(|m| bad(&v.name, format!("column {ts_name}, row {i}: {m}")))?,
+                created_ts: created_col
+                    .map(|c| timestamp(&c[i]))
+                    .transpose()
+                    .map_err(|m| bad(&v.name, m))?,
+            });
+        }
+        let layout = ViewLayout::new(
+            self.config.project.as_str(),
+            &v.name,
+            v.features.iter().map(|f| f.name.clone()).collect(),
+        );
+        let w = self
+            .store
+            .write(&layout, &out)
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
+        Ok(w.written)
+    }
+
+    async fn catalog(&self) -> Result<Catalog, ServiceError> {
+        let snapshot = self
+            .registry
+            .load()
+            .await
+            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
+        Catalog::new(&snapshot, self.config.project.as_str())
+            .map_err(|e| ServiceError::new(ErrorCode::NotFound, e.to_string()))
+    }
+
+    /// `/write-to-online-store`.
+    pub async fn write_to_online_store(
+        &self,
+        view: &str,
+        df: &Columns,
+    ) -> Result<usize, ServiceError> {
+        let catalog = self.catalog().await?;
+        let v = catalog
+            .view(view)
+            .filter(|v| matches!(v.kind, ViewKind::FeatureView | ViewKind::StreamFeatureView))
+            .ok_or_else(|| {
+                ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "FeatureViewNotFoundException",
+                    format!(
+                        "Feature view {view} does not exist in project {}",
+                        self.config.project
+                    ),
+                )
+            })?;
+        self.write_view(&catalog, v, df).await
+    }
+
+    /// `/push` with `to: online`: every view whose stream source is the push source.
+    pub async fn push(
+        &self,
+        push_source: &str,
+        df: &Columns,
+        to: &str,
+    ) -> Result<usize, ServiceError> {
+        match to {
+            "online" => {}
+            "offline" | "online_and_offline" => {
+                return Err(ServiceError::new(
+                    ErrorCode::NotImplemented,
+                    format!("push to {to} is not supported by larder yet"),
+                ));
+            }
+            other => {
+                return Err(ServiceError::bad_request(format!(
+                    "{other} is not a supported push format. Please specify one of these ['online', 'offline', 'online_and_offline']."
+                )));
+            }
+        }
+        let catalog = self.catalog().await?;
+        let views: Vec<&FeatureView> = catalog
+            .feature_views
+            .iter()
+            .filter(|v| {
+                v.stream_source.as_ref().is_some_and(|s| {
+                    s.name == push_source && matches!(s.kind, SourceKind::Push { .. })
+                })
+            })
+            .collect();
+        if views.is_empty() {
+            return Err(ServiceError::feast(
+                ErrorCode::Unprocessable,
+                "PushSourceNotFoundException",
+                format!("Unable to find push source '{push_source}'."),
+            ));
+        }
+        let mut written = 0;
+        for v in views {
+            written += self.write_view(&catalog, v, df).await?;
+        }
+        Ok(written)
+    }
+}
