@@ -60,11 +60,12 @@ PY
   (cd "$1" && PYTHONWARNINGS=ignore "$VENV/bin/feast" apply >/dev/null)
 }
 
-start_redis() { local p; p=$(free_port); redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!); sleep 0.3; echo "$p"; }
+# Sets REDIS_PORT (not in a subshell, so that cleanup knows the pid).
+start_redis() { REDIS_PORT=$(free_port); redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!); sleep 0.3; }
 
-P1=$(start_redis); make_repo "$work/larder" "$ROWS" "$P1"
-P2=$(start_redis); make_repo "$work/feast" "$FEAST_ROWS" "$P2"
-P3=$(start_redis)
+start_redis; P1=$REDIS_PORT; make_repo "$work/larder" "$ROWS" "$P1"
+start_redis; P2=$REDIS_PORT; make_repo "$work/feast" "$FEAST_ROWS" "$P2"
+start_redis; P3=$REDIS_PORT
 
 /usr/bin/time -v "$LARDER" -c "$work/larder" materialize 2026-11-01T00:00:00 2026-11-29T00:00:00 2> "$work/larder.err" >/dev/null || { cat "$work/larder.err"; exit 1; }
 L_SECS=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$work/larder.err")

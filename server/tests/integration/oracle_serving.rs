@@ -28,7 +28,19 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first: `feast serve` is a gunicorn master that stops its forked workers only
+    /// when asked; a SIGKILL would orphan them.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
