@@ -159,9 +159,15 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
 
 /// Renders like Python's `json.dumps(doc, indent=2, sort_keys=True)` (ASCII-only output).
 pub fn render(doc: &Json) -> String {
-    let pretty = serde_json::to_string_pretty(doc).expect("a JSON value renders");
-    let mut out = String::with_capacity(pretty.len());
-    for c in pretty.chars() {
+    ascii_escaped(&serde_json::to_string_pretty(doc).expect("a JSON value renders"))
+}
+
+/// JSON text with every non-ASCII character written as `\uXXXX` (UTF-16 units), as Python's
+/// `json.dumps` does by default (`ensure_ascii=True`). Valid because JSON text can hold
+/// non-ASCII characters only inside strings.
+pub fn ascii_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
         if c.is_ascii() {
             out.push(c);
         } else {

@@ -98,19 +98,7 @@ impl std::fmt::Display for ServiceError {
 
 /// A JSON string literal as Python's `json.dumps` writes it (non-ASCII escaped).
 fn py_json_str(s: &str) -> String {
-    let plain = serde_json::to_string(s).expect("a string serializes");
-    let mut out = String::with_capacity(plain.len());
-    for c in plain.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
+    larder_registry::dump::ascii_escaped(&serde_json::to_string(s).expect("a string serializes"))
 }
 
 #[cfg(test)]
@@ -129,6 +117,12 @@ mod tests {
             r#""{\"module\": \"feast.errors\", \"class\": \"FeatureViewNotFoundException\", \"message\": \"Feature view nope does not exist in project demo\"}""#
         );
         assert_eq!(ServiceError::bad_request("bad é").feast_body(), "\"bad é\"");
+        let e = ServiceError::feast(ErrorCode::NotFound, "FeatureViewNotFoundException", "vue é");
+        assert!(
+            e.feast_body().contains(r#"\"message\": \"vue \\u00e9\""#),
+            "{}",
+            e.feast_body()
+        );
         assert_eq!(ErrorCode::NotFound.http_status(), 404);
         assert_eq!(
             ErrorCode::Conflict.grpc_code(),
