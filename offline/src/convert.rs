@@ -26,6 +26,18 @@ pub struct ConvertError {
     pub message: String,
 }
 
+/// A column whose Arrow type cannot hold values of the declared feature type.
+fn mismatch(column: &str, arr: &dyn Array, t: T) -> ConvertError {
+    err(
+        column,
+        format!(
+            "a {} column cannot hold {} values",
+            arr.data_type(),
+            t.as_str_name()
+        ),
+    )
+}
+
 fn err(column: &str, message: impl Into<String>) -> ConvertError {
     ConvertError {
         column: column.to_owned(),
@@ -280,14 +292,7 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
                 }
                 None if arr.is_null(i) => None,
                 None => {
-                    return Err(err(
-                        column,
-                        format!(
-                            "a {} column cannot hold {} values",
-                            arr.data_type(),
-                            t.as_str_name()
-                        ),
-                    ));
+                    return Err(mismatch(column, arr, t));
                 }
             },
             T::Int32List
@@ -308,14 +313,7 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
             | T::UnixTimestampSet => match list_items(arr, i) {
                 None if arr.is_null(i) => None,
                 None => {
-                    return Err(err(
-                        column,
-                        format!(
-                            "a {} column cannot hold {} values",
-                            arr.data_type(),
-                            t.as_str_name()
-                        ),
-                    ));
+                    return Err(mismatch(column, arr, t));
                 }
                 Some(items) => Some(match t {
                     T::Int32List => Val::Int32ListVal(Int32List {
@@ -380,14 +378,7 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
         };
         let nan = matches!(t, T::Float | T::Double) && float_at(arr, i).is_some_and(f64::is_nan);
         if val.is_none() && !arr.is_null(i) && !nan {
-            return Err(err(
-                column,
-                format!(
-                    "a {} column cannot hold {} values",
-                    arr.data_type(),
-                    t.as_str_name()
-                ),
-            ));
+            return Err(mismatch(column, arr, t));
         }
         out.push(Value { val });
     }

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use crate::support::{Oracle, larder, stdout_ok};
+use crate::support::{Oracle, copy_dir, larder, stdout_ok};
 
 /// A repo with one view `rows_fv` (10 Float32 features over `rows` drivers), applied by Feast.
 /// `null_key_at` puts a null driver_id in that row.
@@ -112,13 +112,7 @@ fn a_killed_run_then_a_rerun_converges() {
     let dir = tempfile::tempdir().unwrap();
     let r = repo(&oracle, dir.path(), 150_000, None);
     let clean = dir.path().join("clean");
-    let ok = Command::new("cp")
-        .arg("-r")
-        .arg(&r)
-        .arg(&clean)
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    copy_dir(&r, &clean);
     stdout_ok(
         larder(&clean, &["materialize", RANGE[0], RANGE[1]], &[]),
         "uninterrupted run",

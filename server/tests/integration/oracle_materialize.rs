@@ -12,17 +12,7 @@ use larder_online::testkit::Servers;
 use larder_protos::feast::types::{Value, value::Val};
 use prost::Message;
 
-use crate::support::{Oracle, larder, stdout_ok};
-
-fn copy_dir(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg("-r")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
+use crate::support::{Oracle, copy_dir, larder, stdout_ok};
 
 fn unhex(h: &str) -> Vec<u8> {
     (0..h.len())
@@ -406,10 +396,10 @@ s.write_to_online_store("driver_hourly_stats", df('{stats}'))
         ),
         &[],
     );
-    let server = larder_serve_process(&b);
+    let server = crate::oracle_serving::larder_serve(&b);
     let post = |path: &str, body: String| {
         crate::oracle_serving::post(
-            &format!("{}{path}", server.1),
+            &format!("{}{path}", server.url),
             &serde_json::from_str(&body).unwrap(),
         )
     };
@@ -441,40 +431,4 @@ s.write_to_online_store("driver_hourly_stats", df('{stats}'))
         assert!(!feast[table].is_empty(), "{table}");
         assert_eq!(feast[table], ours[table], "table {table} differs");
     }
-}
-
-/// `larder serve` on a repo; killed when dropped. (child, url)
-struct Served(std::process::Child, String);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn larder_serve_process(repo: &Path) -> Served {
-    let port = crate::support::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("-c")
-        .arg(repo)
-        .args(["serve", "-p", &port.to_string()])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while Command::new("curl")
-        .args(["-sf", &format!("{url}/health")])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "larder serve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    Served(child, url)
 }

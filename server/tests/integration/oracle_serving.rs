@@ -22,9 +22,9 @@ use serde_json::{Value as Json, json};
 use crate::support::{Oracle, free_port};
 
 /// A server process killed when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Drop for Server {
@@ -89,7 +89,7 @@ fn feast_serve(oracle: &Oracle, repo: &Path) -> Server {
     Server { child, url }
 }
 
-fn larder_serve(repo: &Path) -> Server {
+pub fn larder_serve(repo: &Path) -> Server {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
         .args([

@@ -6,20 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::free_port;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use crate::support::{copy_dir, free_port};
 
 /// The bundled example repo (registry written by Feast), copied so the test owns its files.
 fn example_repo(dir: &Path) -> std::path::PathBuf {
