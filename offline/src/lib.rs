@@ -1,7 +1,9 @@
 //! The offline store: DataFusion over the Parquet data of Feast FileSources. Today it provides
 //! what materialization needs — the latest row per entity key within a time range
-//! ([`source::latest_rows`]) — and the Arrow → Feast value conversion ([`convert`]).
+//! ([`source::latest_rows`]) and the Arrow → Feast value conversion ([`convert`]) — and what
+//! `/push` to the offline store needs: pushed rows appended as new Parquet files ([`append`]).
 
+pub mod append;
 pub mod convert;
 pub mod source;
 

@@ -19,6 +19,9 @@ use datafusion::{
 
 use crate::OfflineError;
 
+/// A stream of record batches (DataFusion's), as [`latest_rows`] returns it.
+pub use datafusion::execution::SendableRecordBatchStream as BatchStream;
+
 /// What to read from one source.
 #[derive(Debug, Clone)]
 pub struct LatestRowsQuery {

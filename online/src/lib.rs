@@ -10,6 +10,7 @@ pub mod layout;
 pub mod memory;
 pub mod pyrepr;
 pub mod redis;
+pub mod resp;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testkit")]

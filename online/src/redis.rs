@@ -5,7 +5,8 @@
 //! (unless `skip_dedup`), and set `EXPIRE` when `key_ttl_seconds` is configured.
 //!
 //! Every view of one read goes out together: one pipeline on standalone and sentinel
-//! connections; on a cluster, one command per key sent concurrently over the multiplexed
+//! connections (standalone: Larder's auto-pipelining connection, [`crate::resp`], which also
+//! merges the pipelines of concurrent requests into one write); on a cluster, one command per key sent concurrently over the multiplexed
 //! per-node connections (a single pipeline may not span slots).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -15,7 +16,7 @@ use prost::Message;
 use prost_types::Timestamp;
 use redis::{
     Cmd, RedisResult, Value as RV,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    aio::{ConnectionLike, MultiplexedConnection},
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
@@ -25,6 +26,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     layout::ViewLayout,
+    resp::{Pipe, PipeConfig},
     store::{
         OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow, ts_nanos,
     },
@@ -150,7 +152,8 @@ impl ConnectionString {
 
 #[derive(Clone)]
 enum Conn {
-    Standalone(ConnectionManager),
+    /// Larder's auto-pipelining connection ([`crate::resp`]).
+    Standalone(Pipe),
     Cluster(ClusterConnection),
     Sentinel(Arc<SentinelConn>),
 }
@@ -229,18 +232,18 @@ impl RedisOnlineStore {
         let c = match kind {
             RedisKind::Standalone => {
                 let (h, p) = &conn.nodes[0];
-                let client = redis::Client::open(conn.url(h, *p, true)).map_err(unavailable)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(connect_timeout))
-                    .set_response_timeout(Some(response_timeout))
-                    .set_number_of_retries(2);
-                let mgr = within(
+                let pipe = Pipe::connect(PipeConfig {
+                    host: h.clone(),
+                    port: *p,
+                    db: conn.db,
+                    username: conn.username.clone(),
+                    password: conn.password.clone(),
                     connect_timeout,
-                    &describe,
-                    client.get_connection_manager_with_config(config),
-                )
-                .await?;
-                Conn::Standalone(mgr)
+                    response_timeout,
+                })
+                .await
+                .map_err(unavailable)?;
+                Conn::Standalone(pipe)
             }
             RedisKind::Cluster => {
                 if conn.db != 0 {
@@ -317,13 +320,10 @@ impl RedisOnlineStore {
             return Ok(Vec::new());
         }
         match &self.conn {
-            Conn::Standalone(m) => {
-                let mut m = m.clone();
-                pipeline(cmds)
-                    .query_async(&mut m)
-                    .await
-                    .map_err(|e| self.unavailable(e))
-            }
+            Conn::Standalone(p) => pipeline(cmds)
+                .query_async(&mut p.clone())
+                .await
+                .map_err(|e| self.unavailable(e)),
             Conn::Sentinel(s) => {
                 let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
                 match pipeline(cmds).query_async(&mut c).await {

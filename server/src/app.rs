@@ -32,6 +32,8 @@ pub struct ServeOptions {
     pub registry_ttl_sec: u64,
     /// `(key, certificate chain)` PEM files: serve over TLS (HTTP/1.1 and h2 by ALPN).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Serving threads; 0 = one per core.
+    pub workers: usize,
 }
 
 /// Builds the online store a repo configures.
@@ -162,7 +164,19 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // Installed before the serving index is built, which registers per-view counters.
     let metrics = install_metrics();
+    if let Some(handle) = metrics.clone() {
+        // Histograms keep their samples until upkeep folds them in; without this a server that
+        // is never scraped would grow without bound.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
+    // Materialization jobs run on this (multi-threaded) runtime, never on a serving thread.
     let jobs = Arc::new(crate::service::materialize::MaterializeJobs::new(
         crate::service::materialize::MaterializeService {
             config: config.clone(),
@@ -174,40 +188,183 @@ pub async fn serve(
     ));
     let push = Arc::new(crate::service::push::PushService {
         config: config.clone(),
+        env: env.clone(),
         registry: store::open(&config, &env).await?,
         store: online.store().clone(),
     });
-    let app = app(online, metrics, Some(jobs), Some(push)).await;
     let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
         .with_context(|| format!("resolving {}", opts.host))?
         .next()
         .with_context(|| format!("{} resolves to no address", opts.host))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let bound = listener.local_addr()?;
-    match &opts.tls {
-        None => {
-            eprintln!(
-                "larder serving project {} on http://{bound} (HTTP/1.1 JSON and gRPC)",
-                config.project
-            );
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown())
-                .await
-                .context("serving")?;
-        }
-        Some((key, cert)) => {
-            let acceptor = tls_acceptor(key, cert)?;
-            eprintln!(
-                "larder serving project {} on https://{bound} (HTTP/1.1 JSON and gRPC over TLS)",
-                config.project
-            );
-            serve_tls(listener, acceptor, app).await;
+    let workers = match opts.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listeners = bind_reuseport(addr, workers)?;
+    let bound = listeners[0].local_addr()?;
+    let tls = match &opts.tls {
+        Some((key, cert)) => Some(tls_acceptor(key, cert)?),
+        None => None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    let mut started = Vec::with_capacity(workers);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (ready, is_ready) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
+        started.push(is_ready);
+        let worker = Worker {
+            config: config.clone(),
+            online: online.clone(),
+            metrics: metrics.clone(),
+            jobs: jobs.clone(),
+            push: push.clone(),
+            tls: tls.clone(),
+            stopped: stopped.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("larder-serve-{i}"))
+                .spawn(move || worker.run(listener, ready))
+                .context("starting a serving thread")?,
+        );
+    }
+    let mut failure = None;
+    for r in started {
+        match r.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some(anyhow::anyhow!("a serving thread ended while starting")),
         }
     }
-    Ok(())
+    if failure.is_none() {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!(
+            "larder serving project {} on {scheme}://{bound} (HTTP/1.1 JSON and gRPC, {workers} serving threads)",
+            config.project
+        );
+        shutdown().await;
+    }
+    let _ = stop.send(true);
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await
+    .context("joining the serving threads")?;
+    failure.map_or(Ok(()), Err)
+}
+
+/// `n` listening sockets on one address (`SO_REUSEPORT`: the kernel spreads new connections
+/// over them); port 0 becomes one free port shared by all.
+fn bind_reuseport(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut addr = addr;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .context("creating a socket")?;
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        socket.set_nodelay(true)?;
+        socket
+            .bind(addr)
+            .with_context(|| format!("binding {addr}"))?;
+        let listener = socket
+            .listen(1024)
+            .with_context(|| format!("listening on {addr}"))?;
+        addr = listener.local_addr()?;
+        out.push(listener.into_std()?);
+        if !cfg!(unix) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// One serving thread: a single-threaded runtime with its own online-store connection and its
+/// own listening socket, so a request is handled start to end on one core without waking
+/// another thread (the Redis connection's task runs on the same thread as the request).
+struct Worker {
+    config: RepoConfig,
+    online: Arc<OnlineService>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    jobs: Arc<crate::service::materialize::MaterializeJobs>,
+    push: Arc<crate::service::push::PushService>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stopped: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Worker {
+    fn run(
+        self,
+        listener: std::net::TcpListener,
+        ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
+    ) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready.send(Err(anyhow::anyhow!("starting a serving runtime: {e}")));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            let Worker {
+                config,
+                online,
+                metrics,
+                jobs,
+                push,
+                tls,
+                mut stopped,
+            } = self;
+            let setup = async {
+                // Redis connections are driven by a task of the runtime that made them: one
+                // per serving thread. SQLite's pool is shared.
+                let online = match &config.online_store {
+                    Some(OnlineStoreConfig::Redis(_)) => {
+                        Arc::new(online.with_store(online_store(&config).await?))
+                    }
+                    _ => online,
+                };
+                let app = app(online, metrics, Some(jobs), Some(push)).await;
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                anyhow::Ok((app, listener))
+            };
+            let (app, listener) = match setup.await {
+                Ok(x) => {
+                    let _ = ready.send(Ok(()));
+                    x
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            };
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            match tls {
+                None => {
+                    if let Err(error) = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                    {
+                        tracing::error!(%error, "serving thread failed");
+                    }
+                }
+                Some(acceptor) => serve_tls(listener, acceptor, app, stop).await,
+            }
+        });
+    }
 }
 
 /// A TLS acceptor from PEM files, offering h2 (gRPC) and HTTP/1.1 by ALPN.
@@ -239,6 +396,7 @@ pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
     app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::{
         rt::{TokioExecutor, TokioIo},
@@ -246,7 +404,6 @@ pub async fn serve_tls(
         service::TowerToHyperService,
     };
     use tower::ServiceExt;
-    let shutdown = shutdown();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {

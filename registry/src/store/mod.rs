@@ -15,6 +15,7 @@ use larder_protos::feast::core::{Infra, Registry};
 
 pub use file::FileRegistryStore;
 pub use memory::InMemoryRegistryStore;
+pub use object_store::ObjectStore;
 pub use s3::{ObjectRegistryStore, s3_bucket};
 pub use sql::SqlRegistryStore;
 

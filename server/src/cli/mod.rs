@@ -98,6 +98,10 @@ pub struct ServeArgs {
         default_value_t = 5
     )]
     pub registry_ttl_sec: u64,
+    /// Serving threads, each with its own runtime, socket and store connection; 0 = one per
+    /// core (Feast's `-w` sets its worker processes).
+    #[arg(short = 'w', long, default_value_t = 0)]
+    pub workers: usize,
     /// TLS private key (PEM); with `--cert`, serve HTTPS and gRPC over TLS.
     #[arg(short = 'k', long = "key", requires = "cert")]
     pub key: Option<PathBuf>,
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             port: a.port,
             registry_ttl_sec: a.registry_ttl_sec,
             tls: a.key.zip(a.cert),
+            workers: a.workers,
         };
         return crate::app::serve(config, env, opts).await;
     }

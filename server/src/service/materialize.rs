@@ -20,7 +20,7 @@ use larder_protos::feast::{core::FeatureViewState, types::value_type::Enum as Va
 use larder_registry::{
     clock::Clock,
     config::RepoConfig,
-    model::{Catalog, FeatureView, SourceKind, ViewKind},
+    model::{Catalog, FeatureView, ViewKind},
     store::RegistryStore,
     writeback::{MetaEdit, ViewField},
 };
@@ -277,22 +277,8 @@ impl MaterializeService {
         progress: &dyn Progress,
     ) -> Result<ViewOutcome, ServiceError> {
         let started = Instant::now();
-        let source = v.batch_source.as_ref().ok_or_else(|| {
-            ServiceError::bad_request(format!("feature view {} has no batch source", v.name))
-        })?;
-        let SourceKind::File {
-            uri,
-            s3_endpoint_override,
-        } = &source.kind
-        else {
-            return Err(ServiceError::new(
-                ErrorCode::NotImplemented,
-                format!(
-                    "feature view {}: only file sources can be materialized by larder yet",
-                    v.name
-                ),
-            ));
-        };
+        let (uri, bucket) = super::file_source(&self.config, &self.env, v, "materializes")?;
+        let source = v.batch_source.as_ref().expect("file_source checked it");
         let entityless = v.entities.iter().all(|e| e == "__dummy");
         let join_keys: Vec<(String, ValueType)> = if entityless {
             Vec::new()
@@ -317,7 +303,7 @@ impl MaterializeService {
         let mapping: std::collections::BTreeMap<String, String> = source.field_mapping.clone();
         let renamed = |c: &str| mapping.get(c).cloned().unwrap_or_else(|| c.to_owned());
         let query = LatestRowsQuery {
-            uri: self.config.resolve(uri),
+            uri,
             field_mapping: mapping.clone(),
             join_keys: join_keys.iter().map(|(k, _)| k.clone()).collect(),
             features: v.features.iter().map(|f| f.name.clone()).collect(),
@@ -328,15 +314,7 @@ impl MaterializeService {
             end_micros: end.timestamp_micros(),
         };
         let ctx = session(MEMORY_LIMIT).map_err(internal)?;
-        if let Some(bucket) = larder_offline::source::s3_bucket_of(&query.uri) {
-            let store = larder_registry::store::s3_bucket(
-                bucket,
-                Some(s3_endpoint_override.as_str()),
-                &self.env,
-            )
-            .map_err(|e| {
-                ServiceError::bad_request(format!("feature view {}: {}: {e}", v.name, query.uri))
-            })?;
+        if let Some(store) = bucket {
             larder_offline::source::register_bucket(&ctx, &query.uri, store)
                 .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;
         }
@@ -353,7 +331,6 @@ impl MaterializeService {
             .materialization
             .online_write_batch_size
             .map_or(usize::MAX, |n| n.get());
-        let dummy = EntityValue::String(String::new());
         let mut outcome = ViewOutcome {
             view: v.name.clone(),
             start,
@@ -363,6 +340,78 @@ impl MaterializeService {
             skipped_not_newer: 0,
             seconds: 0.0,
         };
+        // Reading and converting overlap with writing: a writer task takes chunks in order
+        // (so Redis's newer-event-time rule sees them in source order), at most two queued.
+        let (chunks, mut queue) = tokio::sync::mpsc::channel::<Vec<WriteRow>>(2);
+        let writer = {
+            let store = self.store.clone();
+            let layout = layout.clone();
+            tokio::spawn(async move {
+                let mut done = (0usize, 0usize);
+                while let Some(chunk) = queue.recv().await {
+                    match store.write(&layout, &chunk).await {
+                        Ok(w) => {
+                            done.0 += w.written;
+                            done.1 += w.skipped_not_newer;
+                        }
+                        Err(e) => return Err((e, done.0 + done.1, chunk.len())),
+                    }
+                }
+                Ok(done)
+            })
+        };
+        let produced = self
+            .produce(
+                v,
+                &query,
+                &mut stream,
+                &join_keys,
+                entityless,
+                key_version,
+                batch_size,
+                &chunks,
+                progress,
+            )
+            .await;
+        drop(chunks);
+        let written = writer.await.map_err(internal)?;
+        let (written, skipped) = match written {
+            Ok(done) => done,
+            Err((e, before, lost)) => {
+                return Err(ServiceError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "feature view {}: {e}; {before} rows were written before the failure, a \
+                         batch of {lost} was not (no interval is recorded: run again to complete)",
+                        v.name
+                    ),
+                ));
+            }
+        };
+        outcome.rows = produced?;
+        outcome.written = written;
+        outcome.skipped_not_newer = skipped;
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+
+    /// Reads the source stream, converts each batch to rows and queues them in chunks of
+    /// `batch_size`; the number of rows read. Stops early when the writer has gone.
+    #[allow(clippy::too_many_arguments)]
+    async fn produce(
+        &self,
+        v: &FeatureView,
+        query: &LatestRowsQuery,
+        stream: &mut larder_offline::source::BatchStream,
+        join_keys: &[(String, ValueType)],
+        entityless: bool,
+        key_version: KeyVersion,
+        batch_size: usize,
+        chunks: &tokio::sync::mpsc::Sender<Vec<WriteRow>>,
+        progress: &dyn Progress,
+    ) -> Result<usize, ServiceError> {
+        let dummy = EntityValue::String(String::new());
+        let mut total = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| {
                 ServiceError::bad_request(format!(
@@ -419,20 +468,22 @@ impl MaterializeService {
                     created_ts: created.as_ref().and_then(|c| timestamp_at(c.as_ref(), i)),
                 });
             }
-            outcome.rows += rows.len();
+            total += rows.len();
             progress.rows(&v.name, rows.len());
-            for chunk in rows.chunks(batch_size.min(rows.len().max(1))) {
-                let w = self
-                    .store
-                    .write(&layout, chunk)
-                    .await
-                    .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
-                outcome.written += w.written;
-                outcome.skipped_not_newer += w.skipped_not_newer;
+            while !rows.is_empty() {
+                let n = batch_size.min(rows.len());
+                let chunk: Vec<WriteRow> = if n == rows.len() {
+                    std::mem::take(&mut rows)
+                } else {
+                    rows.drain(..n).collect()
+                };
+                if chunks.send(chunk).await.is_err() {
+                    // The writer failed; its error is the one to report.
+                    return Ok(total);
+                }
             }
         }
-        outcome.seconds = started.elapsed().as_secs_f64();
-        Ok(outcome)
+        Ok(total)
     }
 }
 
@@ -489,6 +540,9 @@ mod tests {
 pub struct MaterializeJobs {
     service: Arc<MaterializeService>,
     running: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Jobs run here (the runtime that made this), not on the serving thread that took the
+    /// request.
+    runtime: tokio::runtime::Handle,
 }
 
 /// How a job request ended.
@@ -513,6 +567,7 @@ impl MaterializeJobs {
         Self {
             service: Arc::new(service),
             running: std::sync::Mutex::new(Default::default()),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -574,15 +629,21 @@ impl MaterializeJobs {
             }
             result
         };
+        let job = self.runtime.spawn(job);
         if run_async {
-            tokio::spawn(async move {
-                if let Err(e) = job.await {
-                    tracing::error!(error = %e, "background materialization failed");
+            self.runtime.spawn(async move {
+                match job.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "background materialization failed"),
+                    Err(e) => tracing::error!(error = %e, "background materialization failed"),
                 }
             });
             Ok(JobAnswer::Accepted(views))
         } else {
-            job.await.map(|_| JobAnswer::Done).map_err(JobError::Failed)
+            match job.await {
+                Ok(r) => r.map(|_| JobAnswer::Done).map_err(JobError::Failed),
+                Err(e) => Err(JobError::Failed(internal(e))),
+            }
         }
     }
 }

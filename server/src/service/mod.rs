@@ -4,5 +4,52 @@ pub mod materialize;
 pub mod online;
 pub mod push;
 
+use std::{collections::HashMap, sync::Arc};
+
+use larder_registry::{
+    config::RepoConfig,
+    model::{FeatureView, SourceKind},
+};
+
+use crate::error::{ErrorCode, ServiceError};
+
+/// A view's batch FileSource as the offline store needs it: the resolved path (absolute or
+/// `s3://`) and, for S3 paths, the bucket's object store (credentials from `env`, the source's
+/// endpoint override). `doing` names the operation in the error for other source kinds.
+pub fn file_source(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+    v: &FeatureView,
+    doing: &str,
+) -> Result<(String, Option<Arc<dyn larder_registry::store::ObjectStore>>), ServiceError> {
+    let source = v.batch_source.as_ref().ok_or_else(|| {
+        ServiceError::bad_request(format!("feature view {} has no batch source", v.name))
+    })?;
+    let SourceKind::File {
+        uri,
+        s3_endpoint_override,
+    } = &source.kind
+    else {
+        return Err(ServiceError::new(
+            ErrorCode::NotImplemented,
+            format!(
+                "feature view {}: larder {doing} file sources only (yet)",
+                v.name
+            ),
+        ));
+    };
+    let uri = config.resolve(uri);
+    let store = match larder_offline::source::s3_bucket_of(&uri) {
+        Some(bucket) => Some(
+            larder_registry::store::s3_bucket(bucket, Some(s3_endpoint_override.as_str()), env)
+                .map_err(|e| {
+                    ServiceError::bad_request(format!("feature view {}: {uri}: {e}", v.name))
+                })?,
+        ),
+        None => None,
+    };
+    Ok((uri, store))
+}
+
 #[cfg(test)]
 pub mod fixture;

@@ -277,6 +277,27 @@ pub struct OnlineService {
     clock: Arc<dyn Clock>,
     index: ArcSwap<ServingIndex>,
     rebuild: Mutex<()>,
+    metrics: RequestMetrics,
+}
+
+/// Per-request metric handles, registered once (the request path only records).
+#[derive(Clone, Debug)]
+struct RequestMetrics {
+    read_duration: metrics::Histogram,
+    requests: metrics::Counter,
+    entity_count: metrics::Histogram,
+}
+
+impl RequestMetrics {
+    fn new() -> Self {
+        Self {
+            read_duration: metrics::histogram!(
+                "feast_feature_server_online_store_read_duration_seconds"
+            ),
+            requests: metrics::counter!("feast_online_features_request_total"),
+            entity_count: metrics::histogram!("feast_online_features_entity_count"),
+        }
+    }
 }
 
 const EPOCH: Timestamp = Timestamp {
@@ -300,11 +321,26 @@ impl OnlineService {
             clock,
             index: ArcSwap::from_pointee(index),
             rebuild: Mutex::new(()),
+            metrics: RequestMetrics::new(),
         }
     }
 
     pub fn registry(&self) -> &Arc<RegistryCache> {
         &self.registry
+    }
+
+    /// The same service (registry cache, settings, current index) over another handle to the
+    /// store: one per serving thread.
+    pub fn with_store(&self, store: Arc<dyn OnlineStore>) -> Self {
+        Self {
+            registry: self.registry.clone(),
+            store,
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            index: ArcSwap::new(self.index.load_full()),
+            rebuild: Mutex::new(()),
+            metrics: self.metrics.clone(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn OnlineStore> {
@@ -567,7 +603,8 @@ impl OnlineService {
             }
             other => ServiceError::internal(other),
         })?;
-        metrics::histogram!("feast_feature_server_online_store_read_duration_seconds")
+        self.metrics
+            .read_duration
             .record(started.elapsed().as_secs_f64());
 
         // Join-key columns first (request order), then each view's features.
@@ -652,8 +689,8 @@ impl OnlineService {
                 }
             }
         }
-        metrics::counter!("feast_online_features_request_total").increment(1);
-        metrics::histogram!("feast_online_features_entity_count").record(rows as f64);
+        self.metrics.requests.increment(1);
+        self.metrics.entity_count.record(rows as f64);
         Ok(out)
     }
 }

@@ -1,9 +1,11 @@
-//! `POST /push` (to the online store) and `POST /write-to-online-store` (spec §4.7–4.8, §11):
-//! column-oriented JSON rows become Feast values of the view's declared types and are written
-//! like materialized rows (Redis: only newer event times overwrite; SQLite: last write wins).
+//! `POST /push` and `POST /write-to-online-store` (spec §4.7–4.8, §11): column-oriented JSON
+//! rows become Feast values of the view's declared types and are written like materialized rows
+//! (Redis: only newer event times overwrite; SQLite: last write wins); pushes to the offline
+//! store become new Parquet files in the batch source's directory ([`larder_offline::append`]).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
+use larder_offline::append::{self, AppendError, SourceDir};
 use larder_online::{
     entity_key::{EntityValue, KeyVersion, serialize_entity_key},
     layout::ViewLayout,
@@ -34,6 +36,8 @@ pub type Columns = Vec<(String, Vec<Json>)>;
 
 pub struct PushService {
     pub config: RepoConfig,
+    /// The environment `feature_store.yaml` was expanded with (S3 credentials of sources).
+    pub env: HashMap<String, String>,
     pub registry: Arc<dyn RegistryStore>,
     pub store: Arc<dyn OnlineStore>,
 }
@@ -332,27 +336,27 @@ impl PushService {
         self.write_view(&catalog, v, df).await
     }
 
-    /// `/push` with `to: online`: every view whose stream source is the push source.
+    /// `/push`: every view whose stream source is the push source. `to: online` writes each
+    /// view's rows to the online store; `to: offline` appends them to each distinct batch
+    /// source as one new Parquet file (Feast appends once per view, duplicating rows when
+    /// views share a source); `online_and_offline` does both, checking the offline part before
+    /// anything is written.
     pub async fn push(
         &self,
         push_source: &str,
         df: &Columns,
         to: &str,
     ) -> Result<usize, ServiceError> {
-        match to {
-            "online" => {}
-            "offline" | "online_and_offline" => {
-                return Err(ServiceError::new(
-                    ErrorCode::NotImplemented,
-                    format!("push to {to} is not supported by larder yet"),
-                ));
-            }
+        let (online, offline) = match to {
+            "online" => (true, false),
+            "offline" => (false, true),
+            "online_and_offline" => (true, true),
             other => {
                 return Err(ServiceError::bad_request(format!(
                     "{other} is not a supported push format. Please specify one of these ['online', 'offline', 'online_and_offline']."
                 )));
             }
-        }
+        };
         let catalog = self.catalog().await?;
         let views: Vec<&FeatureView> = catalog
             .feature_views
@@ -370,10 +374,58 @@ impl PushService {
                 format!("Unable to find push source '{push_source}'."),
             ));
         }
+        let mut appends = Vec::new();
+        if offline {
+            for v in &views {
+                let target = self.offline_target(v)?;
+                if appends
+                    .iter()
+                    .any(|(t, _): &(SourceDir, _)| t.uri == target.uri)
+                {
+                    continue;
+                }
+                let prepared = append::prepare(&target, df)
+                    .await
+                    .map_err(|e| append_error(&v.name, e))?;
+                appends.push((target, prepared));
+            }
+        }
         let mut written = 0;
-        for v in views {
-            written += self.write_view(&catalog, v, df).await?;
+        if online {
+            for v in &views {
+                written += self.write_view(&catalog, v, df).await?;
+            }
+        }
+        for (target, prepared) in appends {
+            let done = append::write(&target, prepared)
+                .await
+                .map_err(|e| append_error(push_source, e))?;
+            tracing::info!(push_source, file = %done.file, rows = done.rows, "pushed rows to the offline store");
+            written += done.rows;
         }
         Ok(written)
     }
+
+    /// The directory a view's batch source appends pushed rows to.
+    fn offline_target(&self, v: &FeatureView) -> Result<SourceDir, ServiceError> {
+        match super::file_source(&self.config, &self.env, v, "pushes to the offline store of")? {
+            (uri, Some(store)) => Ok(SourceDir::bucket(&uri, store)),
+            (uri, None) => SourceDir::local(&uri).map_err(|e| append_error(&v.name, e)),
+        }
+    }
+}
+
+/// Statuses of offline appends: the source cannot take appends → 422, bad rows → 400, the
+/// store failed → 503.
+fn append_error(view: &str, e: AppendError) -> ServiceError {
+    let code = match &e {
+        AppendError::SingleFile { .. } | AppendError::Glob { .. } | AppendError::NoFiles { .. } => {
+            ErrorCode::Unprocessable
+        }
+        AppendError::Columns { .. } | AppendError::Ragged { .. } | AppendError::Value { .. } => {
+            ErrorCode::BadRequest
+        }
+        AppendError::Store { .. } => ErrorCode::Unavailable,
+    };
+    ServiceError::new(code, format!("{view}: {e}"))
 }

@@ -147,3 +147,151 @@ fn a_killed_run_then_a_rerun_converges() {
     assert!(a == b, "the rerun converged to a different store");
     assert_eq!(intervals(&r).as_array().map(Vec::len), Some(1));
 }
+
+/// A `redis-server` with an append-only file in `dir`, so a killed server comes back with what
+/// it had acknowledged (a partially materialized view).
+fn persistent_redis(dir: &Path, port: u16) -> std::process::Child {
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test installs it)");
+    for _ in 0..200 {
+        if redis_cli(port, &["ping"]).contains("PONG") {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis on port {port} did not start");
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// "<keys> <sha256>" over every key with its fields and values, in sorted order.
+fn redis_digest(oracle: &Oracle, port: u16) -> String {
+    let script = r#"
+import hashlib, sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+keys = sorted(r.scan_iter(count=5000))
+h = hashlib.sha256()
+for i in range(0, len(keys), 2000):
+    p = r.pipeline(transaction=False)
+    for k in keys[i:i + 2000]:
+        p.hgetall(k)
+    for k, fields in zip(keys[i:i + 2000], p.execute()):
+        h.update(k)
+        for f in sorted(fields):
+            h.update(b"|" + f + b"=" + fields[f])
+print(len(keys), h.hexdigest())
+"#;
+    stdout_ok(
+        Command::new(oracle.bin.join("python"))
+            .args(["-c", script, &port.to_string()])
+            .output()
+            .unwrap(),
+        "redis digest",
+    )
+    .trim()
+    .to_owned()
+}
+
+fn use_redis(repo: &Path, port: u16) {
+    let yaml = repo.join("feature_store.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(&format!(
+        "online_store:\n  type: redis\n  connection_string: 127.0.0.1:{port}\n"
+    ));
+    std::fs::write(yaml, text).unwrap();
+}
+
+/// Redis dies while a materialization writes to it: the run fails naming the view and how many
+/// rows were written, records no interval; once Redis is back (with the part it had), a rerun
+/// leaves exactly the keys, fields and bytes of an uninterrupted run.
+#[test]
+fn redis_going_away_mid_run_then_a_rerun_converges() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo(&oracle, dir.path(), 100_000, None);
+    let clean = dir.path().join("clean");
+    copy_dir(&r, &clean);
+    let (_reference, clean_port) = larder_online::testkit::Servers::standalone();
+    use_redis(&clean, clean_port);
+    stdout_ok(
+        larder(&clean, &["materialize", RANGE[0], RANGE[1]], &[]),
+        "uninterrupted run",
+    );
+
+    let port = larder_online::testkit::free_port();
+    let data = dir.path().join("redis");
+    std::fs::create_dir(&data).unwrap();
+    let mut redis = persistent_redis(&data, port);
+    use_redis(&r, port);
+    let run = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(&r)
+        .args(["materialize", RANGE[0], RANGE[1]])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill Redis as soon as the first batch has landed.
+    let mut landed = false;
+    for _ in 0..3000 {
+        let n: u64 = redis_cli(port, &["dbsize"]).trim().parse().unwrap_or(0);
+        if n > 0 {
+            landed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(landed, "no key was written");
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    let out = run.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the run must fail: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in [
+        "rows_fv",
+        "unavailable",
+        "rows were written before the failure",
+    ] {
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+    }
+    assert!(intervals(&r).is_null(), "no interval after a failure");
+
+    let mut redis = persistent_redis(&data, port);
+    let partial: u64 = redis_cli(port, &["dbsize"]).trim().parse().unwrap();
+    assert!(partial < 100_000, "Redis came back with part of the view");
+    stdout_ok(
+        larder(&r, &["materialize", RANGE[0], RANGE[1]], &[]),
+        "rerun",
+    );
+    let (a, b) = (
+        redis_digest(&oracle, clean_port),
+        redis_digest(&oracle, port),
+    );
+    redis.kill().unwrap();
+    redis.wait().unwrap();
+    assert!(a.starts_with("100000 "), "{a}");
+    assert_eq!(a, b, "the rerun converged to a different store");
+    assert_eq!(intervals(&r).as_array().map(Vec::len), Some(1));
+}

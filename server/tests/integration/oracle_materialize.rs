@@ -432,3 +432,142 @@ s.write_to_online_store("driver_hourly_stats", df('{stats}'))
         assert_eq!(feast[table], ours[table], "table {table} differs");
     }
 }
+
+/// `POST /push` with `to: offline` appends one new Parquet file to a directory source: the rows
+/// Feast then reads are the rows the Feast SDK's offline push writes into a single-file source
+/// (same columns, same Arrow types, same values), existing files stay byte-identical, and
+/// `feast materialize` over both sources fills identical online stores. A single-file source is
+/// refused (Larder never rewrites files); pushed columns must match the source's.
+#[test]
+fn push_to_offline_appends_a_file_feast_reads() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    // One generated repo, two copies applied separately (Feast's infra records absolute
+    // paths: re-applying a copy of an applied repo would drop the original's tables).
+    let a = dir.path().join("a");
+    oracle.make_repo(&a, "mat", "data/registry.db", &["--for-serving"]);
+    let b = dir.path().join("b");
+    copy_dir(&a, &b);
+    oracle.feast(&a, &["apply"], &[]);
+    // Larder's copy keeps the trips in a directory (the layout appends need).
+    std::fs::create_dir(b.join("data/trips")).unwrap();
+    std::fs::rename(
+        b.join("data/trips.parquet"),
+        b.join("data/trips/part-0.parquet"),
+    )
+    .unwrap();
+    let defs = b.join("features.py");
+    let text = std::fs::read_to_string(&defs)
+        .unwrap()
+        .replace(r#"path="data/trips.parquet""#, r#"path="data/trips""#);
+    std::fs::write(&defs, text).unwrap();
+    oracle.feast(&b, &["apply"], &[]);
+    let original = std::fs::read(b.join("data/trips/part-0.parquet")).unwrap();
+
+    let trips = r#"{"driver_id": [4242, 1000], "customer_id": ["cx", "c0"], "event_timestamp": ["2026-11-28T09:00:00+00:00", "2026-11-28T23:30:00"], "created": ["2026-11-28T09:00:01+00:00", "2026-11-28T23:30:01+00:00"], "trips": [3, 9], "fare": [12.5, 7.25]}"#;
+    oracle.python(
+        &format!(
+            r#"
+import pandas as pd, json, os, sys
+sys.path.insert(0, "{0}")
+os.chdir("{0}")
+from feast import FeatureStore
+from feast.data_source import PushMode
+d = pd.DataFrame(json.loads('{trips}'))
+for c in ("event_timestamp", "created"):
+    d[c] = pd.to_datetime(d[c], utc=True, format="ISO8601")
+FeatureStore(repo_path="{0}").push("trip_push", d, to=PushMode.OFFLINE)
+"#,
+            a.display()
+        ),
+        &[],
+    );
+
+    let server = crate::oracle_serving::larder_serve(&b);
+    let post = |body: String| {
+        crate::oracle_serving::post(
+            &format!("{}/push", server.url),
+            &serde_json::from_str(&body).unwrap(),
+        )
+    };
+    let (code, body) = post(format!(
+        r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "online_and_offline"}}"#
+    ));
+    assert_eq!(code, 200, "{body}");
+    let short = r#"{"driver_id": [1], "customer_id": ["c"], "event_timestamp": ["2026-11-28T09:00:00"], "created": ["2026-11-28T09:00:00"], "trips": [1], "tips": [1.0]}"#;
+    let (code, body) = post(format!(
+        r#"{{"push_source_name": "trip_push", "df": {short}, "to": "offline"}}"#
+    ));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains(r#"missing [\"fare\"]"#) && body.contains(r#"unexpected [\"tips\"]"#),
+        "{body}"
+    );
+    let bad = trips.replace("[3, 9]", r#"[3, "nine"]"#);
+    let (code, body) = post(format!(
+        r#"{{"push_source_name": "trip_push", "df": {bad}, "to": "offline"}}"#
+    ));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("column trips"), "{body}");
+    drop(server);
+    assert_eq!(
+        std::fs::read(b.join("data/trips/part-0.parquet")).unwrap(),
+        original,
+        "the existing file is untouched"
+    );
+    let files = std::fs::read_dir(b.join("data/trips")).unwrap().count();
+    assert_eq!(files, 2, "one new file; refused pushes wrote nothing");
+
+    // Feast's single-file source: refused, nothing written.
+    let feast_file = std::fs::read(a.join("data/trips.parquet")).unwrap();
+    let server = crate::oracle_serving::larder_serve(&a);
+    let (code, body) = crate::oracle_serving::post(
+        &format!("{}/push", server.url),
+        &serde_json::from_str(&format!(
+            r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "offline"}}"#
+        ))
+        .unwrap(),
+    );
+    drop(server);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("single Parquet file"), "{body}");
+    assert_eq!(
+        std::fs::read(a.join("data/trips.parquet")).unwrap(),
+        feast_file
+    );
+
+    // The offline data as pyarrow reads it: same schema, same rows.
+    let compare = oracle.python(
+        &format!(
+            r#"
+import json, pyarrow.parquet as pq
+def rows(path):
+    t = pq.read_table(path)
+    schema = [(f.name, str(f.type)) for f in t.schema if not f.name.startswith("__index_level_")]
+    cols = [n for n, _ in schema]
+    rs = sorted(json.dumps(r, sort_keys=True, default=str) for r in t.select(cols).to_pylist())
+    return schema, rs
+print(json.dumps({{"feast": rows("{0}/data/trips.parquet"), "larder": rows("{1}/data/trips")}}))
+"#,
+            a.display(),
+            b.display()
+        ),
+        &[],
+    );
+    let both: serde_json::Value = serde_json::from_str(compare.trim()).unwrap();
+    assert_eq!(both["feast"][0], both["larder"][0], "schemas differ");
+    assert_eq!(both["feast"][1], both["larder"][1], "rows differ");
+    assert!(
+        both["larder"][1].to_string().contains("4242"),
+        "the pushed rows are there"
+    );
+
+    // Feast materializes both sources into the same online rows.
+    oracle.feast(&a, &["materialize", RANGE[0], RANGE[1]], &[]);
+    oracle.feast(&b, &["materialize", RANGE[0], RANGE[1]], &[]);
+    let feast = sqlite_rows(&a.join("data/online.db"));
+    let ours = sqlite_rows(&b.join("data/online.db"));
+    let table = "mat_driver_customer_trips";
+    assert!(!feast[table].is_empty());
+    assert_eq!(feast[table], ours[table], "table {table} differs");
+}

@@ -1,0 +1,450 @@
+//! An auto-pipelining connection to one Redis server, for the standalone store.
+//!
+//! Loopback and LAN round trips cost far more in system calls than in Redis work: every write
+//! to a socket also runs the receiver's wake-up. So the connection's task gathers the commands
+//! of every request that is ready in the same scheduler pass (it yields once after the first
+//! before writing) and writes them with one system call; Redis answers them with one, and the
+//! replies are handed back in order. A request's commands stay contiguous, so a request's
+//! pipeline is still answered as one. The response timeout is the connection's: when the
+//! oldest request has waited that long, the connection is given up and every request on it
+//! fails (the ones behind it could not be answered sooner anyway).
+//!
+//! It implements [`redis::aio::ConnectionLike`], so `redis::Cmd` and `redis::Pipeline` run on
+//! it unchanged. Replies are framed here and decoded to [`redis::Value`] (server errors and
+//! the rarer RESP3 types through redis-rs's own parser). A broken connection fails the
+//! requests in flight and is replaced on the next request.
+
+use std::{collections::VecDeque, sync::Arc, time::Duration};
+
+use bytes::{Buf, BytesMut};
+use futures::FutureExt;
+use redis::{ErrorKind, RedisError, RedisFuture, RedisResult, Value};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::{mpsc, oneshot},
+};
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct PipeConfig {
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+struct Job {
+    bytes: Vec<u8>,
+    replies: usize,
+    done: oneshot::Sender<RedisResult<Vec<Value>>>,
+}
+
+/// A cloneable handle; clones share the connection.
+#[derive(Clone)]
+pub struct Pipe {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PipeConfig,
+    sender: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
+}
+
+fn io_error(kind: std::io::ErrorKind, message: String) -> RedisError {
+    RedisError::from(std::io::Error::new(kind, message))
+}
+
+impl Pipe {
+    /// Connects now (so a bad address or password fails here, not on the first request).
+    pub async fn connect(config: PipeConfig) -> RedisResult<Self> {
+        let pipe = Self {
+            inner: Arc::new(Inner {
+                config,
+                sender: std::sync::Mutex::new(None),
+            }),
+        };
+        pipe.sender().await?;
+        Ok(pipe)
+    }
+
+    async fn sender(&self) -> RedisResult<mpsc::UnboundedSender<Job>> {
+        if let Some(tx) = self
+            .inner
+            .sender
+            .lock()
+            .expect("not poisoned")
+            .as_ref()
+            .filter(|tx| !tx.is_closed())
+        {
+            return Ok(tx.clone());
+        }
+        let c = &self.inner.config;
+        let mut stream = tokio::time::timeout(
+            c.connect_timeout,
+            TcpStream::connect((c.host.as_str(), c.port)),
+        )
+        .await
+        .map_err(|_| {
+            io_error(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting to {}:{} timed out", c.host, c.port),
+            )
+        })??;
+        stream.set_nodelay(true)?;
+        tokio::time::timeout(c.connect_timeout, handshake(&mut stream, c))
+            .await
+            .map_err(|_| {
+                io_error(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{}:{} did not answer the handshake", c.host, c.port),
+                )
+            })??;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(drive(stream, rx, c.response_timeout));
+        *self.inner.sender.lock().expect("not poisoned") = Some(tx.clone());
+        Ok(tx)
+    }
+
+    /// Sends encoded commands and waits for `replies` replies.
+    pub async fn request(&self, bytes: Vec<u8>, replies: usize) -> RedisResult<Vec<Value>> {
+        if replies == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.sender().await?;
+        let (done, wait) = oneshot::channel();
+        tx.send(Job {
+            bytes,
+            replies,
+            done,
+        })
+        .map_err(|_| {
+            io_error(
+                std::io::ErrorKind::BrokenPipe,
+                "the connection to redis closed".into(),
+            )
+        })?;
+        // The connection's task enforces the response timeout (one timer for the connection,
+        // not one per request: a timer per request costs a wake-up of the runtime).
+        wait.await.unwrap_or_else(|_| {
+            Err(io_error(
+                std::io::ErrorKind::ConnectionAborted,
+                "the connection to redis closed".into(),
+            ))
+        })
+    }
+}
+
+impl redis::aio::ConnectionLike for Pipe {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        async move {
+            let mut v = self.request(cmd.get_packed_command(), 1).await?;
+            Ok(v.pop().unwrap_or(Value::Nil))
+        }
+        .boxed()
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        async move {
+            if pipeline.is_transaction() {
+                return Err(RedisError::from((
+                    ErrorKind::Client,
+                    "transactions are not supported on this connection",
+                )));
+            }
+            let mut v = self
+                .request(pipeline.get_packed_pipeline(), offset + count)
+                .await?;
+            Ok(v.split_off(offset))
+        }
+        .boxed()
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.config.db
+    }
+}
+
+/// AUTH and SELECT before the connection is shared.
+async fn handshake(stream: &mut TcpStream, c: &PipeConfig) -> RedisResult<()> {
+    let mut cmds = Vec::new();
+    if let Some(p) = &c.password {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(u) = &c.username {
+            auth.arg(u);
+        }
+        auth.arg(p);
+        cmds.push(auth);
+    }
+    if c.db != 0 {
+        cmds.push(redis::cmd("SELECT").arg(c.db).to_owned());
+    }
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    for cmd in &cmds {
+        out.extend_from_slice(&cmd.get_packed_command());
+    }
+    stream.write_all(&out).await?;
+    let mut buf = BytesMut::with_capacity(256);
+    let mut got = 0;
+    while got < cmds.len() {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(io_error(
+                std::io::ErrorKind::UnexpectedEof,
+                "redis closed the connection during the handshake".into(),
+            ));
+        }
+        while let Some(end) = reply_end(&buf, 0)? {
+            let reply = decode(&buf[..end])?;
+            buf.advance(end);
+            got += 1;
+            if let Value::ServerError(e) = reply {
+                let kind = if got == 1 && c.password.is_some() {
+                    ErrorKind::AuthenticationFailed
+                } else {
+                    ErrorKind::InvalidClientConfig
+                };
+                return Err(RedisError::from((
+                    kind,
+                    "redis refused the connection setup",
+                    format!("{e:?}"),
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Waiting {
+    sent: tokio::time::Instant,
+    replies: usize,
+    got: Vec<Value>,
+    done: oneshot::Sender<RedisResult<Vec<Value>>>,
+}
+
+/// The connection's task: gathers ready requests into one write, hands replies back in order,
+/// and gives up on the connection when the oldest request has waited `timeout`.
+async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeout: Duration) {
+    let (mut rd, mut wr) = stream.into_split();
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let mut rbuf = BytesMut::with_capacity(64 * 1024);
+    let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let failure = loop {
+        tokio::select! {
+            biased;
+            read = rd.read_buf(&mut rbuf) => {
+                match read {
+                    Ok(0) => break "redis closed the connection".to_owned(),
+                    Err(e) => break e.to_string(),
+                    Ok(_) => {}
+                }
+                if let Err(e) = dispatch(&mut rbuf, &mut waiting) {
+                    break e;
+                }
+            }
+            job = jobs.recv() => {
+                let Some(job) = job else { return };
+                if waiting.is_empty() {
+                    deadline.as_mut().reset(tokio::time::Instant::now() + timeout);
+                }
+                let mut batch = vec![job];
+                // Let the other requests of this scheduler pass queue theirs: one write for all.
+                tokio::task::yield_now().await;
+                while let Ok(job) = jobs.try_recv() {
+                    batch.push(job);
+                }
+                let sent = tokio::time::Instant::now();
+                for job in batch {
+                    wbuf.extend_from_slice(&job.bytes);
+                    waiting.push_back(Waiting {
+                        sent,
+                        replies: job.replies,
+                        got: Vec::with_capacity(job.replies),
+                        done: job.done,
+                    });
+                }
+                if let Err(e) = wr.write_all(&wbuf).await {
+                    break e.to_string();
+                }
+                wbuf.clear();
+                if wbuf.capacity() > 1 << 20 {
+                    wbuf.shrink_to(16 * 1024);
+                }
+            }
+            () = &mut deadline, if !waiting.is_empty() => {
+                let due = waiting.front().expect("waiting").sent + timeout;
+                if due <= tokio::time::Instant::now() {
+                    break format!("redis did not answer within {timeout:?}");
+                }
+                deadline.as_mut().reset(due);
+            }
+        }
+    };
+    jobs.close();
+    for w in waiting {
+        let _ = w.done.send(Err(io_error(
+            std::io::ErrorKind::ConnectionAborted,
+            failure.clone(),
+        )));
+    }
+}
+
+/// Hands every complete reply in `buf` to the oldest waiting request.
+fn dispatch(buf: &mut BytesMut, waiting: &mut VecDeque<Waiting>) -> Result<(), String> {
+    loop {
+        let Some(end) = reply_end(buf, 0).map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let Some(front) = waiting.front_mut() else {
+            return Err("redis sent a reply nobody asked for".into());
+        };
+        let value = decode(&buf[..end]).map_err(|e| e.to_string())?;
+        buf.advance(end);
+        front.got.push(value);
+        if front.got.len() == front.replies {
+            let w = waiting.pop_front().expect("a front");
+            let _ = w.done.send(Ok(w.got));
+        }
+    }
+}
+
+fn parse_error(m: &'static str) -> RedisError {
+    RedisError::from((ErrorKind::Parse, m))
+}
+
+/// The end of the line starting at `pos` (after its CRLF), and the line without it.
+fn line(buf: &[u8], pos: usize) -> Option<(usize, &[u8])> {
+    let rel = buf[pos..].windows(2).position(|w| w == b"\r\n")?;
+    Some((pos + rel + 2, &buf[pos..pos + rel]))
+}
+
+fn int(s: &[u8]) -> RedisResult<i64> {
+    std::str::from_utf8(s)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| parse_error("invalid length in a redis reply"))
+}
+
+/// Where the reply starting at `pos` ends, or `None` while it is incomplete.
+fn reply_end(buf: &[u8], pos: usize) -> RedisResult<Option<usize>> {
+    if pos >= buf.len() {
+        return Ok(None);
+    }
+    let Some((after, head)) = line(buf, pos) else {
+        return Ok(None);
+    };
+    match head[0] {
+        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => Ok(Some(after)),
+        b'$' | b'!' | b'=' => {
+            let n = int(&head[1..])?;
+            if n < 0 {
+                return Ok(Some(after));
+            }
+            let end = after + n as usize + 2;
+            Ok((end <= buf.len()).then_some(end))
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = int(&head[1..])?;
+            if n < 0 {
+                return Ok(Some(after));
+            }
+            let items = if matches!(head[0], b'%' | b'|') {
+                n as usize * 2
+            } else {
+                n as usize
+            };
+            let mut at = after;
+            for _ in 0..items {
+                match reply_end(buf, at)? {
+                    Some(end) => at = end,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(at))
+        }
+        _ => Err(parse_error("unknown redis reply type")),
+    }
+}
+
+/// One complete reply. Bulk strings, arrays, integers, nils and simple strings are decoded
+/// here; everything else (errors, RESP3 types) by redis-rs.
+fn decode(reply: &[u8]) -> RedisResult<Value> {
+    let (after, head) = line(reply, 0).ok_or_else(|| parse_error("truncated reply"))?;
+    match head[0] {
+        b'$' => {
+            let n = int(&head[1..])?;
+            if n < 0 {
+                return Ok(Value::Nil);
+            }
+            Ok(Value::BulkString(reply[after..after + n as usize].to_vec()))
+        }
+        b'*' => {
+            let n = int(&head[1..])?;
+            if n < 0 {
+                return Ok(Value::Nil);
+            }
+            let mut items = Vec::with_capacity(n as usize);
+            let mut at = after;
+            for _ in 0..n {
+                let end = reply_end(reply, at)?.ok_or_else(|| parse_error("truncated array"))?;
+                items.push(decode(&reply[at..end])?);
+                at = end;
+            }
+            Ok(Value::Array(items))
+        }
+        b':' => Ok(Value::Int(int(&head[1..])?)),
+        b'+' if &head[1..] == b"OK" => Ok(Value::Okay),
+        b'+' => Ok(Value::SimpleString(
+            String::from_utf8_lossy(&head[1..]).into_owned(),
+        )),
+        b'_' => Ok(Value::Nil),
+        _ => redis::parse_redis_value(reply),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_decodes_replies() {
+        let buf = b"*3\r\n$3\r\nabc\r\n$-1\r\n*1\r\n:7\r\n+OK\r\n-ERR wrong\r\n$4\r\nab";
+        let end = reply_end(buf, 0).unwrap().unwrap();
+        assert_eq!(
+            decode(&buf[..end]).unwrap(),
+            Value::Array(vec![
+                Value::BulkString(b"abc".to_vec()),
+                Value::Nil,
+                Value::Array(vec![Value::Int(7)]),
+            ])
+        );
+        let ok_end = reply_end(buf, end).unwrap().unwrap();
+        assert_eq!(decode(&buf[end..ok_end]).unwrap(), Value::Okay);
+        let err_end = reply_end(buf, ok_end).unwrap().unwrap();
+        assert!(matches!(
+            decode(&buf[ok_end..err_end]).unwrap(),
+            Value::ServerError(_)
+        ));
+        assert_eq!(reply_end(buf, err_end).unwrap(), None, "incomplete bulk");
+        assert_eq!(reply_end(b"*2\r\n$1\r\na\r\n", 0).unwrap(), None);
+        assert!(reply_end(b"?x\r\n", 0).is_err());
+        // A bulk string may hold CRLF.
+        let b = b"$4\r\n\r\n\r\n\r\n";
+        assert_eq!(
+            decode(&b[..reply_end(b, 0).unwrap().unwrap()]).unwrap(),
+            Value::BulkString(b"\r\n\r\n".to_vec())
+        );
+    }
+}

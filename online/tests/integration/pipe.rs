@@ -1,0 +1,175 @@
+//! Larder's auto-pipelining Redis connection against real `redis-server` processes: concurrent
+//! requests share writes but get their own replies, AUTH/SELECT, a restarted server, and the
+//! connection's response timeout.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use larder_online::{
+    resp::{Pipe, PipeConfig},
+    testkit::free_port,
+};
+use redis::{AsyncCommands, Value};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn start(port: u16, extra: &[&str]) -> Server {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        // PING answers NOAUTH when a password is set: either way the server is up.
+        let o = cli(port, &["ping"]);
+        if o.contains("PONG") || o.contains("NOAUTH") {
+            return Server(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis on {port} did not start");
+}
+
+fn config(port: u16) -> PipeConfig {
+    PipeConfig {
+        host: "127.0.0.1".into(),
+        port,
+        db: 0,
+        username: None,
+        password: None,
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(5),
+    }
+}
+
+fn stat(port: u16, name: &str) -> u64 {
+    cli(port, &["info", "stats"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+}
+
+/// 300 requests issued together go out in a few writes, and each gets exactly its own replies.
+#[tokio::test]
+async fn concurrent_requests_share_writes_and_keep_their_replies() {
+    let port = free_port();
+    let _s = start(port, &[]);
+    let pipe = Pipe::connect(config(port)).await.unwrap();
+    let reads_before = stat(port, "total_reads_processed");
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let mut p = pipe.clone();
+            tokio::spawn(async move {
+                let ((), got): ((), Vec<u8>) = redis::pipe()
+                    .set(format!("k{i}"), format!("v{i}"))
+                    .get(format!("k{i}"))
+                    .query_async(&mut p)
+                    .await
+                    .unwrap();
+                assert_eq!(got, format!("v{i}").into_bytes());
+                let one: i64 = p.incr(format!("n{i}"), i).await.unwrap();
+                assert_eq!(one, i);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let reads = stat(port, "total_reads_processed") - reads_before;
+    assert!(
+        reads < 100,
+        "600 pipelines took {reads} reads by the server: they were not merged"
+    );
+    // A server error is the reply of its own command, not the connection's end.
+    let mut p = pipe.clone();
+    let err = redis::cmd("HGET")
+        .arg("k1")
+        .arg("f")
+        .query_async::<Value>(&mut p)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    let v: String = p.get("k7").await.unwrap();
+    assert_eq!(v, "v7");
+}
+
+#[tokio::test]
+async fn auth_and_select_happen_before_the_first_request() {
+    let port = free_port();
+    let _s = start(port, &["--requirepass", "s3cret"]);
+    let mut good = config(port);
+    good.password = Some("s3cret".into());
+    good.db = 3;
+    let mut p = Pipe::connect(good).await.unwrap();
+    let _: () = p.set("x", "in db 3").await.unwrap();
+    assert!(cli(port, &["-a", "s3cret", "-n", "3", "get", "x"]).contains("in db 3"));
+    let mut bad = config(port);
+    bad.password = Some("wrong".into());
+    let err = Pipe::connect(bad)
+        .await
+        .err()
+        .expect("a wrong password fails");
+    assert_eq!(err.kind(), redis::ErrorKind::AuthenticationFailed, "{err}");
+}
+
+/// A restarted server: the request in flight fails, the next one reconnects.
+#[tokio::test]
+async fn a_restarted_server_is_reconnected() {
+    let port = free_port();
+    let s = start(port, &[]);
+    let mut p = Pipe::connect(config(port)).await.unwrap();
+    let _: () = p.set("a", "1").await.unwrap();
+    drop(s);
+    assert!(p.get::<_, String>("a").await.is_err(), "no server");
+    let _s = start(port, &[]);
+    let _: () = p.set("a", "2").await.unwrap();
+    let v: String = p.get("a").await.unwrap();
+    assert_eq!(v, "2");
+}
+
+/// A server that stops answering: requests fail after the response timeout, not never.
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    let port = free_port();
+    let _s = start(port, &["--enable-debug-command", "yes"]);
+    let mut c = config(port);
+    c.response_timeout = Duration::from_millis(300);
+    let mut p = Pipe::connect(c).await.unwrap();
+    let sleeper = std::thread::spawn(move || cli(port, &["debug", "sleep", "1.5"]));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = p.get::<_, Option<String>>("a").await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    sleeper.join().unwrap();
+    let v: Option<String> = p.get("a").await.unwrap();
+    assert_eq!(v, None);
+}
