@@ -1,8 +1,9 @@
 //! Reading a FileSource with DataFusion: its Parquet file, directory or glob (local or
 //! `s3://`), with `field_mapping` applied, restricted to `start <= ts <= end`, keeping only the
 //! latest row per entity key (greatest event time, then greatest created time) — the rows
-//! materialization writes. Results stream in record batches; sorting spills to disk under a
-//! memory limit instead of collecting the source.
+//! materialization writes. The rows are sorted by key, newest first, and the first row of each
+//! key is kept as the sorted batches stream by; sorting spills to disk under a memory limit
+//! instead of collecting the source.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -11,8 +12,7 @@ use datafusion::{
     execution::{
         SendableRecordBatchStream, memory_pool::FairSpillPool, runtime_env::RuntimeEnvBuilder,
     },
-    functions_window::expr_fn::row_number,
-    logical_expr::{ExprFunctionExt, SortExpr, col, lit},
+    logical_expr::{SortExpr, col, lit},
     prelude::{ParquetReadOptions, SessionConfig, SessionContext},
     scalar::ScalarValue,
 };
@@ -153,22 +153,17 @@ pub async fn latest_rows(
                 .and(ts().lt_eq(bound(q.end_micros)?)),
         )
         .map_err(source)?;
-    let mut order: Vec<SortExpr> =
-        vec![col(format!("\"{}\"", q.timestamp_field)).sort(false, false)];
+    // Sorted by key, then newest first: the first row of each key run is the one to keep.
+    // (A sort spills under the memory limit; a window per key costs a partition per entity.)
+    let mut order: Vec<SortExpr> = q
+        .join_keys
+        .iter()
+        .map(|k| col(format!("\"{k}\"")).sort(true, false))
+        .collect();
+    order.push(col(format!("\"{}\"", q.timestamp_field)).sort(false, false));
     if let Some(c) = &q.created_timestamp_column {
         order.push(col(format!("\"{c}\"")).sort(false, false));
     }
-    let rn = row_number()
-        .partition_by(
-            q.join_keys
-                .iter()
-                .map(|k| col(format!("\"{k}\"")))
-                .collect(),
-        )
-        .order_by(order)
-        .build()
-        .map_err(source)?
-        .alias("__larder_rn");
     // A column may be both a join key and a feature (stream views list their entity column).
     let mut unique: Vec<&String> = Vec::new();
     for n in &needed {
@@ -178,13 +173,75 @@ pub async fn latest_rows(
     }
     let out_cols: Vec<_> = unique.iter().map(|n| col(format!("\"{n}\""))).collect();
     let df = df
-        .window(vec![rn])
-        .map_err(source)?
-        .filter(col("__larder_rn").eq(lit(1u64)))
-        .map_err(source)?
         .select(out_cols)
+        .map_err(source)?
+        .sort(order)
         .map_err(source)?;
-    df.execute_stream().await.map_err(source)
+    let key_at: Vec<usize> = q
+        .join_keys
+        .iter()
+        .map(|k| {
+            unique
+                .iter()
+                .position(|n| *n == k)
+                .expect("join keys are selected")
+        })
+        .collect();
+    let stream = df.execute_stream().await.map_err(source)?;
+    first_per_key(stream, key_at).map_err(source)
+}
+
+/// Keeps the first row of every run of equal keys (columns `key_at`) of a key-sorted stream,
+/// across batch boundaries; with no key columns, the first row of the stream.
+fn first_per_key(
+    stream: BatchStream,
+    key_at: Vec<usize>,
+) -> Result<BatchStream, datafusion::error::DataFusionError> {
+    use datafusion::arrow::{
+        array::BooleanArray,
+        compute::filter_record_batch,
+        row::{OwnedRow, RowConverter, SortField},
+    };
+    use futures::StreamExt;
+    let schema = stream.schema();
+    let converter = RowConverter::new(
+        key_at
+            .iter()
+            .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+            .collect(),
+    )?;
+    let mut last: Option<OwnedRow> = None;
+    let mut seen_any = false;
+    let deduped = stream.map(move |batch| {
+        let batch = batch?;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(batch);
+        }
+        let keep: Vec<bool> = if key_at.is_empty() {
+            let first = !seen_any;
+            seen_any = true;
+            (0..n).map(|i| first && i == 0).collect()
+        } else {
+            let cols: Vec<_> = key_at.iter().map(|&i| batch.column(i).clone()).collect();
+            let rows = converter.convert_columns(&cols)?;
+            let keep = (0..n)
+                .map(|i| {
+                    if i == 0 {
+                        last.as_ref().is_none_or(|l| l.row() != rows.row(0))
+                    } else {
+                        rows.row(i) != rows.row(i - 1)
+                    }
+                })
+                .collect();
+            last = Some(rows.row(n - 1).owned());
+            keep
+        };
+        Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
+    });
+    Ok(Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, deduped),
+    ))
 }
 
 trait CastUtc {
@@ -198,5 +255,71 @@ impl CastUtc for datafusion::logical_expr::Expr {
             self,
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::{
+        array::{AsArray, Int64Array, RecordBatch},
+        datatypes::{DataType, Field, Int64Type, Schema},
+    };
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn batch(keys: &[i64], vals: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(keys.to_vec())),
+                Arc::new(Int64Array::from(vals.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    async fn kept(batches: Vec<RecordBatch>, key_at: Vec<usize>) -> Vec<(i64, i64)> {
+        let schema = batches[0].schema();
+        let input: BatchStream = Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            ),
+        );
+        let mut out = Vec::new();
+        let mut s = first_per_key(input, key_at).unwrap();
+        while let Some(b) = s.next().await {
+            let b = b.unwrap();
+            let (k, v) = (
+                b.column(0).as_primitive::<Int64Type>(),
+                b.column(1).as_primitive::<Int64Type>(),
+            );
+            out.extend((0..b.num_rows()).map(|i| (k.value(i), v.value(i))));
+        }
+        out
+    }
+
+    /// A key's run may continue into the next batch: only its first row is kept.
+    #[tokio::test]
+    async fn first_row_per_key_across_batches() {
+        let batches = vec![
+            batch(&[1, 1, 2], &[10, 11, 20]),
+            batch(&[2, 2, 3], &[21, 22, 30]),
+            batch(&[], &[]),
+            batch(&[3, 4], &[31, 40]),
+        ];
+        assert_eq!(
+            kept(batches.clone(), vec![0]).await,
+            vec![(1, 10), (2, 20), (3, 30), (4, 40)]
+        );
+        // No key columns (entityless views): the stream's first row.
+        assert_eq!(kept(batches, vec![]).await, vec![(1, 10)]);
     }
 }

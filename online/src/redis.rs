@@ -614,6 +614,12 @@ impl OnlineStore for RedisOnlineStore {
         Ok(out)
     }
 
+    /// Commands of one connection run in the order sent, so a batch's `_ts` reads and writes
+    /// can go out while the previous batch's writes are still being answered.
+    fn concurrent_disjoint_writes(&self) -> usize {
+        4
+    }
+
     async fn drop_view(&self, layout: &ViewLayout) -> Result<(), OnlineError> {
         let keys = self.scan_suffix(layout.project.as_bytes()).await?;
         let hkeys: Vec<Cmd> = keys

@@ -99,6 +99,13 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
 
     async fn drop_view(&self, layout: &ViewLayout) -> Result<(), OnlineError>;
 
+    /// How many `write` calls of *disjoint* key sets may be in flight at once with the same
+    /// result as one after another (materialization, whose keys are unique, uses this to keep
+    /// the store busy). Callers that cannot promise disjoint keys write one batch at a time.
+    fn concurrent_disjoint_writes(&self) -> usize {
+        1
+    }
+
     /// Fails when the store cannot be reached (for `/health`).
     async fn check(&self) -> Result<(), OnlineError>;
 }

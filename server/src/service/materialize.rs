@@ -345,16 +345,34 @@ impl MaterializeService {
         let (chunks, mut queue) = tokio::sync::mpsc::channel::<Vec<WriteRow>>(2);
         let writer = {
             let store = self.store.clone();
-            let layout = layout.clone();
+            let layout = Arc::new(layout.clone());
+            // The source yields each key once, so batches hold disjoint keys and the store may
+            // take several at once (Redis: in order on one connection, no waiting in between).
+            let depth = store.concurrent_disjoint_writes().max(1);
             tokio::spawn(async move {
+                use futures::StreamExt;
                 let mut done = (0usize, 0usize);
-                while let Some(chunk) = queue.recv().await {
-                    match store.write(&layout, &chunk).await {
-                        Ok(w) => {
-                            done.0 += w.written;
-                            done.1 += w.skipped_not_newer;
-                        }
-                        Err(e) => return Err((e, done.0 + done.1, chunk.len())),
+                let mut inflight = futures::stream::FuturesOrdered::new();
+                let mut open = true;
+                while open || !inflight.is_empty() {
+                    tokio::select! {
+                        chunk = queue.recv(), if open && inflight.len() < depth => match chunk {
+                            Some(chunk) => {
+                                let (store, layout) = (store.clone(), layout.clone());
+                                inflight.push_back(async move {
+                                    let n = chunk.len();
+                                    store.write(&layout, &chunk).await.map_err(|e| (e, n))
+                                });
+                            }
+                            None => open = false,
+                        },
+                        Some(result) = inflight.next(), if !inflight.is_empty() => match result {
+                            Ok(w) => {
+                                done.0 += w.written;
+                                done.1 += w.skipped_not_newer;
+                            }
+                            Err((e, n)) => return Err((e, done.0 + done.1, n)),
+                        },
                     }
                 }
                 Ok(done)
