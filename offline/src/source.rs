@@ -89,8 +89,9 @@ pub async fn latest_rows(
         uri: q.uri.clone(),
         source: e,
     };
+    let uri = directory_aware(ctx, &q.uri).await;
     let df = ctx
-        .read_parquet(q.uri.as_str(), ParquetReadOptions::default())
+        .read_parquet(uri.as_str(), ParquetReadOptions::default())
         .await
         .map_err(source)?;
     // Rename source columns to feature/entity names.
@@ -189,6 +190,36 @@ pub async fn latest_rows(
         .collect();
     let stream = df.execute_stream().await.map_err(source)?;
     first_per_key(stream, key_at).map_err(source)
+}
+
+/// An object-store path without a trailing `/` names a directory (a prefix) when no object has
+/// exactly that key — as Feast's readers take it; DataFusion needs the `/` to list it.
+async fn directory_aware(ctx: &SessionContext, uri: &str) -> String {
+    use object_store::ObjectStoreExt;
+    if !uri.contains("://") || uri.starts_with("file://") || uri.ends_with('/') {
+        return uri.to_owned();
+    }
+    if uri.contains(['*', '?', '[']) {
+        return uri.to_owned();
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return uri.to_owned();
+    };
+    let Ok(base) = datafusion::execution::object_store::ObjectStoreUrl::parse(format!(
+        "{}://{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default()
+    )) else {
+        return uri.to_owned();
+    };
+    let Ok(store) = ctx.runtime_env().object_store(&base) else {
+        return uri.to_owned();
+    };
+    let key = object_store::path::Path::from(url.path().trim_start_matches('/'));
+    match store.head(&key).await {
+        Err(object_store::Error::NotFound { .. }) => format!("{uri}/"),
+        _ => uri.to_owned(),
+    }
 }
 
 /// Keeps the first row of every run of equal keys (columns `key_at`) of a key-sorted stream,

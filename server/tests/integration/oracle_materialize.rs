@@ -571,3 +571,102 @@ print(json.dumps({{"feast": rows("{0}/data/trips.parquet"), "larder": rows("{1}/
     assert!(!feast[table].is_empty());
     assert_eq!(feast[table], ours[table], "table {table} differs");
 }
+
+/// Push to the offline store of a source in S3 (moto): the new object lands under the source's
+/// prefix, the existing object is untouched, and materializing the prefix serves the pushed row
+/// to the Feast SDK.
+#[test]
+fn push_to_offline_appends_an_object_in_s3() {
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let env = s3.env();
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = format!("push-{}", std::process::id());
+    let repo = dir.path().join("repo");
+    oracle.make_repo_with_env(
+        &repo,
+        "mat",
+        "data/registry.db",
+        &[
+            "--for-serving",
+            "--source-prefix",
+            &format!("s3://{bucket}/data"),
+        ],
+        &env,
+    );
+    let defs = repo.join("features.py");
+    let text = std::fs::read_to_string(&defs)
+        .unwrap()
+        .replace("/data/trips.parquet\"", "/data/trips\"");
+    std::fs::write(&defs, text).unwrap();
+    let list = format!(
+        "import boto3,os,json\n\
+         s3 = boto3.client('s3', endpoint_url=os.environ['FEAST_S3_ENDPOINT_URL'])\n\
+         print(json.dumps(sorted(o['Key'] + ' ' + o['ETag'] for o in s3.list_objects_v2(Bucket='{bucket}', Prefix='data/trips/').get('Contents', []))))"
+    );
+    oracle.python(
+        &format!(
+            "import boto3,os,glob\n\
+             s3 = boto3.client('s3', endpoint_url=os.environ['FEAST_S3_ENDPOINT_URL'])\n\
+             s3.create_bucket(Bucket='{bucket}')\n\
+             for f in glob.glob('{0}/data/*.parquet'):\n    \
+                 name = os.path.basename(f)\n    \
+                 s3.upload_file(f, '{bucket}', 'data/trips/part-0.parquet' if name == 'trips.parquet' else 'data/' + name)",
+            repo.display()
+        ),
+        &env,
+    );
+    oracle.feast(&repo, &["apply", "--skip-source-validation"], &env);
+    let before = oracle.python(&list, &env);
+
+    let server = crate::oracle_serving::larder_serve_with_env(&repo, &env);
+    let trips = r#"{"driver_id": [4242], "customer_id": ["cx"], "event_timestamp": ["2026-11-28T09:00:00+00:00"], "created": ["2026-11-28T09:00:01+00:00"], "trips": [3], "fare": [12.5]}"#;
+    let (code, body) = crate::oracle_serving::post(
+        &format!("{}/push", server.url),
+        &serde_json::from_str(&format!(
+            r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "offline"}}"#
+        ))
+        .unwrap(),
+    );
+    drop(server);
+    assert_eq!(code, 200, "{body}");
+    let after = oracle.python(&list, &env);
+    let (before, after): (Vec<String>, Vec<String>) = (
+        serde_json::from_str(before.trim()).unwrap(),
+        serde_json::from_str(after.trim()).unwrap(),
+    );
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(after.len(), 2, "one new object: {after:?}");
+    assert!(
+        after.contains(&before[0]),
+        "the existing object is unchanged"
+    );
+    assert!(
+        after.iter().any(|o| o.contains("larder-push-")),
+        "{after:?}"
+    );
+
+    // Feast 0.67 reads S3 sources through s3fs, which the oracle venv leaves out; Larder reads
+    // the prefix (old object + new one) and the Feast SDK reads the online store it filled.
+    stdout_ok(
+        larder(&repo, &["materialize", RANGE[0], RANGE[1]], &env),
+        "larder materialize from s3",
+    );
+    let got = oracle.python(
+        &format!(
+            r#"
+import os, sys, json
+sys.path.insert(0, "{0}")
+os.chdir("{0}")
+from feast import FeatureStore
+d = FeatureStore(repo_path="{0}").get_online_features(
+    features=["driver_customer_trips:trips", "driver_customer_trips:fare"],
+    entity_rows=[{{"driver_id": 4242, "customer_id": "cx"}}]).to_dict()
+print(json.dumps([d["trips"], d["fare"]]))
+"#,
+            repo.display()
+        ),
+        &env,
+    );
+    assert_eq!(got.trim(), "[[3], [12.5]]");
+}

@@ -90,6 +90,10 @@ fn feast_serve(oracle: &Oracle, repo: &Path) -> Server {
 }
 
 pub fn larder_serve(repo: &Path) -> Server {
+    larder_serve_with_env(repo, &[])
+}
+
+pub fn larder_serve_with_env(repo: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
         .args([
@@ -99,6 +103,7 @@ pub fn larder_serve(repo: &Path) -> Server {
             "-p",
             &port.to_string(),
         ])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
