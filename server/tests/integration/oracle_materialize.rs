@@ -433,6 +433,17 @@ s.write_to_online_store("driver_hourly_stats", df('{stats}'))
     }
 }
 
+/// `POST {url}/push` of `df` to the offline store of the `trip_push` source.
+fn push_offline(url: &str, df: &str) -> (u16, String) {
+    crate::oracle_serving::post(
+        &format!("{url}/push"),
+        &serde_json::from_str(&format!(
+            r#"{{"push_source_name": "trip_push", "df": {df}, "to": "offline"}}"#
+        ))
+        .unwrap(),
+    )
+}
+
 /// `POST /push` with `to: offline` appends one new Parquet file to a directory source: the rows
 /// Feast then reads are the rows the Feast SDK's offline push writes into a single-file source
 /// (same columns, same Arrow types, same values), existing files stay byte-identical, and
@@ -521,13 +532,7 @@ FeatureStore(repo_path="{0}").push("trip_push", d, to=PushMode.OFFLINE)
     // Feast's single-file source: refused, nothing written.
     let feast_file = std::fs::read(a.join("data/trips.parquet")).unwrap();
     let server = crate::oracle_serving::larder_serve(&a);
-    let (code, body) = crate::oracle_serving::post(
-        &format!("{}/push", server.url),
-        &serde_json::from_str(&format!(
-            r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "offline"}}"#
-        ))
-        .unwrap(),
-    );
+    let (code, body) = push_offline(&server.url, trips);
     drop(server);
     assert_eq!(code, 422, "{body}");
     assert!(body.contains("single Parquet file"), "{body}");
@@ -621,13 +626,7 @@ fn push_to_offline_appends_an_object_in_s3() {
 
     let server = crate::oracle_serving::larder_serve_with_env(&repo, &env);
     let trips = r#"{"driver_id": [4242], "customer_id": ["cx"], "event_timestamp": ["2026-11-28T09:00:00+00:00"], "created": ["2026-11-28T09:00:01+00:00"], "trips": [3], "fare": [12.5]}"#;
-    let (code, body) = crate::oracle_serving::post(
-        &format!("{}/push", server.url),
-        &serde_json::from_str(&format!(
-            r#"{{"push_source_name": "trip_push", "df": {trips}, "to": "offline"}}"#
-        ))
-        .unwrap(),
-    );
+    let (code, body) = push_offline(&server.url, trips);
     drop(server);
     assert_eq!(code, 200, "{body}");
     let after = oracle.python(&list, &env);
