@@ -5,8 +5,9 @@
 //! (unless `skip_dedup`), and set `EXPIRE` when `key_ttl_seconds` is configured.
 //!
 //! Every view of one read goes out together: one pipeline on standalone and sentinel
-//! connections (standalone: Larder's auto-pipelining connection, [`crate::resp`], which also
-//! merges the pipelines of concurrent requests into one write); on a cluster, one command per key sent concurrently over the multiplexed
+//! connections (Larder's auto-pipelining connection, [`crate::resp`], which also merges the
+//! pipelines of concurrent requests into one write; on sentinel, to the master the sentinels
+//! name); on a cluster, one command per key sent concurrently over the multiplexed
 //! per-node connections (a single pipeline may not span slots).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -16,7 +17,7 @@ use prost::Message;
 use prost_types::Timestamp;
 use redis::{
     Cmd, RedisResult, Value as RV,
-    aio::{ConnectionLike, MultiplexedConnection},
+    aio::ConnectionLike,
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
@@ -158,20 +159,35 @@ enum Conn {
     Sentinel(Arc<SentinelConn>),
 }
 
-/// A sentinel-resolved master connection, re-resolved after a connection error (failover).
+/// A sentinel-resolved master connection (Larder's auto-pipelining one), re-resolved after a
+/// connection error or a READONLY answer (a failover moved the master).
 struct SentinelConn {
     client: Mutex<SentinelClient>,
-    conn: Mutex<Option<MultiplexedConnection>>,
+    /// Everything but the address, which the sentinels give.
+    template: PipeConfig,
+    conn: Mutex<Option<Pipe>>,
 }
 
 impl SentinelConn {
-    async fn get(&self) -> RedisResult<MultiplexedConnection> {
+    async fn get(&self) -> RedisResult<Pipe> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
         let client = self.client.lock().await.async_get_client().await?;
-        let conn = client.get_multiplexed_async_connection().await?;
+        let redis::ConnectionAddr::Tcp(host, port) = client.get_connection_info().addr().clone()
+        else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the sentinels named a master that is not a plain TCP address",
+            )));
+        };
+        let conn = Pipe::connect(PipeConfig {
+            host,
+            port,
+            ..self.template.clone()
+        })
+        .await?;
         *guard = Some(conn.clone());
         Ok(conn)
     }
@@ -293,6 +309,15 @@ impl RedisOnlineStore {
                 .map_err(unavailable)?;
                 Conn::Sentinel(Arc::new(SentinelConn {
                     client: Mutex::new(client),
+                    template: PipeConfig {
+                        host: String::new(),
+                        port: 0,
+                        db: conn.db,
+                        username: conn.username.clone(),
+                        password: conn.password.clone(),
+                        connect_timeout,
+                        response_timeout,
+                    },
                     conn: Mutex::new(None),
                 }))
             }
@@ -329,7 +354,10 @@ impl RedisOnlineStore {
                 match pipeline(cmds).query_async(&mut c).await {
                     Ok(v) => Ok(v),
                     Err(e) => {
-                        if e.is_connection_dropped() || e.is_io_error() || e.is_connection_refusal()
+                        if e.is_connection_dropped()
+                            || e.is_io_error()
+                            || e.is_connection_refusal()
+                            || e.to_string().contains("READONLY")
                         {
                             s.reset().await;
                         }

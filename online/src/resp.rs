@@ -242,6 +242,10 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let failure = loop {
+        // Large replies (many entities, many features) read in large chunks.
+        if rbuf.capacity() - rbuf.len() < 16 * 1024 {
+            rbuf.reserve(64 * 1024);
+        }
         tokio::select! {
             biased;
             read = rd.read_buf(&mut rbuf) => {
