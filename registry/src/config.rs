@@ -345,7 +345,54 @@ pub struct ConfigLocation {
     pub yaml_path: Option<PathBuf>,
 }
 
+/// `feature_server.offline_push_batching_*`: buffer the offline part of pushes and write it
+/// when this many rows are buffered or the oldest buffered row is this old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushBatching {
+    pub batch_size: usize,
+    pub interval: std::time::Duration,
+}
+
 impl RepoConfig {
+    /// Offline push batching, when `feature_server.offline_push_batching_enabled` is true
+    /// (defaults: 1000 rows, 10 seconds).
+    pub fn offline_push_batching(&self) -> Result<Option<PushBatching>, ConfigError> {
+        let Some(Json::Object(fs)) = &self.feature_server else {
+            return Ok(None);
+        };
+        let bad = |key: &str, msg: &str| ConfigError::Key {
+            path: self.config_path.clone(),
+            key: format!("feature_server.{key}"),
+            message: msg.to_owned(),
+        };
+        match fs.get("offline_push_batching_enabled") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => return Ok(None),
+            Some(Json::Bool(true)) => {}
+            Some(_) => {
+                return Err(bad(
+                    "offline_push_batching_enabled",
+                    "expected true or false",
+                ));
+            }
+        }
+        let positive = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            match fs.get(key) {
+                None | Some(Json::Null) => Ok(default),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(key, "expected a positive integer")),
+            }
+        };
+        Ok(Some(PushBatching {
+            batch_size: positive("offline_push_batching_batch_size", 1000)? as usize,
+            interval: std::time::Duration::from_secs(positive(
+                "offline_push_batching_batch_interval_seconds",
+                10,
+            )?),
+        }))
+    }
+
     /// Loads the repo's `feature_store.yaml` with the given environment (for `$VAR` expansion).
     pub fn load(loc: &ConfigLocation, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let repo_path = match &loc.repo_dir {

@@ -186,11 +186,15 @@ pub async fn serve(
             clock: Arc::new(SystemClock),
         },
     ));
+    let batcher = config
+        .offline_push_batching()?
+        .map(crate::service::push::OfflineBatcher::start);
     let push = Arc::new(crate::service::push::PushService {
         config: config.clone(),
         env: env.clone(),
         registry: store::open(&config, &env).await?,
         store: online.store().clone(),
+        batcher: batcher.clone(),
     });
     let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
         .await
@@ -253,6 +257,10 @@ pub async fn serve(
     })
     .await
     .context("joining the serving threads")?;
+    if let Some(b) = batcher {
+        // Pushed rows still buffered are written before the process ends.
+        b.flush().await;
+    }
     failure.map_or(Ok(()), Err)
 }
 

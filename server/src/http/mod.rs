@@ -259,8 +259,11 @@ async fn push(State(state): State<HttpState>, body: Bytes) -> Response {
         .push(&parsed.push_source_name, &parsed.df.0, &parsed.to)
         .await
     {
-        Ok(_) => Response::builder()
-            .status(200)
+        Ok(pushed) => Response::builder()
+            .status(match pushed {
+                crate::service::push::Pushed::Written(_) => 200,
+                crate::service::push::Pushed::Queued => 202,
+            })
             .body(Body::empty())
             .expect("a valid response"),
         Err(e) => error_response(&e),

@@ -3,7 +3,7 @@
 //! (Redis: only newer event times overwrite; SQLite: last write wins); pushes to the offline
 //! store become new Parquet files in the batch source's directory ([`larder_offline::append`]).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use larder_offline::append::{self, AppendError, SourceDir};
 use larder_online::{
@@ -40,6 +40,17 @@ pub struct PushService {
     pub env: HashMap<String, String>,
     pub registry: Arc<dyn RegistryStore>,
     pub store: Arc<dyn OnlineStore>,
+    /// With `feature_server.offline_push_batching_enabled`: the offline part is queued here.
+    pub batcher: Option<Arc<OfflineBatcher>>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Everything is written.
+    Written(usize),
+    /// The online part (if any) is written; the offline part is queued (HTTP 202).
+    Queued,
 }
 
 fn bad(view: &str, m: impl std::fmt::Display) -> ServiceError {
@@ -346,7 +357,7 @@ impl PushService {
         push_source: &str,
         df: &Columns,
         to: &str,
-    ) -> Result<usize, ServiceError> {
+    ) -> Result<Pushed, ServiceError> {
         let (online, offline) = match to {
             "online" => (true, false),
             "offline" => (false, true),
@@ -396,6 +407,15 @@ impl PushService {
                 written += self.write_view(&catalog, v, df).await?;
             }
         }
+        if let Some(batcher) = &self.batcher
+            && !appends.is_empty()
+        {
+            // Checked above (columns and types); written when the batch fills or ages.
+            for (target, _) in appends {
+                batcher.queue(target, df.clone());
+            }
+            return Ok(Pushed::Queued);
+        }
         for (target, prepared) in appends {
             let done = append::write(&target, prepared)
                 .await
@@ -403,7 +423,7 @@ impl PushService {
             tracing::info!(push_source, file = %done.file, rows = done.rows, "pushed rows to the offline store");
             written += done.rows;
         }
-        Ok(written)
+        Ok(Pushed::Written(written))
     }
 
     /// The directory a view's batch source appends pushed rows to.
@@ -428,4 +448,129 @@ fn append_error(view: &str, e: AppendError) -> ServiceError {
         AppendError::Store { .. } => ErrorCode::Unavailable,
     };
     ServiceError::new(code, format!("{view}: {e}"))
+}
+
+/// Buffers the offline part of pushes per batch source and writes each buffer as one file when
+/// it holds `batch_size` rows or its oldest rows are `interval` old (Feast's offline push
+/// batching), so frequent small pushes do not become many tiny files. A buffer whose write
+/// fails is kept and retried at the next tick; [`OfflineBatcher::flush`] writes everything
+/// (the server calls it when it stops).
+pub struct OfflineBatcher {
+    queue: tokio::sync::mpsc::UnboundedSender<Batched>,
+}
+
+enum Batched {
+    Rows(SourceDir, Columns),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+struct Buffer {
+    target: SourceDir,
+    columns: Columns,
+    rows: usize,
+    since: std::time::Instant,
+}
+
+impl Buffer {
+    fn add(&mut self, df: Columns) {
+        let n = df.first().map_or(0, |c| c.1.len());
+        for (name, values) in df {
+            match self.columns.iter_mut().find(|(c, _)| *c == name) {
+                Some((_, col)) => col.extend(values),
+                None => self.columns.push((name, values)),
+            }
+        }
+        self.rows += n;
+    }
+}
+
+impl OfflineBatcher {
+    /// Starts the batcher's task on the current runtime.
+    pub fn start(batching: larder_registry::config::PushBatching) -> Arc<Self> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Batched>();
+        tokio::spawn(async move {
+            let mut buffers: Vec<Buffer> = Vec::new();
+            let mut tick = tokio::time::interval(batching.interval.min(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let flush_all = tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(Batched::Rows(target, df)) => {
+                            match buffers.iter_mut().find(|b| b.target.uri == target.uri) {
+                                Some(b) => b.add(df),
+                                None => {
+                                    let mut b = Buffer {
+                                        target,
+                                        columns: Vec::new(),
+                                        rows: 0,
+                                        since: std::time::Instant::now(),
+                                    };
+                                    b.add(df);
+                                    buffers.push(b);
+                                }
+                            }
+                            None
+                        }
+                        Some(Batched::Flush(done)) => Some(Some(done)),
+                        None => Some(None),
+                    },
+                    _ = tick.tick() => None,
+                };
+                let everything = flush_all.is_some();
+                let mut kept = Vec::new();
+                for b in buffers.drain(..) {
+                    let due = everything
+                        || b.rows >= batching.batch_size
+                        || b.since.elapsed() >= batching.interval;
+                    if !due {
+                        kept.push(b);
+                        continue;
+                    }
+                    match append::append_rows(&b.target, &b.columns).await {
+                        Ok(done) => tracing::info!(
+                            source = %b.target.uri, file = %done.file, rows = done.rows,
+                            "wrote batched offline pushes"
+                        ),
+                        Err(e) => {
+                            tracing::error!(
+                                source = %b.target.uri, rows = b.rows, error = %e,
+                                "writing batched offline pushes failed; kept for a retry"
+                            );
+                            kept.push(b);
+                        }
+                    }
+                }
+                buffers = kept;
+                match flush_all {
+                    Some(Some(done)) => {
+                        let _ = done.send(());
+                    }
+                    Some(None) => return,
+                    None => {}
+                }
+            }
+        });
+        Arc::new(Self { queue: tx })
+    }
+
+    fn queue(&self, target: SourceDir, df: Columns) {
+        if let Err(e) = self.queue.send(Batched::Rows(target, df)) {
+            // Only after the task has ended (shutdown): write now rather than lose the rows.
+            if let Batched::Rows(target, df) = e.0 {
+                tokio::spawn(async move {
+                    if let Err(e) = append::append_rows(&target, &df).await {
+                        tracing::error!(source = %target.uri, error = %e, "offline push lost");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Writes every buffer now; returns when done.
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.queue.send(Batched::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
 }

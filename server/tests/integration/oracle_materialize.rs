@@ -433,6 +433,22 @@ s.write_to_online_store("driver_hourly_stats", df('{stats}'))
     }
 }
 
+/// Moves an unapplied oracle repo's trips into `data/trips/` and points the source there (the
+/// layout offline pushes append to).
+fn trips_in_a_directory(repo: &Path) {
+    std::fs::create_dir(repo.join("data/trips")).unwrap();
+    std::fs::rename(
+        repo.join("data/trips.parquet"),
+        repo.join("data/trips/part-0.parquet"),
+    )
+    .unwrap();
+    let defs = repo.join("features.py");
+    let text = std::fs::read_to_string(&defs)
+        .unwrap()
+        .replace(r#"path="data/trips.parquet""#, r#"path="data/trips""#);
+    std::fs::write(&defs, text).unwrap();
+}
+
 /// `POST {url}/push` of `df` to the offline store of the `trip_push` source.
 fn push_offline(url: &str, df: &str) -> (u16, String) {
     crate::oracle_serving::post(
@@ -461,17 +477,7 @@ fn push_to_offline_appends_a_file_feast_reads() {
     copy_dir(&a, &b);
     oracle.feast(&a, &["apply"], &[]);
     // Larder's copy keeps the trips in a directory (the layout appends need).
-    std::fs::create_dir(b.join("data/trips")).unwrap();
-    std::fs::rename(
-        b.join("data/trips.parquet"),
-        b.join("data/trips/part-0.parquet"),
-    )
-    .unwrap();
-    let defs = b.join("features.py");
-    let text = std::fs::read_to_string(&defs)
-        .unwrap()
-        .replace(r#"path="data/trips.parquet""#, r#"path="data/trips""#);
-    std::fs::write(&defs, text).unwrap();
+    trips_in_a_directory(&b);
     oracle.feast(&b, &["apply"], &[]);
     let original = std::fs::read(b.join("data/trips/part-0.parquet")).unwrap();
 
@@ -668,4 +674,68 @@ print(json.dumps([d["trips"], d["fare"]]))
         &env,
     );
     assert_eq!(got.trim(), "[[3], [12.5]]");
+}
+
+/// `feature_server.offline_push_batching_*`: offline pushes answer 202 and are written as one
+/// file per full batch, per elapsed interval, and on shutdown; no pushed row is lost.
+#[test]
+fn offline_push_batching_writes_full_batches_aged_batches_and_on_shutdown() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    oracle.make_repo(&repo, "mat", "data/registry.db", &["--for-serving"]);
+    trips_in_a_directory(&repo);
+    let yaml = repo.join("feature_store.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(
+        "feature_server:\n  type: local\n  offline_push_batching_enabled: true\n  \
+         offline_push_batching_batch_size: 3\n  offline_push_batching_batch_interval_seconds: 1\n",
+    );
+    std::fs::write(&yaml, text).unwrap();
+    oracle.feast(&repo, &["apply"], &[]);
+
+    let files = || std::fs::read_dir(repo.join("data/trips")).unwrap().count();
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while files() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(files(), n);
+    };
+    let rows = |ids: &[i64]| {
+        let n = ids.len();
+        serde_json::json!({
+            "driver_id": ids,
+            "customer_id": vec!["cb"; n],
+            "event_timestamp": vec!["2026-11-28T09:00:00+00:00"; n],
+            "created": vec!["2026-11-28T09:00:01+00:00"; n],
+            "trips": vec![1; n],
+            "fare": vec![2.5; n],
+        })
+        .to_string()
+    };
+    let server = crate::oracle_serving::larder_serve(&repo);
+    let push = |ids: &[i64]| {
+        let (code, body) = push_offline(&server.url, &rows(ids));
+        assert_eq!(code, 202, "{body}");
+    };
+    push(&[9001, 9002]);
+    assert_eq!(files(), 1, "two rows stay buffered");
+    push(&[9003, 9004]);
+    wait_for(2); // four rows >= batch size 3: one file
+    push(&[9005]);
+    assert_eq!(files(), 2);
+    wait_for(3); // the interval has passed
+    push(&[9006]);
+    drop(server); // SIGTERM: buffered rows are written before the process ends
+    assert_eq!(files(), 4);
+    let ids = oracle.python(
+        &format!(
+            "import pyarrow.parquet as pq; t = pq.read_table('{}/data/trips'); \
+             print(sorted(i for i in t.column('driver_id').to_pylist() if i > 9000))",
+            repo.display()
+        ),
+        &[],
+    );
+    assert_eq!(ids.trim(), "[9001, 9002, 9003, 9004, 9005, 9006]");
 }
