@@ -883,6 +883,32 @@ mod tests {
     }
 
     #[test]
+    fn offline_push_batching_settings() {
+        let base = "project: demo\nregistry: r.db\n";
+        assert_eq!(parse(base).unwrap().offline_push_batching().unwrap(), None);
+        let on = parse(&format!(
+            "{base}feature_server:\n  offline_push_batching_enabled: true\n  offline_push_batching_batch_size: 50\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            on.offline_push_batching().unwrap(),
+            Some(PushBatching {
+                batch_size: 50,
+                interval: std::time::Duration::from_secs(10)
+            })
+        );
+        let bad = parse(&format!(
+            "{base}feature_server:\n  offline_push_batching_enabled: true\n  offline_push_batching_batch_interval_seconds: 0\n"
+        ))
+        .unwrap();
+        let e = bad.offline_push_batching().unwrap_err().to_string();
+        assert!(
+            e.contains("offline_push_batching_batch_interval_seconds") && e.contains("positive"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn minimal_repo_gets_feast_defaults() {
         let c = parse("project: demo\nregistry: data/registry.db\n").unwrap();
         assert_eq!(c.project.as_str(), "demo");
