@@ -204,8 +204,7 @@ async fn handshake(stream: &mut TcpStream, c: &PipeConfig) -> RedisResult<()> {
                 "redis closed the connection during the handshake".into(),
             ));
         }
-        while let Some(end) = reply_end(&buf, 0)? {
-            let reply = decode(&buf[..end])?;
+        while let Some((reply, end)) = parse(&buf, 0)? {
             buf.advance(end);
             got += 1;
             if let Value::ServerError(e) = reply {
@@ -308,13 +307,12 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
 /// Hands every complete reply in `buf` to the oldest waiting request.
 fn dispatch(buf: &mut BytesMut, waiting: &mut VecDeque<Waiting>) -> Result<(), String> {
     loop {
-        let Some(end) = reply_end(buf, 0).map_err(|e| e.to_string())? else {
+        let Some((value, end)) = parse(buf, 0).map_err(|e| e.to_string())? else {
             return Ok(());
         };
         let Some(front) = waiting.front_mut() else {
             return Err("redis sent a reply nobody asked for".into());
         };
-        let value = decode(&buf[..end]).map_err(|e| e.to_string())?;
         buf.advance(end);
         front.got.push(value);
         if front.got.len() == front.replies {
@@ -330,15 +328,27 @@ fn parse_error(m: &'static str) -> RedisError {
 
 /// The end of the line starting at `pos` (after its CRLF), and the line without it.
 fn line(buf: &[u8], pos: usize) -> Option<(usize, &[u8])> {
-    let rel = buf[pos..].windows(2).position(|w| w == b"\r\n")?;
-    Some((pos + rel + 2, &buf[pos..pos + rel]))
+    let rel = buf[pos..].iter().position(|&b| b == b'\r')?;
+    let cr = pos + rel;
+    (cr + 1 < buf.len()).then_some((cr + 2, &buf[pos..cr]))
 }
 
 fn int(s: &[u8]) -> RedisResult<i64> {
-    std::str::from_utf8(s)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| parse_error("invalid length in a redis reply"))
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return Err(parse_error("invalid length in a redis reply"));
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(parse_error("invalid length in a redis reply"));
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Ok(if neg { -n } else { n })
 }
 
 /// Where the reply starting at `pos` ends, or `None` while it is incomplete.
@@ -382,40 +392,58 @@ fn reply_end(buf: &[u8], pos: usize) -> RedisResult<Option<usize>> {
     }
 }
 
-/// One complete reply. Bulk strings, arrays, integers, nils and simple strings are decoded
-/// here; everything else (errors, RESP3 types) by redis-rs.
-fn decode(reply: &[u8]) -> RedisResult<Value> {
-    let (after, head) = line(reply, 0).ok_or_else(|| parse_error("truncated reply"))?;
-    match head[0] {
+/// The reply starting at `pos` and where it ends, or `None` while it is incomplete — one
+/// pass. Bulk strings, arrays, integers, nils and simple strings are decoded here; everything
+/// else (errors, RESP3 types) by redis-rs once complete.
+fn parse(buf: &[u8], pos: usize) -> RedisResult<Option<(Value, usize)>> {
+    if pos >= buf.len() {
+        return Ok(None);
+    }
+    let Some((after, head)) = line(buf, pos) else {
+        return Ok(None);
+    };
+    let value = match head[0] {
         b'$' => {
             let n = int(&head[1..])?;
             if n < 0 {
-                return Ok(Value::Nil);
+                return Ok(Some((Value::Nil, after)));
             }
-            Ok(Value::BulkString(reply[after..after + n as usize].to_vec()))
+            let end = after + n as usize;
+            if end + 2 > buf.len() {
+                return Ok(None);
+            }
+            return Ok(Some((Value::BulkString(buf[after..end].to_vec()), end + 2)));
         }
         b'*' => {
             let n = int(&head[1..])?;
             if n < 0 {
-                return Ok(Value::Nil);
+                return Ok(Some((Value::Nil, after)));
             }
             let mut items = Vec::with_capacity(n as usize);
             let mut at = after;
             for _ in 0..n {
-                let end = reply_end(reply, at)?.ok_or_else(|| parse_error("truncated array"))?;
-                items.push(decode(&reply[at..end])?);
-                at = end;
+                match parse(buf, at)? {
+                    Some((v, end)) => {
+                        items.push(v);
+                        at = end;
+                    }
+                    None => return Ok(None),
+                }
             }
-            Ok(Value::Array(items))
+            return Ok(Some((Value::Array(items), at)));
         }
-        b':' => Ok(Value::Int(int(&head[1..])?)),
-        b'+' if &head[1..] == b"OK" => Ok(Value::Okay),
-        b'+' => Ok(Value::SimpleString(
-            String::from_utf8_lossy(&head[1..]).into_owned(),
-        )),
-        b'_' => Ok(Value::Nil),
-        _ => redis::parse_redis_value(reply),
-    }
+        b':' => Value::Int(int(&head[1..])?),
+        b'+' if &head[1..] == b"OK" => Value::Okay,
+        b'+' => Value::SimpleString(String::from_utf8_lossy(&head[1..]).into_owned()),
+        b'_' => Value::Nil,
+        _ => {
+            let Some(end) = reply_end(buf, pos)? else {
+                return Ok(None);
+            };
+            return Ok(Some((redis::parse_redis_value(&buf[pos..end])?, end)));
+        }
+    };
+    Ok(Some((value, after)))
 }
 
 #[cfg(test)]
@@ -424,31 +452,34 @@ mod tests {
 
     #[test]
     fn frames_and_decodes_replies() {
-        let buf = b"*3\r\n$3\r\nabc\r\n$-1\r\n*1\r\n:7\r\n+OK\r\n-ERR wrong\r\n$4\r\nab";
-        let end = reply_end(buf, 0).unwrap().unwrap();
+        let buf = b"*3\r\n$3\r\nabc\r\n$-1\r\n*1\r\n:-7\r\n+OK\r\n-ERR wrong\r\n%1\r\n+a\r\n:1\r\n$4\r\nab";
+        let (v, end) = parse(buf, 0).unwrap().unwrap();
         assert_eq!(
-            decode(&buf[..end]).unwrap(),
+            v,
             Value::Array(vec![
                 Value::BulkString(b"abc".to_vec()),
                 Value::Nil,
-                Value::Array(vec![Value::Int(7)]),
+                Value::Array(vec![Value::Int(-7)]),
             ])
         );
-        let ok_end = reply_end(buf, end).unwrap().unwrap();
-        assert_eq!(decode(&buf[end..ok_end]).unwrap(), Value::Okay);
-        let err_end = reply_end(buf, ok_end).unwrap().unwrap();
-        assert!(matches!(
-            decode(&buf[ok_end..err_end]).unwrap(),
-            Value::ServerError(_)
-        ));
-        assert_eq!(reply_end(buf, err_end).unwrap(), None, "incomplete bulk");
-        assert_eq!(reply_end(b"*2\r\n$1\r\na\r\n", 0).unwrap(), None);
-        assert!(reply_end(b"?x\r\n", 0).is_err());
+        let (ok, ok_end) = parse(buf, end).unwrap().unwrap();
+        assert_eq!(ok, Value::Okay);
+        let (err, err_end) = parse(buf, ok_end).unwrap().unwrap();
+        assert!(matches!(err, Value::ServerError(_)), "{err:?}");
+        let (map, map_end) = parse(buf, err_end).unwrap().unwrap();
+        assert!(matches!(map, Value::Map(_)), "{map:?}");
+        assert_eq!(parse(buf, map_end).unwrap(), None, "incomplete bulk");
+        for cut in 0..buf[..end].len() {
+            assert_eq!(parse(&buf[..cut], 0).unwrap(), None, "cut at {cut}");
+        }
+        assert_eq!(parse(b"*2\r\n$1\r\na\r\n", 0).unwrap(), None);
+        assert!(parse(b"?x\r\n", 0).is_err());
+        assert!(parse(b"$x1\r\n", 0).is_err());
         // A bulk string may hold CRLF.
         let b = b"$4\r\n\r\n\r\n\r\n";
         assert_eq!(
-            decode(&b[..reply_end(b, 0).unwrap().unwrap()]).unwrap(),
-            Value::BulkString(b"\r\n\r\n".to_vec())
+            parse(b, 0).unwrap().unwrap(),
+            (Value::BulkString(b"\r\n\r\n".to_vec()), b.len())
         );
     }
 }
