@@ -267,6 +267,14 @@ pub async fn serve(
 /// `n` listening sockets on one address (`SO_REUSEPORT`: the kernel spreads new connections
 /// over them); port 0 becomes one free port shared by all.
 fn bind_reuseport(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    // SO_REUSEPORT would let a second server (another larder, say) share a port that is already
+    // taken; a plain bind first makes a taken port an error, as without SO_REUSEPORT.
+    if addr.port() != 0 {
+        drop(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding {addr} (is another server using the port?)"))?,
+        );
+    }
     let mut addr = addr;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {

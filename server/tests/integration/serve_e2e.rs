@@ -173,6 +173,26 @@ fn serve_fails_clearly_on_bad_setups() {
     assert!(e.contains("registry.db") && !e.contains("panicked"), "{e}");
 }
 
+/// The serving threads share their port through SO_REUSEPORT; a second server on a port that is
+/// in use must still fail rather than silently take half of its connections.
+#[test]
+fn a_second_server_on_a_taken_port_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let first = crate::oracle_serving::larder_serve(&repo);
+    let port = first.url.rsplit(':').next().unwrap().to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(&repo)
+        .args(["serve", "-p", &port])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    drop(first);
+}
+
 #[test]
 fn materialize_over_http_then_serve() {
     let dir = tempfile::tempdir().unwrap();
