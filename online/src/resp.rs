@@ -52,6 +52,8 @@ pub struct Pipe {
 struct Inner {
     config: PipeConfig,
     sender: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    /// Held while connecting, so concurrent first requests make one connection.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 fn io_error(kind: std::io::ErrorKind, message: String) -> RedisError {
@@ -65,22 +67,30 @@ impl Pipe {
             inner: Arc::new(Inner {
                 config,
                 sender: std::sync::Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
             }),
         };
         pipe.sender().await?;
         Ok(pipe)
     }
 
-    async fn sender(&self) -> RedisResult<mpsc::UnboundedSender<Job>> {
-        if let Some(tx) = self
-            .inner
+    fn live_sender(&self) -> Option<mpsc::UnboundedSender<Job>> {
+        self.inner
             .sender
             .lock()
             .expect("not poisoned")
             .as_ref()
             .filter(|tx| !tx.is_closed())
-        {
-            return Ok(tx.clone());
+            .cloned()
+    }
+
+    async fn sender(&self) -> RedisResult<mpsc::UnboundedSender<Job>> {
+        if let Some(tx) = self.live_sender() {
+            return Ok(tx);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(tx) = self.live_sender() {
+            return Ok(tx);
         }
         let c = &self.inner.config;
         let mut stream = tokio::time::timeout(
@@ -240,7 +250,12 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
     let mut wbuf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
+    // Until every handle is gone; then until the requests already sent are answered.
+    let mut open = true;
     let failure = loop {
+        if !open && waiting.is_empty() {
+            return;
+        }
         // Large replies (many entities, many features) read in large chunks.
         if rbuf.capacity() - rbuf.len() < 16 * 1024 {
             rbuf.reserve(64 * 1024);
@@ -257,8 +272,11 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
                     break e;
                 }
             }
-            job = jobs.recv() => {
-                let Some(job) = job else { return };
+            job = jobs.recv(), if open => {
+                let Some(job) = job else {
+                    open = false;
+                    continue;
+                };
                 if waiting.is_empty() {
                     deadline.as_mut().reset(tokio::time::Instant::now() + timeout);
                 }

@@ -146,6 +146,19 @@ async fn a_restarted_server_is_reconnected() {
     drop(s);
     assert!(p.get::<_, String>("a").await.is_err(), "no server");
     let _s = start(port, &[]);
+    // Many requests find the connection gone at once: one reconnects, all are answered.
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let mut p = p.clone();
+            tokio::spawn(async move {
+                let _: () = p.set(format!("r{i}"), i).await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(cli(port, &["info", "clients"]).contains("connected_clients:2")); // us + redis-cli
     let _: () = p.set("a", "2").await.unwrap();
     let v: String = p.get("a").await.unwrap();
     assert_eq!(v, "2");
