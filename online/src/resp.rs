@@ -93,24 +93,18 @@ impl Pipe {
             return Ok(tx);
         }
         let c = &self.inner.config;
-        let mut stream = tokio::time::timeout(
-            c.connect_timeout,
-            TcpStream::connect((c.host.as_str(), c.port)),
-        )
-        .await
-        .map_err(|_| {
-            io_error(
-                std::io::ErrorKind::TimedOut,
-                format!("connecting to {}:{} timed out", c.host, c.port),
-            )
-        })??;
-        stream.set_nodelay(true)?;
-        tokio::time::timeout(c.connect_timeout, handshake(&mut stream, c))
+        let open = async {
+            let mut stream = TcpStream::connect((c.host.as_str(), c.port)).await?;
+            stream.set_nodelay(true)?;
+            handshake(&mut stream, c).await?;
+            RedisResult::Ok(stream)
+        };
+        let stream = tokio::time::timeout(c.connect_timeout, open)
             .await
             .map_err(|_| {
                 io_error(
                     std::io::ErrorKind::TimedOut,
-                    format!("{}:{} did not answer the handshake", c.host, c.port),
+                    format!("connecting to {}:{} timed out", c.host, c.port),
                 )
             })??;
         let (tx, rx) = mpsc::unbounded_channel();
