@@ -136,6 +136,11 @@ impl Prepared {
     pub fn rows(&self) -> usize {
         self.batch.num_rows()
     }
+
+    /// Whether `other` can go into the same file.
+    pub fn same_columns(&self, other: &Prepared) -> bool {
+        self.batch.schema() == other.batch.schema()
+    }
 }
 
 /// Writes `columns` (name → one JSON value per row) as a new Parquet file in `target`.
@@ -144,7 +149,7 @@ pub async fn append_rows(
     columns: &[(String, Vec<Json>)],
 ) -> Result<Appended, AppendError> {
     let prepared = prepare(target, columns).await?;
-    write(target, prepared).await
+    write(target, &[prepared]).await
 }
 
 /// Checks `target` (a directory with at least one Parquet file) and converts `columns` to the
@@ -220,25 +225,30 @@ async fn read_schema(
         .map_err(|e| bad(e.to_string()))
 }
 
-/// Writes prepared rows as one new file (a single put: readers see all of it or none).
-pub async fn write(target: &SourceDir, prepared: Prepared) -> Result<Appended, AppendError> {
+/// Writes prepared rows (parts with the same columns, see [`Prepared::same_columns`]) as one
+/// new file: a single put, so readers see all of it or none.
+pub async fn write(target: &SourceDir, parts: &[Prepared]) -> Result<Appended, AppendError> {
     let uri = &target.uri;
     let failed = |message: String| AppendError::Store {
         uri: uri.clone(),
         message,
     };
-    let batch = prepared.batch;
-    let rows = batch.num_rows();
+    let Some(first) = parts.first() else {
+        return Err(failed("nothing to write".into()));
+    };
+    let rows = parts.iter().map(Prepared::rows).sum();
     let mut buf = Vec::new();
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+    let mut writer = ArrowWriter::try_new(&mut buf, first.batch.schema(), Some(props))
         .map_err(|e| failed(e.to_string()))?;
-    writer
-        .write(&batch)
-        .and_then(|_| writer.close().map(|_| ()))
-        .map_err(|e| failed(e.to_string()))?;
+    for part in parts {
+        writer
+            .write(&part.batch)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    writer.close().map_err(|e| failed(e.to_string()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

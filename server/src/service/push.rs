@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use larder_offline::append::{self, AppendError, SourceDir};
+use larder_offline::append::{self, AppendError, Prepared, SourceDir};
 use larder_online::{
     entity_key::{EntityValue, KeyVersion, serialize_entity_key},
     layout::ViewLayout,
@@ -410,14 +410,14 @@ impl PushService {
         if let Some(batcher) = &self.batcher
             && !appends.is_empty()
         {
-            // Checked above (columns and types); written when the batch fills or ages.
-            for (target, _) in appends {
-                batcher.queue(target, df.clone());
+            // Checked and converted above; written when the batch fills or ages.
+            for (target, prepared) in appends {
+                batcher.queue(target, prepared);
             }
             return Ok(Pushed::Queued);
         }
         for (target, prepared) in appends {
-            let done = append::write(&target, prepared)
+            let done = append::write(&target, &[prepared])
                 .await
                 .map_err(|e| append_error(push_source, e))?;
             tracing::info!(push_source, file = %done.file, rows = done.rows, "pushed rows to the offline store");
@@ -450,38 +450,26 @@ fn append_error(view: &str, e: AppendError) -> ServiceError {
     ServiceError::new(code, format!("{view}: {e}"))
 }
 
-/// Buffers the offline part of pushes per batch source and writes each buffer as one file when
-/// it holds `batch_size` rows or its oldest rows are `interval` old (Feast's offline push
-/// batching), so frequent small pushes do not become many tiny files. A buffer whose write
-/// fails is kept and retried at the next tick; [`OfflineBatcher::flush`] writes everything
-/// (the server calls it when it stops).
+/// Buffers the offline part of pushes (already converted to the source's columns) per batch
+/// source and writes each buffer as one file when it holds `batch_size` rows or its oldest rows
+/// are `interval` old (Feast's offline push batching), so frequent small pushes do not become
+/// many tiny files. A buffer whose write fails is kept and retried at the next tick;
+/// [`OfflineBatcher::flush`] writes everything (the server calls it when it stops).
 pub struct OfflineBatcher {
     queue: tokio::sync::mpsc::UnboundedSender<Batched>,
 }
 
 enum Batched {
-    Rows(SourceDir, Columns),
+    Rows(SourceDir, Prepared),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// Pushed rows for one file: one source, the same columns.
 struct Buffer {
     target: SourceDir,
-    columns: Columns,
+    parts: Vec<Prepared>,
     rows: usize,
     since: std::time::Instant,
-}
-
-impl Buffer {
-    fn add(&mut self, df: Columns) {
-        let n = df.first().map_or(0, |c| c.1.len());
-        for (name, values) in df {
-            match self.columns.iter_mut().find(|(c, _)| *c == name) {
-                Some((_, col)) => col.extend(values),
-                None => self.columns.push((name, values)),
-            }
-        }
-        self.rows += n;
-    }
 }
 
 impl OfflineBatcher {
@@ -495,19 +483,21 @@ impl OfflineBatcher {
             loop {
                 let flush_all = tokio::select! {
                     msg = rx.recv() => match msg {
-                        Some(Batched::Rows(target, df)) => {
-                            match buffers.iter_mut().find(|b| b.target.uri == target.uri) {
-                                Some(b) => b.add(df),
-                                None => {
-                                    let mut b = Buffer {
-                                        target,
-                                        columns: Vec::new(),
-                                        rows: 0,
-                                        since: std::time::Instant::now(),
-                                    };
-                                    b.add(df);
-                                    buffers.push(b);
+                        Some(Batched::Rows(target, rows)) => {
+                            let same = |b: &&mut Buffer| {
+                                b.target.uri == target.uri && b.parts[0].same_columns(&rows)
+                            };
+                            match buffers.iter_mut().find(same) {
+                                Some(b) => {
+                                    b.rows += rows.rows();
+                                    b.parts.push(rows);
                                 }
+                                None => buffers.push(Buffer {
+                                    target,
+                                    rows: rows.rows(),
+                                    parts: vec![rows],
+                                    since: std::time::Instant::now(),
+                                }),
                             }
                             None
                         }
@@ -526,7 +516,7 @@ impl OfflineBatcher {
                         kept.push(b);
                         continue;
                     }
-                    match append::append_rows(&b.target, &b.columns).await {
+                    match append::write(&b.target, &b.parts).await {
                         Ok(done) => tracing::info!(
                             source = %b.target.uri, file = %done.file, rows = done.rows,
                             "wrote batched offline pushes"
@@ -553,12 +543,12 @@ impl OfflineBatcher {
         Arc::new(Self { queue: tx })
     }
 
-    fn queue(&self, target: SourceDir, df: Columns) {
-        if let Err(e) = self.queue.send(Batched::Rows(target, df)) {
+    fn queue(&self, target: SourceDir, rows: Prepared) {
+        if let Err(e) = self.queue.send(Batched::Rows(target, rows)) {
             // Only after the task has ended (shutdown): write now rather than lose the rows.
-            if let Batched::Rows(target, df) = e.0 {
+            if let Batched::Rows(target, rows) = e.0 {
                 tokio::spawn(async move {
-                    if let Err(e) = append::append_rows(&target, &df).await {
+                    if let Err(e) = append::write(&target, &[rows]).await {
                         tracing::error!(source = %target.uri, error = %e, "offline push lost");
                     }
                 });
