@@ -73,6 +73,14 @@ impl KeyVersion {
     }
 }
 
+/// The key of an entity-less view's one row: Feast's `__dummy_id` join key with value "".
+pub fn entityless_key(version: KeyVersion) -> Vec<u8> {
+    serialize_entity_key(
+        &[("__dummy_id", &EntityValue::String(String::new()))],
+        version,
+    )
+}
+
 /// Serializes `(join key, value)` pairs. The pairs need not be sorted.
 pub fn serialize_entity_key(pairs: &[(&str, &EntityValue)], version: KeyVersion) -> Vec<u8> {
     let mut sorted: Vec<&(&str, &EntityValue)> = pairs.iter().collect();
@@ -200,13 +208,7 @@ mod tests {
         let mut dummy = hex("01000000 02000000 0a000000");
         dummy.extend_from_slice(b"__dummy_id");
         dummy.extend(hex("02000000 00000000"));
-        assert_eq!(
-            serialize_entity_key(
-                &[("__dummy_id", &EntityValue::String(String::new()))],
-                KeyVersion::V3
-            ),
-            dummy
-        );
+        assert_eq!(entityless_key(KeyVersion::V3), dummy);
     }
 
     #[test]

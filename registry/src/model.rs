@@ -202,6 +202,13 @@ pub struct FeatureView {
     pub odfv: Option<OnDemand>,
 }
 
+impl FeatureView {
+    /// A view without entities (Feast gives it the `__dummy` entity).
+    pub fn is_entityless(&self) -> bool {
+        self.entities.iter().all(|e| e == "__dummy")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OnDemand {
     pub mode: String,

@@ -12,7 +12,7 @@ use larder_offline::{
     source::{LatestRowsQuery, latest_rows, session},
 };
 use larder_online::{
-    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
     layout::ViewLayout,
     store::{OnlineStore, WriteRow},
 };
@@ -279,7 +279,7 @@ impl MaterializeService {
         let started = Instant::now();
         let (uri, bucket) = super::file_source(&self.config, &self.env, v, "materializes")?;
         let source = v.batch_source.as_ref().expect("file_source checked it");
-        let entityless = v.entities.iter().all(|e| e == "__dummy");
+        let entityless = v.is_entityless();
         let join_keys: Vec<(String, ValueType)> = if entityless {
             Vec::new()
         } else {
@@ -428,7 +428,6 @@ impl MaterializeService {
         chunks: &tokio::sync::mpsc::Sender<Vec<WriteRow>>,
         progress: &dyn Progress,
     ) -> Result<usize, ServiceError> {
-        let dummy = EntityValue::String(String::new());
         let mut total = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(|e| {
@@ -464,14 +463,15 @@ impl MaterializeService {
             };
             let mut rows = Vec::with_capacity(batch.num_rows());
             for i in 0..batch.num_rows() {
-                let pairs: Vec<(&str, &EntityValue)> = if entityless {
-                    vec![("__dummy_id", &dummy)]
+                let key = if entityless {
+                    entityless_key(key_version)
                 } else {
-                    join_keys
+                    let pairs: Vec<(&str, &EntityValue)> = join_keys
                         .iter()
                         .zip(&keys)
                         .map(|((k, _), col)| (k.as_str(), &col[i]))
-                        .collect()
+                        .collect();
+                    serialize_entity_key(&pairs, key_version)
                 };
                 let event_ts = timestamp_at(event.as_ref(), i).ok_or_else(|| {
                     ServiceError::bad_request(format!(
@@ -480,7 +480,7 @@ impl MaterializeService {
                     ))
                 })?;
                 rows.push(WriteRow {
-                    key: serialize_entity_key(&pairs, key_version),
+                    key,
                     values: values.iter().map(|col| Some(col[i].clone())).collect(),
                     event_ts,
                     created_ts: created.as_ref().and_then(|c| timestamp_at(c.as_ref(), i)),

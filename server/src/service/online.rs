@@ -11,7 +11,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use larder_online::{
-    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
     layout::ViewLayout,
     store::{OnlineStore, ViewRead},
 };
@@ -164,7 +164,7 @@ impl ServingIndex {
             if v.kind == ViewKind::LabelView && !v.online {
                 continue;
             }
-            let entityless = v.entities.iter().all(|e| e == "__dummy");
+            let entityless = v.is_entityless();
             let join_keys: Vec<(String, ValueType)> = if entityless {
                 vec![("__dummy_id".to_owned(), ValueType::String)]
             } else {
@@ -529,11 +529,7 @@ impl OnlineService {
         let mut echo_types: HashMap<String, ValueType> = HashMap::new();
         for w in &wanted {
             if w.plan.entityless {
-                let key = serialize_entity_key(
-                    &[("__dummy_id", &EntityValue::String(String::new()))],
-                    self.config.key_version,
-                );
-                per_view.push((vec![key], vec![0; rows]));
+                per_view.push((vec![entityless_key(self.config.key_version)], vec![0; rows]));
                 continue;
             }
             let mut key_columns = Vec::with_capacity(w.plan.join_keys.len());

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use larder_offline::append::{self, AppendError, Prepared, SourceDir};
 use larder_online::{
-    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
     layout::ViewLayout,
     store::{OnlineStore, WriteRow},
 };
@@ -225,7 +225,7 @@ impl PushService {
                 )
             })
             .flatten();
-        let entityless = v.entities.iter().all(|e| e == "__dummy");
+        let entityless = v.is_entityless();
         let mut key_cols = Vec::new();
         if !entityless {
             for c in &v.entity_columns {
@@ -263,7 +263,6 @@ impl PushService {
             .ok_or_else(|| {
                 ServiceError::bad_request("entity_key_serialization_version must be 1, 2 or 3")
             })?;
-        let dummy = EntityValue::String(String::new());
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
             let keys: Vec<EntityValue> = key_cols
@@ -273,14 +272,15 @@ impl PushService {
                         .map_err(|m| bad(&v.name, format!("column {k}, row {i}: {m}")))
                 })
                 .collect::<Result<_, _>>()?;
-            let pairs: Vec<(&str, &EntityValue)> = if entityless {
-                vec![("__dummy_id", &dummy)]
+            let key = if entityless {
+                entityless_key(version)
             } else {
-                key_cols
+                let pairs: Vec<(&str, &EntityValue)> = key_cols
                     .iter()
                     .zip(&keys)
                     .map(|((k, ..), v)| (*k, v))
-                    .collect()
+                    .collect();
+                serialize_entity_key(&pairs, version)
             };
             let values = feature_cols
                 .iter()
@@ -291,7 +291,7 @@ impl PushService {
                 })
                 .collect::<Result<_, _>>()?;
             out.push(WriteRow {
-                key: serialize_entity_key(&pairs, version),
+                key,
                 values,
                 event_ts: timestamp(&ts_col[i])
                     .map_err(|m| bad(&v.name, format!("column {ts_name}, row {i}: {m}")))?,
