@@ -4,22 +4,12 @@
 # the same shape and batch size, and `feast materialize` on a sample.
 # Usage: benches/materialize.sh   (env: ROWS=1000000 FEAST_ROWS=20000 BATCH=8192)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-CACHE=${LARDER_CACHE:-$HOME/.cache/larder}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
-VENV=${LARDER_FEAST_VENV:-$CACHE/feast-venv}
 ROWS=${ROWS:-1000000}
 FEAST_ROWS=${FEAST_ROWS:-20000}
 BATCH=${BATCH:-8192}
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
-cargo build --release -q -p larder-server
-LARDER=$CARGO_TARGET_DIR/release/larder
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=benches/common.sh
+. "$(dirname "$0")/common.sh"
 
 make_repo() { # dir rows redis_port
   mkdir -p "$1/data"

@@ -6,23 +6,13 @@
 # Usage: benches/online_serving.sh   (env: DURATION=15 CONNECTIONS=16)
 # Needs what scripts/test installs (Feast venv, redis-server) plus wrk and oha.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-CACHE=${LARDER_CACHE:-$HOME/.cache/larder}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
-VENV=${LARDER_FEAST_VENV:-$CACHE/feast-venv}
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=benches/common.sh
+. "$(dirname "$0")/common.sh"
 OHA=$(command -v oha || echo "$CACHE/tools/bin/oha")
 [ -x "$OHA" ] || cargo install oha --locked --root "$CACHE/tools" >/dev/null
-cargo build --release -q -p larder-server
-LARDER=$CARGO_TARGET_DIR/release/larder
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return; sleep 0.2; done; echo "$1 not healthy"; exit 1; }
 
 REDIS_PORT=$(free_port)
