@@ -98,12 +98,7 @@ fn dump_sqlite(db: &Path) -> String {
         .arg(db)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_ok(out, "reading the SQLite store")
 }
 
 #[test]

@@ -121,12 +121,8 @@ print(json.dumps(out))
             .arg(db)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: BTreeMap<String, Vec<HexRow>> = serde_json::from_slice(&out.stdout).unwrap();
+        let out = stdout_ok(out, "reading the SQLite store");
+        let doc: BTreeMap<String, Vec<HexRow>> = serde_json::from_str(&out).unwrap();
         doc.into_iter()
             .map(|(t, rows)| {
                 let rows = rows
@@ -206,13 +202,8 @@ print(json.dumps(out))
         .args(["-c", script, &port.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: BTreeMap<String, BTreeMap<String, String>> =
-        serde_json::from_slice(&out.stdout).unwrap();
+    let out = stdout_ok(out, "reading redis");
+    let doc: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(&out).unwrap();
     doc.into_iter()
         .map(|(k, fields)| {
             let fields = fields
