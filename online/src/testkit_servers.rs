@@ -30,18 +30,49 @@ impl Drop for Servers {
     }
 }
 
+/// Whether a server answers on `port` (a password-protected one answers NOAUTH).
+fn answers(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "ping"])
+        .output()
+        .is_ok_and(|o| {
+            let out = String::from_utf8_lossy(&o.stdout);
+            out.contains("PONG") || out.contains("NOAUTH")
+        })
+}
+
 fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        let ok = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "ping"])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"));
-        if ok {
+        if answers(port) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    panic!("redis on port {port} did not start");
+}
+
+/// One `redis-server` on `port` in `dir` (no persistence unless `extra` turns it on; later
+/// options win), started and answering; the caller stops it. For tests that kill and restart
+/// a server on the same port.
+pub fn redis_server(dir: &std::path::Path, port: u16, extra: &[&str]) -> Child {
+    let mut child = Command::new("redis-server")
+        .args(Servers::base(port))
+        .args(extra)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if answers(port) {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("redis on port {port} did not start");
 }
 

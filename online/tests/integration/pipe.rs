@@ -3,13 +3,13 @@
 //! connection's response timeout.
 
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
 use larder_online::{
     resp::{Pipe, PipeConfig},
-    testkit::free_port,
+    testkit::{free_port, redis_server},
 };
 use redis::{AsyncCommands, Value};
 
@@ -32,25 +32,7 @@ fn cli(port: u16, args: &[&str]) -> String {
 }
 
 fn start(port: u16, extra: &[&str]) -> Server {
-    let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server runs (scripts/test installs it)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        // PING answers NOAUTH when a password is set: either way the server is up.
-        let o = cli(port, &["ping"]);
-        if o.contains("PONG") || o.contains("NOAUTH") {
-            return Server(child);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis on {port} did not start");
+    Server(redis_server(&std::env::temp_dir(), port, extra))
 }
 
 fn config(port: u16) -> PipeConfig {

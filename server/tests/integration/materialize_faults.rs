@@ -146,29 +146,11 @@ fn a_killed_run_then_a_rerun_converges() {
 /// A `redis-server` with an append-only file in `dir`, so a killed server comes back with what
 /// it had acknowledged (a partially materialized view).
 fn persistent_redis(dir: &Path, port: u16) -> std::process::Child {
-    let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .current_dir(dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server runs (scripts/test installs it)");
-    for _ in 0..200 {
-        if redis_cli(port, &["ping"]).contains("PONG") {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis on port {port} did not start");
+    larder_online::testkit::redis_server(
+        dir,
+        port,
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    )
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
