@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     clock::Clock,
     error::RegistryError,
-    store::{RegistrySnapshot, RegistryStore},
+    store::{Fetched, RegistrySnapshot, RegistryStore, Revision},
 };
 
 /// A snapshot with the time it was read.
@@ -31,7 +31,9 @@ pub struct RegistryCache {
     clock: Arc<dyn Clock>,
     current: ArcSwap<Loaded>,
     last_error: std::sync::Mutex<Option<(DateTime<Utc>, String)>>,
-    refreshing: tokio::sync::Mutex<()>,
+    /// The revision of the current snapshot, when the store tells revisions; held while a
+    /// refresh runs, so refreshes do not overlap.
+    refreshing: tokio::sync::Mutex<Option<Revision>>,
 }
 
 impl RegistryCache {
@@ -41,7 +43,10 @@ impl RegistryCache {
         ttl_seconds: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RegistryError> {
-        let snapshot = store.load().await?;
+        let (snapshot, revision) = match store.load_if_changed(None).await? {
+            Fetched::Changed { snapshot, revision } => (*snapshot, revision),
+            Fetched::Unchanged => unreachable_unchanged(&*store)?,
+        };
         let loaded = Loaded {
             snapshot: Arc::new(snapshot),
             loaded_at: clock.now(),
@@ -53,7 +58,7 @@ impl RegistryCache {
             clock,
             current: ArcSwap::from_pointee(loaded),
             last_error: std::sync::Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
+            refreshing: tokio::sync::Mutex::new(revision),
         })
     }
 
@@ -82,17 +87,29 @@ impl RegistryCache {
     /// Re-reads the store now. On success the new snapshot replaces the old one atomically;
     /// on failure the old one stays and the error is returned (and kept for [`Self::last_error`]).
     pub async fn refresh(&self) -> Result<Arc<Loaded>, RegistryError> {
-        let _guard = self.refreshing.lock().await;
-        match self.store.load().await {
-            Ok(snapshot) => {
+        let mut revision = self.refreshing.lock().await;
+        let fetched = self.store.load_if_changed(revision.as_ref()).await;
+        match fetched {
+            Ok(fetched) => {
                 let old = self.current.load_full();
-                let generation = if *old.snapshot == snapshot {
-                    old.generation
-                } else {
-                    old.generation + 1
+                let (snapshot, generation) = match fetched {
+                    // Same bytes as the current snapshot: only the check time moves on.
+                    Fetched::Unchanged => (old.snapshot.clone(), old.generation),
+                    Fetched::Changed {
+                        snapshot,
+                        revision: new_revision,
+                    } => {
+                        *revision = new_revision;
+                        let generation = if *old.snapshot == *snapshot {
+                            old.generation
+                        } else {
+                            old.generation + 1
+                        };
+                        (Arc::from(snapshot), generation)
+                    }
                 };
                 let loaded = Arc::new(Loaded {
-                    snapshot: Arc::new(snapshot),
+                    snapshot,
                     loaded_at: self.clock.now(),
                     generation,
                 });
@@ -132,6 +149,14 @@ impl RegistryCache {
     }
 }
 
+/// A store answered `Unchanged` to a read that named no revision.
+fn unreachable_unchanged<T>(store: &dyn RegistryStore) -> Result<T, RegistryError> {
+    Err(RegistryError::Unsupported(format!(
+        "the registry store at {} answered \"unchanged\" to a first read",
+        store.location()
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,19 +188,32 @@ mod tests {
             .clone()
     }
 
-    #[tokio::test]
-    async fn picks_up_changes_after_ttl_and_keeps_last_good_on_corruption() {
+    /// A cache over a registry file holding entity "first", with a manual clock.
+    async fn file_cache(
+        ttl_seconds: u64,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        ManualClock,
+        RegistryCache,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("registry.db");
         std::fs::write(&path, registry_with("first")).unwrap();
         let clock = ManualClock::new(Utc::now());
         let cache = RegistryCache::open(
             Arc::new(FileRegistryStore::new(path.clone())),
-            60,
+            ttl_seconds,
             Arc::new(clock.clone()),
         )
         .await
         .unwrap();
+        (dir, path, clock, cache)
+    }
+
+    #[tokio::test]
+    async fn picks_up_changes_after_ttl_and_keeps_last_good_on_corruption() {
+        let (_dir, path, clock, cache) = file_cache(60).await;
         assert_eq!(entity_name(&cache.get().await), "first");
 
         std::fs::write(&path, registry_with("second")).unwrap();
@@ -210,18 +248,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ttl_zero_never_expires() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("registry.db");
+    async fn an_unchanged_file_is_not_decoded_again() {
+        let (_dir, path, clock, cache) = file_cache(60).await;
+        let first = cache.current();
+        // Rewritten with the same bytes (a new modification time): the same decoded snapshot
+        // stays, its check time moves on, so the ttl counts from the check.
         std::fs::write(&path, registry_with("first")).unwrap();
-        let clock = ManualClock::new(Utc::now());
-        let cache = RegistryCache::open(
-            Arc::new(FileRegistryStore::new(path.clone())),
-            0,
-            Arc::new(clock.clone()),
-        )
-        .await
-        .unwrap();
+        clock.advance(Duration::from_secs(61));
+        let again = cache.get().await;
+        assert!(
+            Arc::ptr_eq(&first.snapshot, &again.snapshot),
+            "decoded again"
+        );
+        assert_eq!(again.generation, 0);
+        assert_eq!(again.loaded_at, clock.now());
+        // Different bytes of the same length are a change.
+        std::fs::write(&path, registry_with("fresh")).unwrap();
+        let changed = cache.refresh().await.unwrap();
+        assert_eq!(entity_name(&changed), "fresh");
+        assert_eq!(changed.generation, 1);
+    }
+
+    #[tokio::test]
+    async fn ttl_zero_never_expires() {
+        let (_dir, path, clock, cache) = file_cache(0).await;
         std::fs::write(&path, registry_with("second")).unwrap();
         clock.advance(Duration::from_secs(86_400 * 365));
         assert_eq!(entity_name(&cache.get().await), "first");

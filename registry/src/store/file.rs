@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
-use super::{RegistrySnapshot, RegistryStore, decode};
+use super::{
+    Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision, decode, fetched,
+};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_registry},
@@ -16,16 +18,9 @@ impl FileRegistryStore {
     pub fn new(path: PathBuf) -> Self {
         Self { path }
     }
-}
 
-#[async_trait::async_trait]
-impl RegistryStore for FileRegistryStore {
-    fn location(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        let bytes = tokio::fs::read(&self.path).await.map_err(|source| {
+    async fn read(&self) -> Result<Vec<u8>, RegistryError> {
+        tokio::fs::read(&self.path).await.map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
                 RegistryError::FileNotFound {
                     path: self.path.clone(),
@@ -36,11 +31,28 @@ impl RegistryStore for FileRegistryStore {
                     source,
                 }
             }
-        })?;
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl RegistryStore for FileRegistryStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
         Ok(RegistrySnapshot::from_proto(decode(
             &self.location(),
-            &bytes,
+            &self.read().await?,
         )?))
+    }
+
+    /// The file is read every time (a modification time can miss a rewrite within its
+    /// granularity); it is decoded only when its bytes differ from the revision seen.
+    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
+        let bytes = self.read().await?;
+        fetched(&self.location(), &bytes, content_revision(&bytes), seen)
     }
 
     async fn update_view_meta(

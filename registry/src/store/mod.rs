@@ -15,7 +15,7 @@ use larder_protos::feast::core::{Infra, Registry};
 
 pub use file::FileRegistryStore;
 pub use memory::InMemoryRegistryStore;
-pub use object_store::ObjectStore;
+pub use object_store::{ObjectStore, ObjectStoreExt};
 pub use s3::{ObjectRegistryStore, s3_bucket};
 pub use sql::SqlRegistryStore;
 
@@ -53,6 +53,24 @@ impl RegistrySnapshot {
     }
 }
 
+/// Identifies the stored bytes of one registry read (an object's ETag, a digest of a file's
+/// bytes): equal revisions from one store mean the same registry, so it need not be decoded
+/// again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision(String);
+
+/// The result of [`RegistryStore::load_if_changed`].
+#[derive(Debug)]
+pub enum Fetched {
+    /// The stored registry is still the one of the revision given.
+    Unchanged,
+    /// The registry as stored now, and its revision when the store can tell one.
+    Changed {
+        snapshot: Box<RegistrySnapshot>,
+        revision: Option<Revision>,
+    },
+}
+
 /// A place the registry is read from.
 #[async_trait::async_trait]
 pub trait RegistryStore: Send + Sync + std::fmt::Debug {
@@ -61,6 +79,17 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
 
     /// Reads the whole registry.
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError>;
+
+    /// Reads the registry unless it is still the one of revision `seen` — what periodic
+    /// refreshes call, so that an unchanged registry is not decoded again. Stores that cannot
+    /// tell revisions read and decode every time.
+    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
+        let _ = seen;
+        Ok(Fetched::Changed {
+            snapshot: Box::new(self.load().await?),
+            revision: None,
+        })
+    }
 
     /// Changes one view's meta (state, last update, a new materialization interval) and
     /// commits, leaving every other object byte for byte as it was. Stores that cannot write
@@ -98,6 +127,31 @@ pub async fn open(
                 "remote registry {target}"
             )));
         }
+    })
+}
+
+/// The revision of registry bytes read from a store without versions of its own: their length
+/// and a 64-bit digest (an accidental equal digest of different bytes is a 2^-64 chance).
+pub(crate) fn content_revision(bytes: &[u8]) -> Revision {
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(bytes);
+    Revision(format!("{}:{:016x}", bytes.len(), h.finish()))
+}
+
+/// `Unchanged` when `revision` is `seen`, otherwise the decoded registry.
+pub(crate) fn fetched(
+    location: &str,
+    bytes: &[u8],
+    revision: Revision,
+    seen: Option<&Revision>,
+) -> Result<Fetched, RegistryError> {
+    if seen == Some(&revision) {
+        return Ok(Fetched::Unchanged);
+    }
+    Ok(Fetched::Changed {
+        snapshot: Box::new(RegistrySnapshot::from_proto(decode(location, bytes)?)),
+        revision: Some(revision),
     })
 }
 

@@ -7,7 +7,9 @@ use object_store::{
     path::Path,
 };
 
-use super::{RegistrySnapshot, RegistryStore, decode};
+use super::{
+    Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision, decode, fetched,
+};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_registry},
@@ -54,6 +56,48 @@ impl ObjectRegistryStore {
     }
 
     /// The underlying object store and the registry object's path in it.
+    /// The object's bytes and ETag (as a revision), or `None` when it still has the ETag of
+    /// revision `seen`.
+    async fn read(
+        &self,
+        seen: Option<&Revision>,
+    ) -> Result<Option<(bytes::Bytes, Option<Revision>)>, RegistryError> {
+        let err = |source| RegistryError::ObjectStore {
+            url: self.url.clone(),
+            source,
+        };
+        let options = object_store::GetOptions {
+            if_none_match: seen
+                .and_then(|r| r.0.strip_prefix("etag:"))
+                .map(str::to_owned),
+            ..Default::default()
+        };
+        match self.store.get_opts(&self.path, options).await {
+            Ok(got) => {
+                let etag = got
+                    .meta
+                    .e_tag
+                    .as_ref()
+                    .map(|e| Revision(format!("etag:{e}")));
+                Ok(Some((got.bytes().await.map_err(err)?, etag)))
+            }
+            Err(object_store::Error::NotModified { .. }) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => {
+                // A missing bucket and a missing object look alike; tell them apart.
+                Err(match self.store.list_with_delimiter(None).await {
+                    Err(object_store::Error::NotFound { .. }) => RegistryError::BucketNotFound {
+                        url: self.url.clone(),
+                        bucket: self.bucket.clone(),
+                    },
+                    _ => RegistryError::ObjectNotFound {
+                        url: self.url.clone(),
+                    },
+                })
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
+
     pub fn object(&self) -> (Arc<dyn ObjectStore>, Path) {
         (self.store.clone(), self.path.clone())
     }
@@ -111,27 +155,21 @@ impl RegistryStore for ObjectRegistryStore {
     }
 
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        let err = |source| RegistryError::ObjectStore {
-            url: self.url.clone(),
-            source,
-        };
-        let bytes = match self.store.get(&self.path).await {
-            Ok(got) => got.bytes().await.map_err(err)?,
-            Err(object_store::Error::NotFound { .. }) => {
-                // A missing bucket and a missing object look alike; tell them apart.
-                return Err(match self.store.list_with_delimiter(None).await {
-                    Err(object_store::Error::NotFound { .. }) => RegistryError::BucketNotFound {
-                        url: self.url.clone(),
-                        bucket: self.bucket.clone(),
-                    },
-                    _ => RegistryError::ObjectNotFound {
-                        url: self.url.clone(),
-                    },
-                });
-            }
-            Err(e) => return Err(err(e)),
-        };
+        let (bytes, _) = self
+            .read(None)
+            .await?
+            .expect("an unconditional read returns the object");
         Ok(RegistrySnapshot::from_proto(decode(&self.url, &bytes)?))
+    }
+
+    /// A conditional GET (`If-None-Match` on the ETag seen): an unchanged registry costs one
+    /// request and no transfer or decoding.
+    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
+        let Some((bytes, etag)) = self.read(seen).await? else {
+            return Ok(Fetched::Unchanged);
+        };
+        let revision = etag.unwrap_or_else(|| content_revision(&bytes));
+        fetched(&self.url, &bytes, revision, seen)
     }
 
     /// Read, edit, and put back only if the object is still the one read (`If-Match` on its
@@ -170,5 +208,65 @@ impl RegistryStore for ObjectRegistryStore {
             .await
             .map_err(err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_protos::feast::core::{Project, ProjectSpec, Registry};
+    use object_store::{ObjectStoreExt, memory::InMemory};
+    use prost::Message;
+
+    fn registry_bytes(project: &str) -> Vec<u8> {
+        Registry {
+            projects: vec![Project {
+                spec: Some(ProjectSpec {
+                    name: project.into(),
+                    ..Default::default()
+                }),
+                meta: None,
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_object_is_answered_by_its_etag() {
+        let object = Arc::new(InMemory::new());
+        let path = Path::from("feast/registry.pb");
+        object
+            .put(&path, registry_bytes("one").into())
+            .await
+            .unwrap();
+        let store = ObjectRegistryStore {
+            store: object.clone(),
+            url: "s3://b/feast/registry.pb".into(),
+            bucket: "b".into(),
+            path: path.clone(),
+        };
+        let Fetched::Changed { snapshot, revision } = store.load_if_changed(None).await.unwrap()
+        else {
+            panic!("a first read returns the registry");
+        };
+        assert_eq!(snapshot.proto.projects.len(), 1);
+        let revision = revision.expect("an ETag");
+        assert!(matches!(
+            store.load_if_changed(Some(&revision)).await.unwrap(),
+            Fetched::Unchanged
+        ));
+        object
+            .put(&path, registry_bytes("two").into())
+            .await
+            .unwrap();
+        let Fetched::Changed {
+            revision: Some(next),
+            ..
+        } = store.load_if_changed(Some(&revision)).await.unwrap()
+        else {
+            panic!("a rewritten object is read again");
+        };
+        assert_ne!(next, revision);
     }
 }

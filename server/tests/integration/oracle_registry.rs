@@ -93,6 +93,55 @@ fn registry_dump_matches_feast_for_an_s3_registry() {
     );
 }
 
+/// Periodic refreshes of an S3 registry are conditional GETs: the real endpoint answers
+/// "not modified" for the ETag already read, and a rewritten object is read again.
+#[tokio::test]
+async fn an_s3_registry_refresh_sends_the_etag_it_has() {
+    use larder_registry::store::{Fetched, ObjectRegistryStore, ObjectStoreExt, RegistryStore};
+    use prost::Message;
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let bucket = format!("etag-{}", std::process::id());
+    s3.create_bucket(&oracle, &bucket);
+    let env = s3
+        .env()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let store = ObjectRegistryStore::s3(&format!("s3://{bucket}/registry.pb"), &env).unwrap();
+    let registry = |project: &str| {
+        larder_protos::feast::core::Registry {
+            registry_schema_version: project.into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let (object, path) = store.object();
+    object.put(&path, registry("1").into()).await.unwrap();
+    let Fetched::Changed {
+        snapshot,
+        revision: Some(revision),
+    } = store.load_if_changed(None).await.unwrap()
+    else {
+        panic!("a first read returns the registry and its ETag");
+    };
+    assert_eq!(snapshot.proto.registry_schema_version, "1");
+    assert!(
+        matches!(
+            store.load_if_changed(Some(&revision)).await.unwrap(),
+            Fetched::Unchanged
+        ),
+        "the endpoint did not answer 304 to If-None-Match"
+    );
+    object.put(&path, registry("2").into()).await.unwrap();
+    match store.load_if_changed(Some(&revision)).await.unwrap() {
+        Fetched::Changed { snapshot, .. } => {
+            assert_eq!(snapshot.proto.registry_schema_version, "2")
+        }
+        Fetched::Unchanged => panic!("a rewritten registry was taken for unchanged"),
+    }
+}
+
 pub fn psql(sql: &str) {
     let out = Command::new("psql")
         .args([
