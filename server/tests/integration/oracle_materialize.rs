@@ -250,9 +250,9 @@ fn materialize_writes_what_feast_writes_to_redis() {
     }
 }
 
-/// Parquet sources in S3 (moto) and a PostgreSQL SQL registry: Larder writes the same rows as
-/// Feast materializing the same data from local files, and Feast reads the intervals Larder
-/// recorded in the SQL registry.
+/// Parquet sources in S3 (moto): Feast (through s3fs) and Larder materialize the same objects
+/// and write the same rows; Larder's registry is PostgreSQL's SQL registry, and Feast reads
+/// the intervals Larder recorded there.
 #[test]
 fn materialize_from_s3_sources_into_a_sql_registry() {
     let s3 = crate::support::S3::get();
@@ -260,12 +260,8 @@ fn materialize_from_s3_sources_into_a_sql_registry() {
     let dir = tempfile::tempdir().unwrap();
     let bucket = format!("mat-{}", std::process::id());
     let env = s3.env();
-    // Feast, local files.
-    let a = dir.path().join("a");
-    oracle.make_repo(&a, "mat", "data/registry.db", &["--for-serving"]);
-    oracle.feast(&a, &["apply"], &[]);
-    oracle.feast(&a, &["materialize", RANGE[0], RANGE[1]], &[]);
-    // Larder, the same data in S3, SQL registry.
+    let prefix = format!("s3://{bucket}/data");
+    // Larder: sources in S3, SQL registry.
     let db = format!("larder_mat_{}", std::process::id());
     crate::oracle_registry::psql(&format!("DROP DATABASE IF EXISTS {db}"));
     crate::oracle_registry::psql(&format!("CREATE DATABASE {db}"));
@@ -273,7 +269,6 @@ fn materialize_from_s3_sources_into_a_sql_registry() {
         "{{registry_type: sql, path: 'postgresql+psycopg2://postgres@127.0.0.1:5432/{db}'}}"
     );
     let b = dir.path().join("b");
-    let prefix = format!("s3://{bucket}/data");
     oracle.make_repo_with_env(
         &b,
         "mat",
@@ -296,6 +291,17 @@ fn materialize_from_s3_sources_into_a_sql_registry() {
         larder(&b, &["materialize", RANGE[0], RANGE[1]], &env),
         "larder materialize from s3",
     );
+    // Feast: the same repo definitions and the same objects, its own file registry.
+    let a = dir.path().join("a");
+    oracle.make_repo_with_env(
+        &a,
+        "mat",
+        "data/registry.db",
+        &["--for-serving", "--source-prefix", &prefix],
+        &env,
+    );
+    oracle.feast(&a, &["apply", "--skip-source-validation"], &env);
+    oracle.feast(&a, &["materialize", RANGE[0], RANGE[1]], &env);
     let feast = sqlite_rows(&a.join("data/online.db"));
     let ours = sqlite_rows(&b.join("data/online.db"));
     assert_eq!(
@@ -575,8 +581,9 @@ print(json.dumps({{"feast": rows("{0}/data/trips.parquet"), "larder": rows("{1}/
 }
 
 /// Push to the offline store of a source in S3 (moto): the new object lands under the source's
-/// prefix, the existing object is untouched, and materializing the prefix serves the pushed row
-/// to the Feast SDK.
+/// prefix, the existing object is untouched, `feast materialize` of the prefix reads it (the
+/// Feast SDK then serves the pushed row), and Larder's materialize of the same prefix writes the
+/// rows Feast wrote.
 #[test]
 fn push_to_offline_appends_an_object_in_s3() {
     let s3 = crate::support::S3::get();
@@ -642,12 +649,9 @@ fn push_to_offline_appends_an_object_in_s3() {
         "{after:?}"
     );
 
-    // Feast 0.67 reads S3 sources through s3fs, which the oracle venv leaves out; Larder reads
-    // the prefix (old object + new one) and the Feast SDK reads the online store it filled.
-    stdout_ok(
-        larder(&repo, &["materialize", RANGE[0], RANGE[1]], &env),
-        "larder materialize from s3",
-    );
+    // Feast (dask + s3fs) materializes the prefix, the existing object and Larder's new one,
+    // and its SDK reads the pushed row back.
+    oracle.feast(&repo, &["materialize", RANGE[0], RANGE[1]], &env);
     let got = oracle.python(
         &format!(
             r#"
@@ -664,7 +668,26 @@ print(json.dumps([d["trips"], d["fare"]]))
         ),
         &env,
     );
-    assert_eq!(got.trim(), "[[3], [12.5]]");
+    assert_eq!(got.trim(), "[[3], [12.5]]", "Feast read the pushed object");
+    // Larder, from the same prefix into the emptied store, writes the same rows.
+    let online = repo.join("data/online.db");
+    let by_feast = sqlite_rows(&online);
+    oracle.python(
+        &format!(
+            "import sqlite3\n\
+             c = sqlite3.connect('{}')\n\
+             for (t,) in c.execute(\"select name from sqlite_master where type='table'\").fetchall():\n    c.execute(f'delete from \"{{t}}\"')\n\
+             c.commit()",
+            online.display()
+        ),
+        &[],
+    );
+    assert!(sqlite_rows(&online).values().all(Vec::is_empty));
+    stdout_ok(
+        larder(&repo, &["materialize", RANGE[0], RANGE[1]], &env),
+        "larder materialize from s3",
+    );
+    assert_eq!(sqlite_rows(&online), by_feast);
 }
 
 /// `feature_server.offline_push_batching_*`: offline pushes answer 202 and are written as one
