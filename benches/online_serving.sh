@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Online-serving load benchmark, every figure from one run on this machine:
 #   larder serve (release) and feast serve -w 2 under wrk, and redis-benchmark HMGET at the
-#   same concurrency, for 1 entity x 10 features and 100 entities x 50 features; then the p99
+#   same concurrency, for 1 entity x 10 features and 100 entities x 50 features (the first also
+#   over gRPC with h2load); then the p99
 #   of single-entity reads at half of Larder's peak, with the load generator on a core of its
 #   own: Larder (one serving thread) and Redis pinned to CPU 0, the client to CPU 1; the peak
 #   by wrk in that layout, then benches/loadgen (open loop, requests evenly spaced to the
 #   microsecond, latency counted from each request's due time) at half of it, RUNS times.
 # Usage: benches/online_serving.sh   (env: DURATION=15 CONNECTIONS=16 RUNS=3)
-# Needs what scripts/test installs (Feast venv, redis-server) plus wrk; two or more CPUs.
+# Needs what scripts/test installs (Feast venv, redis-server) plus wrk and h2load (installed
+# if missing); two or more CPUs.
 set -euo pipefail
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 RUNS=${RUNS:-3}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 # shellcheck source=benches/common.sh
 . "$(dirname "$0")/common.sh"
 cargo build --release -q -p larder-loadgen
@@ -78,6 +81,28 @@ L1=$(run_wrk larder "http://127.0.0.1:$LARDER_PORT" "$work/one.jsonl"); echo "1x
 F1=$(run_wrk feast "http://127.0.0.1:$FEAST_PORT" "$work/one.jsonl"); echo "1x10,feast serve -w 2,${F1// /,}"
 # shellcheck disable=SC2086
 R1=$(run_redis 1 $F10); echo "1x10,redis-benchmark HMGET,${R1// /,}"
+# The same lookup over gRPC (ServingService/GetOnlineFeatures), one request body, h2load with
+# one stream per connection; h2load reports the mean, not percentiles.
+"$VENV/bin/python" - "$work/grpc.bin" <<'PY'
+import struct, sys
+from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesRequest
+from feast.protos.feast.types.Value_pb2 import Value
+r = GetOnlineFeaturesRequest()
+r.features.val.extend([f"bench_fv:f{i}" for i in range(10)])
+r.entities["driver_id"].val.append(Value(int64_val=4242))
+b = r.SerializeToString()
+open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(b)) + b)
+PY
+GRPC_URL="http://127.0.0.1:$LARDER_PORT/feast.serving.ServingService/GetOnlineFeatures"
+curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' --data-binary "@$work/grpc.bin" \
+  -D "$work/grpc.head" -o /dev/null "$GRPC_URL"
+grep -q '^grpc-status: 0' "$work/grpc.head" || { echo "gRPC lookup failed:"; cat "$work/grpc.head"; exit 1; }
+G1=$(h2load -D "$DURATION" -c "$CONNECTIONS" -m 1 -t 2 -d "$work/grpc.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
+  "$GRPC_URL")
+echo "$G1" | grep -q " 0 4xx, 0 5xx" && echo "$G1" | grep -q " 0 failed, 0 errored" || { echo "$G1"; exit 1; }
+GRPS=$(echo "$G1" | awk '/finished in/ {print $4}')
+GMEAN=$(echo "$G1" | awk '/time for request/ {print $6}' | to_ms)
+echo "1x10 gRPC (mean latency in the p50 column),larder (h2load),$GRPS,$GMEAN,"
 L2=$(run_wrk larder "http://127.0.0.1:$LARDER_PORT" "$work/hundred.jsonl"); echo "100x50,larder,${L2// /,}"
 F2=$(run_wrk feast "http://127.0.0.1:$FEAST_PORT" "$work/hundred.jsonl"); echo "100x50,feast serve -w 2,${F2// /,}"
 # 100 HMGETs of 51 fields pipelined = one 100-entity request.
