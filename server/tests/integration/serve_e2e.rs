@@ -1,4 +1,4 @@
-//! `larder serve` as a process: TLS with h2 by ALPN, and clear start-up failures.
+//! `larder serve` as a process: TLS with h2 by ALPN, clear start-up failures, draining on SIGTERM.
 
 use std::{
     path::Path,
@@ -16,6 +16,20 @@ fn example_repo(dir: &Path) -> std::path::PathBuf {
         &repo,
     );
     repo
+}
+
+/// `larder serve` of `repo` on a free port with `args`, its log discarded; the child and URL.
+fn serve_quietly(repo: &Path, args: &[&str]) -> (std::process::Child, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(repo)
+        .args(["serve", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
 }
 
 #[test]
@@ -197,15 +211,7 @@ fn a_second_server_on_a_taken_port_fails() {
 fn materialize_over_http_then_serve() {
     let dir = tempfile::tempdir().unwrap();
     let repo = example_repo(dir.path());
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
-        .arg("-c")
-        .arg(&repo)
-        .args(["serve", "-p", &port.to_string(), "-r", "1"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
+    let (mut child, url) = serve_quietly(&repo, &["-r", "1"]);
     let post = |path: &str, body: &str| {
         let out = Command::new("curl")
             .args([
@@ -267,4 +273,85 @@ fn materialize_over_http_then_serve() {
     assert_eq!(code, "404", "{body}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// SIGTERM stops accepting and lets a request in progress finish: a lookup held up by a
+/// sleeping Redis is still answered, a new connection is refused, and the server then exits.
+#[test]
+fn a_request_in_flight_is_answered_after_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    let redis_port = free_port();
+    let mut redis = larder_online::testkit::redis_server(
+        dir.path(),
+        redis_port,
+        &["--enable-debug-command", "yes"],
+    );
+    let yaml = repo.join("feature_store.yaml");
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        format!(
+            "{text}online_store:\n  type: redis\n  connection_string: 127.0.0.1:{redis_port}\n"
+        ),
+    )
+    .unwrap();
+    let (mut server, url) = serve_quietly(&repo, &["-w", "1"]);
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let code = |child: std::process::Child| {
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while code(curl(&[&format!("{url}/health")])) != "200" {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sleeping = Command::new("redis-cli")
+        .args(["-p", &redis_port.to_string(), "DEBUG", "SLEEP", "1.5"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let lookup = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"features":["driver_hourly_stats:avg_daily_trips"],"entities":{"driver_id":[1001]}}"#,
+        &format!("{url}/get-online-features"),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        code(curl(&[&format!("{url}/health")])),
+        "000",
+        "a new connection after SIGTERM is refused"
+    );
+    assert_eq!(code(lookup), "200", "the request in flight is answered");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    let _ = code(sleeping);
+    let _ = redis.kill();
+    let _ = redis.wait();
 }
