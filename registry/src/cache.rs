@@ -45,7 +45,7 @@ impl RegistryCache {
     ) -> Result<Self, RegistryError> {
         let (snapshot, revision) = match store.load_if_changed(None).await? {
             Fetched::Changed { snapshot, revision } => (*snapshot, revision),
-            Fetched::Unchanged => unreachable_unchanged(&*store)?,
+            Fetched::Unchanged => return Err(unchanged_first_read(&*store)),
         };
         let loaded = Loaded {
             snapshot: Arc::new(snapshot),
@@ -150,11 +150,11 @@ impl RegistryCache {
 }
 
 /// A store answered `Unchanged` to a read that named no revision.
-fn unreachable_unchanged<T>(store: &dyn RegistryStore) -> Result<T, RegistryError> {
-    Err(RegistryError::Unsupported(format!(
-        "the registry store at {} answered \"unchanged\" to a first read",
+pub(crate) fn unchanged_first_read(store: &dyn RegistryStore) -> RegistryError {
+    RegistryError::Unsupported(format!(
+        "the registry store at {} answered \"unchanged\" to a read that named no revision",
         store.location()
-    )))
+    ))
 }
 
 #[cfg(test)]

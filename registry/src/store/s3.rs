@@ -155,10 +155,9 @@ impl RegistryStore for ObjectRegistryStore {
     }
 
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        let (bytes, _) = self
-            .read(None)
-            .await?
-            .expect("an unconditional read returns the object");
+        let Some((bytes, _)) = self.read(None).await? else {
+            return Err(crate::cache::unchanged_first_read(self));
+        };
         Ok(RegistrySnapshot::from_proto(decode(&self.url, &bytes)?))
     }
 
