@@ -8,7 +8,7 @@ use larder_protos::feast::core::{
 use prost::Message;
 use tokio_postgres::{Client, NoTls, error::SqlState};
 
-use super::{RegistrySnapshot, RegistryStore};
+use super::{Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_view},
@@ -63,18 +63,20 @@ impl SqlRegistryStore {
     /// (older Feast schemas lack e.g. `label_views`) reads as empty.
     async fn rows(
         &self,
-        client: &Client,
+        read: &Read<'_>,
         table: &'static str,
         name_col: &str,
         proto_col: &str,
     ) -> Result<Vec<(String, String, Vec<u8>)>, RegistryError> {
+        if !read.tables.contains(table) {
+            return Ok(Vec::new());
+        }
         let sql = format!("SELECT project_id, {name_col}, {proto_col} FROM {table}");
-        match client.query(&sql, &[]).await {
+        match read.client.query(&sql, &[]).await {
             Ok(rows) => Ok(rows
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect()),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(Vec::new()),
             Err(e) => Err(self.sql_err(e)),
         }
     }
@@ -82,14 +84,14 @@ impl SqlRegistryStore {
     /// Decodes every row of `table` into `M`, grouped by project.
     async fn objects<M: Message + Default>(
         &self,
-        client: &Client,
+        read: &Read<'_>,
         table: &'static str,
         name_col: &str,
         proto_col: &str,
         message: &'static str,
     ) -> Result<BTreeMap<String, Vec<M>>, RegistryError> {
         let mut out: BTreeMap<String, Vec<M>> = BTreeMap::new();
-        for (project, name, bytes) in self.rows(client, table, name_col, proto_col).await? {
+        for (project, name, bytes) in self.rows(read, table, name_col, proto_col).await? {
             let msg = M::decode(bytes.as_slice()).map_err(|source| RegistryError::CorruptRow {
                 url: self.display_url.clone(),
                 table,
@@ -137,8 +139,42 @@ impl RegistryStore for SqlRegistryStore {
     }
 
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
+        match self.load_if_changed(None).await? {
+            Fetched::Changed { snapshot, .. } => Ok(*snapshot),
+            Fetched::Unchanged => Err(crate::cache::unchanged_first_read(self)),
+        }
+    }
+
+    /// One read-only `REPEATABLE READ` transaction: the revision (every row's version, see
+    /// [`SqlRegistryStore::revision`]) and, unless it is `seen`, every object — both of the
+    /// same snapshot, so a concurrent `feast apply` is either wholly in or wholly out.
+    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
         let (client, conn_task) = self.connect().await?;
-        let result = self.read_all(&client).await;
+        let result = async {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            let read = Read {
+                tables: self.existing_tables(&client).await?,
+                client: &client,
+            };
+            let revision = self.revision(&read).await?;
+            let fetched = if seen == Some(&revision) {
+                Fetched::Unchanged
+            } else {
+                Fetched::Changed {
+                    snapshot: Box::new(self.read_all(&read).await?),
+                    revision: Some(revision),
+                }
+            };
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            Ok(fetched)
+        }
+        .await;
         drop(client);
         let _ = conn_task.await;
         result
@@ -222,11 +258,80 @@ impl SqlRegistryStore {
     }
 }
 
+/// One registry read: the connection (inside the read's transaction) and which tables exist.
+struct Read<'a> {
+    client: &'a Client,
+    tables: std::collections::BTreeSet<String>,
+}
+
+/// The tables a registry read covers.
+const TABLES: [&str; 13] = [
+    "projects",
+    "entities",
+    "feature_views",
+    "data_sources",
+    "on_demand_feature_views",
+    "stream_feature_views",
+    "feature_services",
+    "saved_datasets",
+    "validation_references",
+    "permissions",
+    "label_views",
+    "managed_infra",
+    "feast_metadata",
+];
+
 impl SqlRegistryStore {
-    async fn read_all(&self, client: &Client) -> Result<RegistrySnapshot, RegistryError> {
+    /// Every row version of the registry's tables: PostgreSQL gives each inserted or updated
+    /// row a new `xmin` (its writing transaction) and `ctid` (its place), and a deleted row
+    /// leaves the list, so any change to any object changes this — unlike Feast's
+    /// `last_updated_timestamp` metadata, whose one-second resolution can hide a second change.
+    /// Costs one small query per table instead of fetching and decoding every object.
+    async fn revision(&self, read: &Read<'_>) -> Result<Revision, RegistryError> {
+        let mut versions = String::new();
+        for table in TABLES {
+            if !read.tables.contains(table) {
+                versions.push_str(&format!("{table}:-;"));
+                continue;
+            }
+            let sql = format!(
+                "SELECT count(*)::text, coalesce(string_agg(xmin::text || '@' || ctid::text, ',' \
+                 ORDER BY ctid), '') FROM {table}"
+            );
+            let row = read
+                .client
+                .query_one(&sql, &[])
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            let (count, rows): (String, String) = (row.get(0), row.get(1));
+            versions.push_str(&format!("{table}:{count}:{rows};"));
+        }
+        Ok(content_revision(versions.as_bytes()))
+    }
+
+    /// Which of [`TABLES`] exist (in the connection's schema search path): a missing table
+    /// reads as empty, and is not queried — an error would abort the read's transaction.
+    async fn existing_tables(
+        &self,
+        client: &Client,
+    ) -> Result<std::collections::BTreeSet<String>, RegistryError> {
+        let names: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
+        let rows = client
+            .query(
+                "SELECT c.relname::text FROM pg_catalog.pg_class c \
+                 WHERE c.relname = ANY($1) AND pg_catalog.pg_table_is_visible(c.oid) \
+                 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+                &[&names],
+            )
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn read_all(&self, read: &Read<'_>) -> Result<RegistrySnapshot, RegistryError> {
         let projects: BTreeMap<String, Vec<Project>> = self
             .objects(
-                client,
+                read,
                 "projects",
                 "project_name",
                 "project_proto",
@@ -235,7 +340,7 @@ impl SqlRegistryStore {
             .await?;
         let mut entities: BTreeMap<String, Vec<Entity>> = self
             .objects(
-                client,
+                read,
                 "entities",
                 "entity_name",
                 "entity_proto",
@@ -244,7 +349,7 @@ impl SqlRegistryStore {
             .await?;
         let mut feature_views: BTreeMap<String, Vec<FeatureView>> = self
             .objects(
-                client,
+                read,
                 "feature_views",
                 "feature_view_name",
                 "feature_view_proto",
@@ -253,7 +358,7 @@ impl SqlRegistryStore {
             .await?;
         let mut data_sources: BTreeMap<String, Vec<DataSource>> = self
             .objects(
-                client,
+                read,
                 "data_sources",
                 "data_source_name",
                 "data_source_proto",
@@ -262,7 +367,7 @@ impl SqlRegistryStore {
             .await?;
         let mut odfvs: BTreeMap<String, Vec<OnDemandFeatureView>> = self
             .objects(
-                client,
+                read,
                 "on_demand_feature_views",
                 "feature_view_name",
                 "feature_view_proto",
@@ -271,7 +376,7 @@ impl SqlRegistryStore {
             .await?;
         let mut sfvs: BTreeMap<String, Vec<StreamFeatureView>> = self
             .objects(
-                client,
+                read,
                 "stream_feature_views",
                 "feature_view_name",
                 "feature_view_proto",
@@ -280,7 +385,7 @@ impl SqlRegistryStore {
             .await?;
         let mut services: BTreeMap<String, Vec<FeatureService>> = self
             .objects(
-                client,
+                read,
                 "feature_services",
                 "feature_service_name",
                 "feature_service_proto",
@@ -289,7 +394,7 @@ impl SqlRegistryStore {
             .await?;
         let mut saved: BTreeMap<String, Vec<SavedDataset>> = self
             .objects(
-                client,
+                read,
                 "saved_datasets",
                 "saved_dataset_name",
                 "saved_dataset_proto",
@@ -298,7 +403,7 @@ impl SqlRegistryStore {
             .await?;
         let mut validation: BTreeMap<String, Vec<ValidationReference>> = self
             .objects(
-                client,
+                read,
                 "validation_references",
                 "validation_reference_name",
                 "validation_reference_proto",
@@ -307,7 +412,7 @@ impl SqlRegistryStore {
             .await?;
         let mut permissions: BTreeMap<String, Vec<Permission>> = self
             .objects(
-                client,
+                read,
                 "permissions",
                 "permission_name",
                 "permission_proto",
@@ -316,7 +421,7 @@ impl SqlRegistryStore {
             .await?;
         let mut label_views: BTreeMap<String, Vec<LabelView>> = self
             .objects(
-                client,
+                read,
                 "label_views",
                 "feature_view_name",
                 "feature_view_proto",
@@ -325,26 +430,26 @@ impl SqlRegistryStore {
             .await?;
         let mut infra: BTreeMap<String, Vec<Infra>> = self
             .objects(
-                client,
+                read,
                 "managed_infra",
                 "infra_name",
                 "infra_proto",
                 "feast.core.Infra",
             )
             .await?;
-        let uuids = match client
-            .query(
-                "SELECT project_id, metadata_value FROM feast_metadata WHERE metadata_key = 'project_uuid'",
-                &[],
-            )
-            .await
-        {
-            Ok(rows) => rows
+        let uuids = if read.tables.contains("feast_metadata") {
+            read.client
+                .query(
+                    "SELECT project_id, metadata_value FROM feast_metadata WHERE metadata_key = 'project_uuid'",
+                    &[],
+                )
+                .await
+                .map_err(|e| self.sql_err(e))?
                 .iter()
                 .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                .collect::<BTreeMap<_, _>>(),
-            Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => BTreeMap::new(),
-            Err(e) => return Err(self.sql_err(e)),
+                .collect::<BTreeMap<_, _>>()
+        } else {
+            BTreeMap::new()
         };
 
         let mut r = Registry {

@@ -142,7 +142,71 @@ async fn an_s3_registry_refresh_sends_the_etag_it_has() {
     }
 }
 
+/// Refreshes of a SQL registry compare row versions: nothing changed → no objects read; a
+/// row rewritten with the same values or a deleted row → read again.
+#[tokio::test]
+async fn a_sql_registry_refresh_compares_row_versions() {
+    use larder_registry::store::{Fetched, RegistryStore, SqlRegistryStore};
+    let oracle = Oracle::get();
+    let db = format!("larder_rev_{}", std::process::id());
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    let url = format!("postgresql+psycopg2://postgres@127.0.0.1:5432/{db}");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    oracle.make_repo(
+        &repo,
+        "rev",
+        &format!("{{registry_type: sql, path: '{url}'}}"),
+        &[],
+    );
+    oracle.feast(&repo, &["apply"], &[]);
+    let store = SqlRegistryStore::new(&url).unwrap();
+    let Fetched::Changed {
+        snapshot,
+        revision: Some(first),
+    } = store.load_if_changed(None).await.unwrap()
+    else {
+        panic!("a first read returns the registry and a revision");
+    };
+    let entities = snapshot.proto.entities.len();
+    assert!(entities > 1, "{entities}");
+    assert!(matches!(
+        store.load_if_changed(Some(&first)).await.unwrap(),
+        Fetched::Unchanged
+    ));
+    psql_in(
+        &db,
+        "UPDATE feature_views SET last_updated_timestamp = last_updated_timestamp",
+    );
+    let Fetched::Changed {
+        snapshot: again,
+        revision: Some(second),
+    } = store.load_if_changed(Some(&first)).await.unwrap()
+    else {
+        panic!("a rewritten row was taken for unchanged");
+    };
+    assert_ne!(first, second);
+    assert_eq!(again.proto, snapshot.proto, "same values, same registry");
+    psql_in(
+        &db,
+        "DELETE FROM entities WHERE entity_name = (SELECT min(entity_name) FROM entities)",
+    );
+    match store.load_if_changed(Some(&second)).await.unwrap() {
+        Fetched::Changed { snapshot, .. } => {
+            assert_eq!(snapshot.proto.entities.len(), entities - 1)
+        }
+        Fetched::Unchanged => panic!("a deleted row was taken for unchanged"),
+    }
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+}
+
 pub fn psql(sql: &str) {
+    psql_in("postgres", sql)
+}
+
+/// Runs `sql` in database `db` of the local PostgreSQL.
+pub fn psql_in(db: &str, sql: &str) {
     let out = Command::new("psql")
         .args([
             "-h",
@@ -150,7 +214,7 @@ pub fn psql(sql: &str) {
             "-U",
             "postgres",
             "-d",
-            "postgres",
+            db,
             "-v",
             "ON_ERROR_STOP=1",
             "-c",
