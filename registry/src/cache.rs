@@ -43,10 +43,7 @@ impl RegistryCache {
         ttl_seconds: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RegistryError> {
-        let (snapshot, revision) = match store.load_if_changed(None).await? {
-            Fetched::Changed { snapshot, revision } => (*snapshot, revision),
-            Fetched::Unchanged => return Err(unchanged_first_read(&*store)),
-        };
+        let (snapshot, revision) = store.load_revised().await?;
         let loaded = Loaded {
             snapshot: Arc::new(snapshot),
             loaded_at: clock.now(),
@@ -147,14 +144,6 @@ impl RegistryCache {
             }
         })
     }
-}
-
-/// A store answered `Unchanged` to a read that named no revision.
-pub(crate) fn unchanged_first_read(store: &dyn RegistryStore) -> RegistryError {
-    RegistryError::Unsupported(format!(
-        "the registry store at {} answered \"unchanged\" to a read that named no revision",
-        store.location()
-    ))
 }
 
 #[cfg(test)]

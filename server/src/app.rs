@@ -287,7 +287,6 @@ fn bind_reuseport(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::Tc
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]
         socket.set_reuseport(true)?;
-        socket.set_nodelay(true)?;
         socket
             .bind(addr)
             .with_context(|| format!("binding {addr}"))?;
@@ -435,27 +434,20 @@ pub async fn serve_connections(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let builder = Builder::new(TokioExecutor::new());
-            let served = match tls {
-                None => {
-                    let io = TokioIo::new(Unvectored(tcp));
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Some(acceptor) => {
-                    let tls = match acceptor.accept(tcp).await {
-                        Ok(t) => t,
-                        Err(error) => {
-                            tracing::debug!(%error, %peer, "TLS handshake failed");
-                            return;
-                        }
-                    };
-                    let io = TokioIo::new(Unvectored(tls));
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    watcher.watch(conn.into_owned()).await
-                }
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(tcp),
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(t) => Box::new(t),
+                    Err(error) => {
+                        tracing::debug!(%error, %peer, "TLS handshake failed");
+                        return;
+                    }
+                },
             };
-            if let Err(error) = served {
+            let conn = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(Unvectored(io)), service)
+                .into_owned();
+            if let Err(error) = watcher.watch(conn).await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
@@ -468,6 +460,10 @@ pub async fn serve_connections(
         tracing::warn!("connections still open {DRAIN:?} after shutdown began; closing them");
     }
 }
+
+/// A client connection, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// A connection that tells hyper it has no vectored writes. h2 then copies DATA payloads of up
 /// to 1 KiB into its write buffer instead of chaining them (it chains those over 256 bytes when

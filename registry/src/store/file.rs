@@ -1,8 +1,6 @@
 use std::path::PathBuf;
 
-use super::{
-    Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision, decode, fetched,
-};
+use super::{Fetched, RegistryStore, Revision, content_revision, fetched};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_registry},
@@ -39,13 +37,6 @@ impl FileRegistryStore {
 impl RegistryStore for FileRegistryStore {
     fn location(&self) -> String {
         self.path.display().to_string()
-    }
-
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        Ok(RegistrySnapshot::from_proto(decode(
-            &self.location(),
-            &self.read().await?,
-        )?))
     }
 
     /// The file is read every time (a modification time can miss a rewrite within its

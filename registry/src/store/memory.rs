@@ -1,6 +1,6 @@
 use std::sync::Mutex;
 
-use super::{RegistrySnapshot, RegistryStore};
+use super::{Fetched, RegistrySnapshot, RegistryStore, Revision};
 use crate::error::RegistryError;
 
 /// An in-memory registry for tests: `set` replaces what the next `load` returns.
@@ -27,7 +27,10 @@ impl RegistryStore for InMemoryRegistryStore {
         "memory".to_owned()
     }
 
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        Ok(self.snapshot.lock().expect("not poisoned").clone())
+    async fn load_if_changed(&self, _seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
+        Ok(Fetched::Changed {
+            snapshot: Box::new(self.snapshot.lock().expect("not poisoned").clone()),
+            revision: None,
+        })
     }
 }

@@ -77,18 +77,25 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Where the registry lives, for messages and logs (credentials removed).
     fn location(&self) -> String;
 
-    /// Reads the whole registry.
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError>;
-
     /// Reads the registry unless it is still the one of revision `seen` — what periodic
     /// refreshes call, so that an unchanged registry is not decoded again. Stores that cannot
-    /// tell revisions read and decode every time.
-    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
-        let _ = seen;
-        Ok(Fetched::Changed {
-            snapshot: Box::new(self.load().await?),
-            revision: None,
-        })
+    /// tell revisions answer `Changed` with no revision, every time.
+    async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError>;
+
+    /// Reads the whole registry, and its revision when the store tells one.
+    async fn load_revised(&self) -> Result<(RegistrySnapshot, Option<Revision>), RegistryError> {
+        match self.load_if_changed(None).await? {
+            Fetched::Changed { snapshot, revision } => Ok((*snapshot, revision)),
+            Fetched::Unchanged => Err(RegistryError::Unsupported(format!(
+                "the registry store at {} answered \"unchanged\" to a read that named no revision",
+                self.location()
+            ))),
+        }
+    }
+
+    /// Reads the whole registry.
+    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
+        Ok(self.load_revised().await?.0)
     }
 
     /// Changes one view's meta (state, last update, a new materialization interval) and

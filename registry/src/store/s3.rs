@@ -7,9 +7,7 @@ use object_store::{
     path::Path,
 };
 
-use super::{
-    Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision, decode, fetched,
-};
+use super::{Fetched, RegistryStore, Revision, content_revision, fetched};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_registry},
@@ -152,13 +150,6 @@ pub fn s3_bucket(
 impl RegistryStore for ObjectRegistryStore {
     fn location(&self) -> String {
         self.url.clone()
-    }
-
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        let Some((bytes, _)) = self.read(None).await? else {
-            return Err(crate::cache::unchanged_first_read(self));
-        };
-        Ok(RegistrySnapshot::from_proto(decode(&self.url, &bytes)?))
     }
 
     /// A conditional GET (`If-None-Match` on the ETag seen): an unchanged registry costs one

@@ -138,13 +138,6 @@ impl RegistryStore for SqlRegistryStore {
         self.display_url.clone()
     }
 
-    async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
-        match self.load_if_changed(None).await? {
-            Fetched::Changed { snapshot, .. } => Ok(*snapshot),
-            Fetched::Unchanged => Err(crate::cache::unchanged_first_read(self)),
-        }
-    }
-
     /// One read-only `REPEATABLE READ` transaction: the revision (every row's version, see
     /// [`SqlRegistryStore::revision`]) and, unless it is `seen`, every object — both of the
     /// same snapshot, so a concurrent `feast apply` is either wholly in or wholly out.
