@@ -245,20 +245,22 @@ impl RedisOnlineStore {
         };
         let connect_timeout = conn.connect_timeout.unwrap_or(Duration::from_secs(5));
         let response_timeout = conn.response_timeout.unwrap_or(Duration::from_secs(10));
+        // Larder's own connection, to the one node or to the master the sentinels name.
+        let pipe_to = |host: String, port: u16| PipeConfig {
+            host,
+            port,
+            db: conn.db,
+            username: conn.username.clone(),
+            password: conn.password.clone(),
+            connect_timeout,
+            response_timeout,
+        };
         let c = match kind {
             RedisKind::Standalone => {
                 let (h, p) = &conn.nodes[0];
-                let pipe = Pipe::connect(PipeConfig {
-                    host: h.clone(),
-                    port: *p,
-                    db: conn.db,
-                    username: conn.username.clone(),
-                    password: conn.password.clone(),
-                    connect_timeout,
-                    response_timeout,
-                })
-                .await
-                .map_err(unavailable)?;
+                let pipe = Pipe::connect(pipe_to(h.clone(), *p))
+                    .await
+                    .map_err(unavailable)?;
                 Conn::Standalone(pipe)
             }
             RedisKind::Cluster => {
@@ -309,15 +311,7 @@ impl RedisOnlineStore {
                 .map_err(unavailable)?;
                 Conn::Sentinel(Arc::new(SentinelConn {
                     client: Mutex::new(client),
-                    template: PipeConfig {
-                        host: String::new(),
-                        port: 0,
-                        db: conn.db,
-                        username: conn.username.clone(),
-                        password: conn.password.clone(),
-                        connect_timeout,
-                        response_timeout,
-                    },
+                    template: pipe_to(String::new(), 0),
                     conn: Mutex::new(None),
                 }))
             }
