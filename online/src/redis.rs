@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     layout::ViewLayout,
-    resp::{Pipe, PipeConfig},
+    resp::{Pipe, PipeConfig, RawReplies},
     store::{
         OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow, ts_nanos,
     },
@@ -347,16 +347,7 @@ impl RedisOnlineStore {
                 let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
                 match pipeline(cmds).query_async(&mut c).await {
                     Ok(v) => Ok(v),
-                    Err(e) => {
-                        if e.is_connection_dropped()
-                            || e.is_io_error()
-                            || e.is_connection_refusal()
-                            || e.to_string().contains("READONLY")
-                        {
-                            s.reset().await;
-                        }
-                        Err(self.unavailable(e))
-                    }
+                    Err(e) => Err(self.sentinel_failed(s, e).await),
                 }
             }
             Conn::Cluster(c) => {
@@ -369,6 +360,104 @@ impl RedisOnlineStore {
                     .map_err(|e| self.unavailable(e))
             }
         }
+    }
+
+    /// After a failed request to a sentinel-named master: forget the master when the failure
+    /// says it may have moved (connection lost, READONLY after a failover).
+    async fn sentinel_failed(&self, s: &SentinelConn, e: redis::RedisError) -> OnlineError {
+        if e.is_connection_dropped()
+            || e.is_io_error()
+            || e.is_connection_refusal()
+            || e.to_string().contains("READONLY")
+        {
+            s.reset().await;
+        }
+        self.unavailable(e)
+    }
+
+    /// The HMGET commands of `reads`, in order (a key, then each feature's field, then the
+    /// view's `_ts` field).
+    fn hmget_cmds(reads: &[ViewRead<'_>]) -> Vec<Cmd> {
+        let mut cmds = Vec::new();
+        for r in reads {
+            for key in r.keys {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(redis_key(key, &r.layout.project));
+                for &i in r.features {
+                    cmd.arg(&r.layout.redis_fields[i][..]);
+                }
+                cmd.arg(&r.layout.redis_ts_field[..]);
+                cmds.push(cmd);
+            }
+        }
+        cmds
+    }
+
+    /// The same HMGETs on a standalone or sentinel-named server: encoded straight into one
+    /// buffer, the replies read from the bytes Redis sent.
+    async fn hmget_raw(
+        &self,
+        pipe: Pipe,
+        reads: &[ViewRead<'_>],
+    ) -> Result<RawReplies, OnlineError> {
+        let per_key = |r: &ViewRead<'_>| 48 + r.layout.redis_ts_field.len() + 10 * r.features.len();
+        let mut buf = Vec::with_capacity(reads.iter().map(|r| r.keys.len() * per_key(r)).sum());
+        let mut n = 0;
+        for r in reads {
+            for key in r.keys {
+                pack_hmget(&mut buf, key, r);
+                n += 1;
+            }
+        }
+        match pipe.request_raw(buf, n).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(match &self.conn {
+                Conn::Sentinel(s) => self.sentinel_failed(s, e).await,
+                _ => self.unavailable(e),
+            }),
+        }
+    }
+
+    fn hmget_failed(&self, message: String) -> OnlineError {
+        OnlineError::Backend {
+            store: self.describe.clone(),
+            message: format!("HMGET failed: {message}"),
+        }
+    }
+
+    /// One entity's record from its HMGET reply (`fields`: each feature's value, then `_ts`);
+    /// `None` when the entity has no `_ts` (never written).
+    fn record<'b, F>(
+        &self,
+        r: &ViewRead<'_>,
+        fields: &'b [F],
+        bytes: impl Fn(&'b F) -> Option<&'b [u8]>,
+    ) -> Result<Option<Record>, OnlineError> {
+        let corrupt = |m: String| OnlineError::Corrupt {
+            store: self.describe.clone(),
+            view: r.layout.name.clone(),
+            message: m,
+        };
+        if fields.len() != r.features.len() + 1 {
+            return Err(self.hmget_failed(format!(
+                "{} fields for {} features and _ts",
+                fields.len(),
+                r.features.len()
+            )));
+        }
+        let Some(ts_bytes) = fields.last().and_then(&bytes) else {
+            return Ok(None);
+        };
+        let event_ts =
+            decode_ts(ts_bytes).ok_or_else(|| corrupt("undecodable _ts field".into()))?;
+        let mut values = Vec::with_capacity(r.features.len());
+        for f in &fields[..fields.len() - 1] {
+            values.push(match bytes(f) {
+                Some(b) => Some(Value::decode(b).map_err(|e| corrupt(e.to_string()))?),
+                None => None,
+            });
+        }
+        Ok(Some(Record { event_ts, values }))
     }
 
     /// Every key of this store that ends with `suffix` (all primaries on a cluster).
@@ -500,6 +589,35 @@ fn as_bytes(v: &RV) -> Option<&[u8]> {
     }
 }
 
+/// Appends `HMGET <key><project> <fields...> <_ts field>` in RESP.
+fn pack_hmget(buf: &mut Vec<u8>, key: &[u8], r: &ViewRead<'_>) {
+    let mut n = itoa::Buffer::new();
+    let header = |buf: &mut Vec<u8>, kind: u8, len: usize, n: &mut itoa::Buffer| {
+        buf.push(kind);
+        buf.extend_from_slice(n.format(len).as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    };
+    let arg = |buf: &mut Vec<u8>, a: &[u8], n: &mut itoa::Buffer| {
+        header(buf, b'$', a.len(), n);
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b"\r\n");
+    };
+    header(buf, b'*', r.features.len() + 3, &mut n);
+    arg(buf, b"HMGET", &mut n);
+    header(buf, b'$', key.len() + r.layout.project.len(), &mut n);
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(r.layout.project.as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    for &i in r.features {
+        // Field names are 4 bytes: one fixed-size argument each.
+        let f = r.layout.redis_fields[i];
+        buf.extend_from_slice(&[
+            b'$', b'4', b'\r', b'\n', f[0], f[1], f[2], f[3], b'\r', b'\n',
+        ]);
+    }
+    arg(buf, &r.layout.redis_ts_field, &mut n);
+}
+
 fn redis_key(key: &[u8], project: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(key.len() + project.len());
     k.extend_from_slice(key);
@@ -522,53 +640,45 @@ impl OnlineStore for RedisOnlineStore {
     }
 
     async fn read(&self, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
-        let mut cmds = Vec::new();
-        for r in reads {
-            for key in r.keys {
-                let mut cmd = redis::cmd("HMGET");
-                cmd.arg(redis_key(key, &r.layout.project));
-                for &i in r.features {
-                    cmd.arg(&r.layout.redis_fields[i][..]);
-                }
-                cmd.arg(&r.layout.redis_ts_field[..]);
-                cmds.push(cmd);
-            }
-        }
-        let replies = self.exec(cmds).await?;
-        let mut replies = replies.into_iter();
+        let pipe = match &self.conn {
+            Conn::Standalone(p) => Some(p.clone()),
+            Conn::Sentinel(s) => Some(s.get().await.map_err(|e| self.unavailable(e))?),
+            Conn::Cluster(_) => None,
+        };
         let mut out = Vec::with_capacity(reads.len());
+        let Some(pipe) = pipe else {
+            // A cluster routes each command by its key.
+            let mut replies = self.exec(Self::hmget_cmds(reads)).await?.into_iter();
+            for r in reads {
+                let mut view_out = Vec::with_capacity(r.keys.len());
+                for _ in r.keys {
+                    let reply = replies
+                        .next()
+                        .ok_or_else(|| self.hmget_failed("fewer replies than commands".into()))?;
+                    let RV::Array(fields) = reply else {
+                        return Err(self.hmget_failed(format!("unexpected reply {reply:?}")));
+                    };
+                    view_out.push(self.record(r, &fields, as_bytes)?);
+                }
+                out.push(view_out);
+            }
+            return Ok(out);
+        };
+        let mut replies = self.hmget_raw(pipe, reads).await?;
+        let mut fields: Vec<Option<std::ops::Range<usize>>> = Vec::new();
         for r in reads {
             let mut view_out = Vec::with_capacity(r.keys.len());
             for _ in r.keys {
-                let reply = replies.next().ok_or_else(|| OnlineError::Backend {
-                    store: self.describe.clone(),
-                    message: "fewer replies than commands".into(),
-                })?;
-                let RV::Array(fields) = reply else {
-                    return Err(OnlineError::Backend {
-                        store: self.describe.clone(),
-                        message: format!("unexpected HMGET reply {reply:?}"),
-                    });
-                };
-                let corrupt = |m: String| OnlineError::Corrupt {
-                    store: self.describe.clone(),
-                    view: r.layout.name.clone(),
-                    message: m,
-                };
-                let Some(ts_bytes) = fields.last().and_then(as_bytes) else {
-                    view_out.push(None);
-                    continue;
-                };
-                let event_ts =
-                    decode_ts(ts_bytes).ok_or_else(|| corrupt("undecodable _ts field".into()))?;
-                let mut values = Vec::with_capacity(r.features.len());
-                for f in &fields[..fields.len() - 1] {
-                    values.push(match as_bytes(f) {
-                        Some(b) => Some(Value::decode(b).map_err(|e| corrupt(e.to_string()))?),
-                        None => None,
-                    });
+                fields.clear();
+                let n = replies
+                    .array()
+                    .map_err(|e| self.hmget_failed(e.0))?
+                    .unwrap_or(0);
+                for _ in 0..n {
+                    fields.push(replies.bulk().map_err(|e| self.hmget_failed(e.0))?);
                 }
-                view_out.push(Some(Record { event_ts, values }));
+                let b = replies.bytes();
+                view_out.push(self.record(r, &fields, |f| f.clone().map(|x| &b[x]))?);
             }
             out.push(view_out);
         }

@@ -11,12 +11,14 @@
 //!
 //! It implements [`redis::aio::ConnectionLike`], so `redis::Cmd` and `redis::Pipeline` run on
 //! it unchanged. Replies are framed here and decoded to [`redis::Value`] (server errors and
-//! the rarer RESP3 types through redis-rs's own parser). A broken connection fails the
+//! the rarer RESP3 types through redis-rs's own parser) — or, for the store's lookups
+//! ([`Pipe::request_raw`]), handed back as the bytes Redis sent, framed but undecoded, so a
+//! 100-entity lookup does not allocate one value per field. A broken connection fails the
 //! requests in flight and is replaced on the next request.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use redis::{ErrorKind, RedisError, RedisFuture, RedisResult, Value};
 use tokio::{
@@ -40,7 +42,15 @@ pub struct PipeConfig {
 struct Job {
     bytes: Vec<u8>,
     replies: usize,
-    done: oneshot::Sender<RedisResult<Vec<Value>>>,
+    raw: bool,
+    done: oneshot::Sender<RedisResult<Replies>>,
+}
+
+/// What a request gets back: decoded values, or (asked for with [`Pipe::request_raw`]) the
+/// replies' bytes as Redis sent them, framed but not decoded.
+enum Replies {
+    Values(Vec<Value>),
+    Raw(Bytes),
 }
 
 /// A cloneable handle; clones share the connection.
@@ -118,11 +128,31 @@ impl Pipe {
         if replies == 0 {
             return Ok(Vec::new());
         }
+        match self.send(bytes, replies, false).await? {
+            Replies::Values(v) => Ok(v),
+            Replies::Raw(_) => unreachable!("values were asked for"),
+        }
+    }
+
+    /// Sends encoded commands and waits for `replies` replies, returned as the bytes Redis sent
+    /// (complete replies, undecoded; read them with [`RawReplies`]): no value is allocated.
+    pub async fn request_raw(&self, bytes: Vec<u8>, replies: usize) -> RedisResult<RawReplies> {
+        if replies == 0 {
+            return Ok(RawReplies::new(Bytes::new()));
+        }
+        match self.send(bytes, replies, true).await? {
+            Replies::Raw(b) => Ok(RawReplies::new(b)),
+            Replies::Values(_) => unreachable!("raw replies were asked for"),
+        }
+    }
+
+    async fn send(&self, bytes: Vec<u8>, replies: usize, raw: bool) -> RedisResult<Replies> {
         let tx = self.sender().await?;
         let (done, wait) = oneshot::channel();
         tx.send(Job {
             bytes,
             replies,
+            raw,
             done,
         })
         .map_err(|_| {
@@ -232,7 +262,9 @@ struct Waiting {
     sent: tokio::time::Instant,
     replies: usize,
     got: Vec<Value>,
-    done: oneshot::Sender<RedisResult<Vec<Value>>>,
+    /// Raw requests: how many of their replies are complete, and where the last one ends.
+    raw: Option<(usize, usize)>,
+    done: oneshot::Sender<RedisResult<Replies>>,
 }
 
 /// The connection's task: gathers ready requests into one write, hands replies back in order,
@@ -286,7 +318,8 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
                     waiting.push_back(Waiting {
                         sent,
                         replies: job.replies,
-                        got: Vec::with_capacity(job.replies),
+                        got: Vec::with_capacity(if job.raw { 0 } else { job.replies }),
+                        raw: job.raw.then_some((0, 0)),
                         done: job.done,
                     });
                 }
@@ -335,6 +368,25 @@ fn requeue() -> impl std::future::Future<Output = ()> {
 /// Hands every complete reply in `buf` to the oldest waiting request.
 fn dispatch(buf: &mut BytesMut, waiting: &mut VecDeque<Waiting>) -> Result<(), String> {
     loop {
+        if let Some(front) = waiting.front_mut()
+            && let Some((framed, end)) = &mut front.raw
+        {
+            // Frame the raw request's replies (resuming where the last read stopped); hand
+            // them over in one piece, without copying, when all are in.
+            while *framed < front.replies {
+                match reply_end(buf, *end).map_err(|e| e.to_string())? {
+                    Some(e) => {
+                        *end = e;
+                        *framed += 1;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            let raw = buf.split_to(*end).freeze();
+            let w = waiting.pop_front().expect("a front");
+            let _ = w.done.send(Ok(Replies::Raw(raw)));
+            continue;
+        }
         let Some((value, end)) = parse(buf, 0).map_err(|e| e.to_string())? else {
             return Ok(());
         };
@@ -345,7 +397,100 @@ fn dispatch(buf: &mut BytesMut, waiting: &mut VecDeque<Waiting>) -> Result<(), S
         front.got.push(value);
         if front.got.len() == front.replies {
             let w = waiting.pop_front().expect("a front");
-            let _ = w.done.send(Ok(w.got));
+            let _ = w.done.send(Ok(Replies::Values(w.got)));
+        }
+    }
+}
+
+/// Complete RESP replies as Redis sent them, read in order without allocating.
+pub struct RawReplies {
+    buf: Bytes,
+    pos: usize,
+}
+
+/// One reply that is not what the reader expected: an error reply's text, or a description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnexpectedReply(pub String);
+
+impl RawReplies {
+    fn new(buf: Bytes) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn head(&mut self) -> Result<(u8, &[u8]), UnexpectedReply> {
+        let (after, head) = line(&self.buf, self.pos)
+            .filter(|(_, h)| !h.is_empty())
+            .ok_or_else(|| UnexpectedReply("a truncated reply".into()))?;
+        self.pos = after;
+        Ok((head[0], &head[1..]))
+    }
+
+    fn length(s: &[u8]) -> Result<i64, UnexpectedReply> {
+        int(s).map_err(|e| UnexpectedReply(e.to_string()))
+    }
+
+    /// The next reply, which must be an array: its length (`None` for a nil array). An error
+    /// reply comes back as its text.
+    pub fn array(&mut self) -> Result<Option<usize>, UnexpectedReply> {
+        let start = self.pos;
+        match self.head()? {
+            (b'*', n) => {
+                let n = Self::length(n)?;
+                Ok((n >= 0).then_some(n as usize))
+            }
+            (b'-', text) => Err(UnexpectedReply(String::from_utf8_lossy(text).into_owned())),
+            _ => {
+                self.pos = start;
+                Err(UnexpectedReply(format!(
+                    "not an array: {}",
+                    self.describe_next()
+                )))
+            }
+        }
+    }
+
+    /// The next reply or array item, which must be a bulk string or nil: its bytes, as a range
+    /// of [`Self::bytes`].
+    pub fn bulk(&mut self) -> Result<Option<std::ops::Range<usize>>, UnexpectedReply> {
+        let start = self.pos;
+        match self.head()? {
+            (b'$', n) => {
+                let n = Self::length(n)?;
+                if n < 0 {
+                    return Ok(None);
+                }
+                let from = self.pos;
+                let to = from + n as usize;
+                if to + 2 > self.buf.len() {
+                    return Err(UnexpectedReply("a truncated reply".into()));
+                }
+                self.pos = to + 2;
+                Ok(Some(from..to))
+            }
+            (b'_', _) => Ok(None),
+            _ => {
+                self.pos = start;
+                Err(UnexpectedReply(format!(
+                    "not a bulk string: {}",
+                    self.describe_next()
+                )))
+            }
+        }
+    }
+
+    /// The bytes the ranges of [`Self::bulk`] point into.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    fn describe_next(&self) -> String {
+        let end = reply_end(&self.buf, self.pos)
+            .ok()
+            .flatten()
+            .unwrap_or(self.buf.len());
+        match redis::parse_redis_value(&self.buf[self.pos..end]) {
+            Ok(v) => format!("{v:?}"),
+            Err(e) => e.to_string(),
         }
     }
 }
@@ -509,5 +654,65 @@ mod tests {
             parse(b, 0).unwrap().unwrap(),
             (Value::BulkString(b"\r\n\r\n".to_vec()), b.len())
         );
+    }
+
+    fn waiting(replies: usize, raw: bool) -> (Waiting, oneshot::Receiver<RedisResult<Replies>>) {
+        let (done, rx) = oneshot::channel();
+        let w = Waiting {
+            sent: tokio::time::Instant::now(),
+            replies,
+            got: Vec::new(),
+            raw: raw.then_some((0, 0)),
+            done,
+        };
+        (w, rx)
+    }
+
+    #[test]
+    fn raw_replies_are_framed_across_reads_and_read_in_order() {
+        let wire: &[u8] =
+            b"*3\r\n$2\r\nab\r\n$-1\r\n$4\r\n\r\n\r\n\r\n-WRONGTYPE bad\r\n*1\r\n:5\r\n+OK\r\n";
+        let (raw, mut raw_rx) = waiting(3, true);
+        let (values, mut values_rx) = waiting(1, false);
+        let mut queue = VecDeque::from([raw, values]);
+        let mut buf = BytesMut::new();
+        // Byte by byte: the raw request completes when its third reply is in, not before.
+        let raw_end = wire.len() - b"+OK\r\n".len();
+        let mut got = None;
+        for (i, &b) in wire.iter().enumerate() {
+            buf.extend_from_slice(&[b]);
+            dispatch(&mut buf, &mut queue).unwrap();
+            if got.is_none() {
+                match raw_rx.try_recv() {
+                    Ok(Ok(Replies::Raw(bytes))) => got = Some((i + 1, bytes)),
+                    Ok(_) => panic!("raw replies were asked for"),
+                    Err(_) => {}
+                }
+            }
+        }
+        let (at, bytes) = got.expect("the raw request was answered");
+        assert_eq!(at, raw_end);
+        assert_eq!(&bytes[..], &wire[..raw_end]);
+        assert!(
+            matches!(values_rx.try_recv(), Ok(Ok(Replies::Values(v))) if v == vec![Value::Okay])
+        );
+        assert!(buf.is_empty() && queue.is_empty());
+
+        let mut r = RawReplies::new(bytes);
+        assert_eq!(r.array().unwrap(), Some(3));
+        let a = r.bulk().unwrap().unwrap();
+        assert_eq!(&r.bytes()[a], b"ab");
+        assert_eq!(r.bulk().unwrap(), None);
+        let crlf = r.bulk().unwrap().unwrap();
+        assert_eq!(&r.bytes()[crlf], b"\r\n\r\n");
+        assert_eq!(r.array().unwrap_err().0, "WRONGTYPE bad");
+        let not_bulk = r.bulk().unwrap_err().0;
+        assert!(not_bulk.starts_with("not a bulk string"), "{not_bulk}");
+        assert_eq!(
+            r.array().unwrap(),
+            Some(1),
+            "a failed read consumes nothing"
+        );
+        assert!(r.bulk().is_err(), "an integer is not a bulk string");
     }
 }

@@ -112,3 +112,46 @@ async fn unreachable_redis_is_a_clear_error() {
     .unwrap_err();
     assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
+
+/// A key holding something other than a hash (written by another program) fails the read with
+/// Redis's own reason; the store stays usable.
+#[tokio::test]
+async fn a_key_of_another_type_is_a_clear_read_error() {
+    use larder_online::{
+        entity_key::{EntityValue, KeyVersion, serialize_entity_key},
+        layout::ViewLayout,
+        store::{OnlineError, ViewRead},
+    };
+    let (_servers, port) = Servers::standalone();
+    let store = redis(RedisKind::Standalone, &format!("127.0.0.1:{port}")).await;
+    let layout = ViewLayout::new("proj", "v", vec!["f".into()]);
+    let key = |id| serialize_entity_key(&[("id", &EntityValue::Int64(id))], KeyVersion::V3);
+    let mut bad = key(1);
+    bad.extend_from_slice(b"proj");
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(bad)
+        .arg("not a hash")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let keys = [key(1)];
+    let read = ViewRead {
+        layout: &layout,
+        features: &[0],
+        keys: &keys,
+    };
+    let err = store.read(&[read]).await.unwrap_err();
+    assert!(
+        matches!(&err, OnlineError::Backend { message, .. } if message.contains("WRONGTYPE")),
+        "{err:?}"
+    );
+    let keys = [key(2)];
+    let read = ViewRead {
+        layout: &layout,
+        features: &[0],
+        keys: &keys,
+    };
+    assert_eq!(store.read(&[read]).await.unwrap(), vec![vec![None]]);
+}

@@ -14,7 +14,8 @@ use crate::service::online::OnlineResponse;
 
 pub fn online_response(resp: &OnlineResponse) -> String {
     let rows = resp.columns.first().map_or(0, |c| c.values.len());
-    let mut out = String::with_capacity(64 + resp.columns.len() * (48 + rows * 48));
+    // A cell is ~55 bytes when its value is a float (value, status and timestamp).
+    let mut out = String::with_capacity(64 + resp.columns.len() * (48 + rows * 64));
     out.push_str("{\"results\":[");
     let mut last_ts: Option<Timestamp> = None;
     let mut last_text = String::new();
@@ -83,7 +84,18 @@ pub fn online_response(resp: &OnlineResponse) -> String {
 }
 
 fn string(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    // Most names and values need no escape; then serde_json's output is the text in quotes.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    }
+}
+
+fn int(out: &mut String, i: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(i));
 }
 
 fn float(out: &mut String, x: f64) {
@@ -138,12 +150,8 @@ pub fn value(out: &mut String, v: &Value) {
     };
     match val {
         Val::NullVal(_) | Val::ScalarMapVal(_) => out.push_str("null"),
-        Val::Int32Val(i) => {
-            let _ = write!(out, "{i}");
-        }
-        Val::Int64Val(i) | Val::UnixTimestampVal(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Val::Int32Val(i) => int(out, *i),
+        Val::Int64Val(i) | Val::UnixTimestampVal(i) => int(out, *i),
         Val::FloatVal(f) => float(out, *f as f64),
         Val::DoubleVal(d) => float(out, *d),
         Val::BoolVal(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -164,18 +172,10 @@ pub fn value(out: &mut String, v: &Value) {
         | Val::UuidSetVal(l)
         | Val::TimeUuidSetVal(l)
         | Val::DecimalSetVal(l) => list(out, &l.val, |o, s| string(o, s)),
-        Val::Int32ListVal(l) => list(out, &l.val, |o, i| {
-            let _ = write!(o, "{i}");
-        }),
-        Val::Int32SetVal(l) => list(out, &l.val, |o, i| {
-            let _ = write!(o, "{i}");
-        }),
-        Val::Int64ListVal(l) | Val::UnixTimestampListVal(l) => list(out, &l.val, |o, i| {
-            let _ = write!(o, "{i}");
-        }),
-        Val::Int64SetVal(l) | Val::UnixTimestampSetVal(l) => list(out, &l.val, |o, i| {
-            let _ = write!(o, "{i}");
-        }),
+        Val::Int32ListVal(l) => list(out, &l.val, |o, i| int(o, *i)),
+        Val::Int32SetVal(l) => list(out, &l.val, |o, i| int(o, *i)),
+        Val::Int64ListVal(l) | Val::UnixTimestampListVal(l) => list(out, &l.val, |o, i| int(o, *i)),
+        Val::Int64SetVal(l) | Val::UnixTimestampSetVal(l) => list(out, &l.val, |o, i| int(o, *i)),
         Val::DoubleListVal(l) => list(out, &l.val, |o, d| float(o, *d)),
         Val::DoubleSetVal(l) => list(out, &l.val, |o, d| float(o, *d)),
         Val::FloatListVal(l) => list(out, &l.val, |o, f| float(o, *f as f64)),
@@ -205,23 +205,47 @@ pub fn timestamp(out: &mut String, t: &Timestamp) {
     let days = t.seconds.div_euclid(86_400);
     let secs = t.seconds.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    let n = t.nanos.max(0);
+    if (0..=9999).contains(&y) {
+        digits(out, y as u64, 4);
+    } else {
+        let _ = write!(out, "{y:04}");
+    }
+    out.push('-');
+    digits(out, m.into(), 2);
+    out.push('-');
+    digits(out, d.into(), 2);
+    out.push('T');
+    let secs = secs as u64;
+    digits(out, secs / 3600, 2);
+    out.push(':');
+    digits(out, secs / 60 % 60, 2);
+    out.push(':');
+    digits(out, secs % 60, 2);
+    let n = t.nanos.max(0) as u64;
     if n == 0 {
-    } else if n % 1_000_000 == 0 {
-        let _ = write!(out, ".{:03}", n / 1_000_000);
-    } else if n % 1_000 == 0 {
-        let _ = write!(out, ".{:06}", n / 1_000);
+    } else if n.is_multiple_of(1_000_000) {
+        out.push('.');
+        digits(out, n / 1_000_000, 3);
+    } else if n.is_multiple_of(1_000) {
+        out.push('.');
+        digits(out, n / 1_000, 6);
+    } else if n < 1_000_000_000 {
+        out.push('.');
+        digits(out, n, 9);
     } else {
         let _ = write!(out, ".{n:09}");
     }
     out.push('Z');
+}
+
+/// `v` in exactly `width` decimal digits (`v < 10^width`), zero-padded.
+fn digits(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 9];
+    for slot in buf[..width].iter_mut().rev() {
+        *slot = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    out.push_str(std::str::from_utf8(&buf[..width]).expect("ASCII digits"));
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -329,5 +353,47 @@ mod tests {
             t(1_618_225_182, 123_456_789),
             "2021-04-12T10:59:42.123456789Z"
         );
+    }
+
+    #[test]
+    fn timestamps_agree_with_chrono_across_the_calendar() {
+        // Seconds from year 1 to 9999 in uneven steps, each with every fraction rule.
+        let mut seconds = -62_135_596_800i64;
+        while seconds < 253_402_300_799 {
+            for nanos in [0, 7_000_000, 120_000, 5] {
+                let mut s = String::new();
+                timestamp(&mut s, &Timestamp { seconds, nanos });
+                let dt = chrono::DateTime::from_timestamp(seconds, nanos as u32).expect("in range");
+                let fraction = match nanos {
+                    0 => "",
+                    n if n % 1_000_000 == 0 => "%.3f",
+                    n if n % 1_000 == 0 => "%.6f",
+                    _ => "%.9f",
+                };
+                let want = dt
+                    .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}Z"))
+                    .to_string();
+                assert_eq!(s, want, "{seconds} {nanos}");
+            }
+            seconds += 86_400 * 97 + 3_671;
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "plain",
+            "",
+            "q\"uote",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "ünïcödé ✓",
+            "del\u{7f}",
+        ] {
+            let mut out = String::new();
+            string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
     }
 }

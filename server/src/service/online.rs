@@ -4,7 +4,7 @@
 //! column as Feast does (join-key columns first, then each view's features).
 
 use std::{
-    collections::HashMap,
+    collections::HashMap as StdHashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -27,6 +27,11 @@ use larder_registry::{
     model::{Catalog, ViewKind},
 };
 use prost_types::Timestamp;
+
+/// The index's maps are looked up with request strings on every request: a fast keyed hash
+/// (foldhash, seeded per process) instead of SipHash. Lookups never insert, so request
+/// strings cannot grow a table.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::error::{ErrorCode, ServiceError};
 
@@ -137,10 +142,10 @@ impl ServingIndex {
     ) -> Self {
         let mut index = ServingIndex {
             generation,
-            views: HashMap::new(),
-            services: HashMap::new(),
-            join_key_types: HashMap::new(),
-            entity_join_keys: HashMap::new(),
+            views: HashMap::default(),
+            services: HashMap::default(),
+            join_key_types: HashMap::default(),
+            entity_join_keys: HashMap::default(),
             error: None,
         };
         let catalog = match Catalog::new(snapshot, &cfg.project) {
@@ -434,6 +439,7 @@ impl OnlineService {
                         "No features specified for retrieval",
                     ));
                 }
+                let mut last: Option<usize> = None;
                 for r in refs {
                     let (view_name, feature) = r.split_once(':').filter(|(v, f)| !v.is_empty() && !f.is_empty() && !f.contains(':')).ok_or_else(|| {
                         ServiceError::bad_request(format!(
@@ -448,20 +454,32 @@ impl OnlineService {
                             ),
                         ));
                     }
-                    let plan = view(view_name)?;
-                    let idx = feature_index(plan, feature, view_name)?;
-                    match wanted.iter_mut().find(|w| w.plan.name == view_name) {
-                        Some(w) => {
+                    // References mostly come grouped by view: the previous one's view is
+                    // checked first.
+                    let at = match last {
+                        Some(i) if wanted[i].plan.name == view_name => Some(i),
+                        _ => wanted.iter().position(|w| w.plan.name == view_name),
+                    };
+                    match at {
+                        Some(i) => {
+                            let w = &mut wanted[i];
+                            let idx = feature_index(w.plan, feature, view_name)?;
                             if !w.features.contains(&idx) {
                                 w.features.push(idx);
                             }
+                            last = Some(i);
                         }
-                        None => wanted.push(Wanted {
-                            plan,
-                            alias: None,
-                            features: vec![idx],
-                            join_key_map: Vec::new(),
-                        }),
+                        None => {
+                            let plan = view(view_name)?;
+                            let idx = feature_index(plan, feature, view_name)?;
+                            wanted.push(Wanted {
+                                plan,
+                                alias: None,
+                                features: vec![idx],
+                                join_key_map: Vec::new(),
+                            });
+                            last = Some(wanted.len() - 1);
+                        }
                     }
                 }
             }
@@ -493,17 +511,25 @@ impl OnlineService {
                 });
             }
         }
-        if !req.full_feature_names {
-            let mut seen = std::collections::HashSet::new();
-            if let Some(dup) = feature_names.iter().find(|n| !seen.insert(n.as_str())) {
-                return Err(ServiceError::feast(
-                    ErrorCode::BadRequest,
-                    "FeatureNameCollisionError",
-                    format!(
-                        "Duplicate features named {dup} found.\nTo resolve this collision, either use the full feature name by setting 'full_feature_names=True', or ensure that the features in question have different names."
-                    ),
-                ));
+        // One view's references are deduplicated and its feature names are distinct (unless
+        // the registry says otherwise): only several views or a service can repeat a name.
+        let may_repeat = match (&req.selection, wanted.as_slice()) {
+            (FeatureSelection::Refs(_), [w]) => {
+                w.plan.feature_index.len() != w.plan.layout.features.len()
             }
+            _ => true,
+        };
+        if !req.full_feature_names
+            && may_repeat
+            && let Some(dup) = first_repeat(&feature_names)
+        {
+            return Err(ServiceError::feast(
+                ErrorCode::BadRequest,
+                "FeatureNameCollisionError",
+                format!(
+                    "Duplicate features named {dup} found.\nTo resolve this collision, either use the full feature name by setting 'full_feature_names=True', or ensure that the features in question have different names."
+                ),
+            ));
         }
 
         // Entity columns: entity names become join keys; a later column replaces an earlier one.
@@ -526,7 +552,8 @@ impl OnlineService {
         // Entity keys per wanted view, deduplicated.
         let mut missing: Vec<String> = Vec::new();
         let mut per_view: Vec<(Vec<Vec<u8>>, Vec<usize>)> = Vec::with_capacity(wanted.len());
-        let mut echo_types: HashMap<String, ValueType> = HashMap::new();
+        // Join key column -> type, in first-use order (a handful: a list, not a map).
+        let mut echo_types: Vec<(&str, ValueType)> = Vec::new();
         for w in &wanted {
             if w.plan.entityless {
                 per_view.push((vec![entityless_key(self.config.key_version)], vec![0; rows]));
@@ -539,7 +566,9 @@ impl OnlineService {
                     .iter()
                     .find(|(k, _)| k == jk)
                     .map_or(jk.as_str(), |(_, c)| c.as_str());
-                echo_types.entry(col.to_owned()).or_insert(*t);
+                if !echo_types.iter().any(|(c, _)| *c == col) {
+                    echo_types.push((col, *t));
+                }
                 match column(col) {
                     Some(values) => key_columns.push((jk.as_str(), col, *t, values)),
                     None => missing.push(col.to_owned()),
@@ -549,7 +578,8 @@ impl OnlineService {
                 continue;
             }
             let mut keys: Vec<Vec<u8>> = Vec::new();
-            let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+            // Only a request of several rows can repeat a key.
+            let mut seen: HashMap<Vec<u8>, usize> = HashMap::default();
             let mut row_key = Vec::with_capacity(rows);
             let mut typed: Vec<EntityValue> = Vec::with_capacity(key_columns.len());
             for row in 0..rows {
@@ -566,6 +596,11 @@ impl OnlineService {
                     .collect();
                 let key = serialize_entity_key(&pairs, self.config.key_version);
                 let next = keys.len();
+                if rows == 1 {
+                    keys.push(key);
+                    row_key.push(next);
+                    continue;
+                }
                 let slot = *seen.entry(key.clone()).or_insert_with(|| {
                     keys.push(key);
                     next
@@ -613,7 +648,9 @@ impl OnlineService {
         };
         for (name, values) in &columns {
             let Some(t) = echo_types
-                .get(name)
+                .iter()
+                .find(|(c, _)| c == name)
+                .map(|(_, t)| t)
                 .or_else(|| index.join_key_types.get(name))
             else {
                 continue;
@@ -689,6 +726,18 @@ impl OnlineService {
         self.metrics.entity_count.record(rows as f64);
         Ok(out)
     }
+}
+
+/// The first name equal to an earlier one (Feast names that one in its collision error).
+fn first_repeat(names: &[String]) -> Option<&String> {
+    // A request names a few dozen features at most: comparing beats hashing every name.
+    if names.len() <= 64 {
+        return (1..names.len())
+            .find(|&i| names[..i].contains(&names[i]))
+            .map(|i| &names[i]);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.iter().find(|n| !seen.insert(n.as_str()))
 }
 
 /// Converts a request value to the join key's type, as Feast converts JSON entity values
