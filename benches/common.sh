@@ -5,11 +5,45 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CACHE=${LARDER_CACHE:-$HOME/.cache/larder}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target}
 VENV=${LARDER_FEAST_VENV:-$CACHE/feast-venv}
-cargo build --release -q -p larder-server
-LARDER=$CARGO_TARGET_DIR/release/larder
+# LARDER=/path/to/larder measures another build (an A/B against an older commit, say).
+if [ -z "${LARDER:-}" ]; then
+  cargo build --release -q -p larder-server
+  LARDER=$CARGO_TARGET_DIR/release/larder
+fi
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The serving benchmarks' data: redis-server on a free port ($REDIS_PORT, $REDIS_PID) and the
+# benchmark repo in $work/repo, applied and materialized into it by Feast.
+serving_repo() {
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+  REDIS_PID=$!
+  pids+=("$REDIS_PID")
+  sleep 0.5
+  "$VENV/bin/python" benches/make_bench_repo.py "$work/repo" --redis-port "$REDIS_PORT"
+  (cd "$work/repo" && PYTHONWARNINGS=ignore "$VENV/bin/feast" apply >/dev/null && \
+    PYTHONWARNINGS=ignore "$VENV/bin/feast" materialize 2026-11-27T00:00:00 2026-11-29T00:00:00 >/dev/null)
+}
+
+# Request bodies: $work/one.jsonl (1,000 single-driver lookups of 10 features) and
+# $work/hundred.jsonl (100 lookups of 100 drivers x 50 features).
+request_bodies() {
+  python3 - "$work" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+random.seed(1)
+with open(f"{work}/one.jsonl", "w") as f:
+    for _ in range(1000):
+        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(10)],
+                            "entities": {"driver_id": [random.randint(1, 10000)]}}) + "\n")
+with open(f"{work}/hundred.jsonl", "w") as f:
+    for _ in range(100):
+        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(50)],
+                            "entities": {"driver_id": random.sample(range(1, 10001), 100)}}) + "\n")
+PY
+}

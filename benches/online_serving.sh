@@ -22,14 +22,7 @@ cargo build --release -q -p larder-loadgen
 LOADGEN=$CARGO_TARGET_DIR/release/loadgen
 wait_http() { for _ in $(seq 1 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return; sleep 0.2; done; echo "$1 not healthy"; exit 1; }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
-REDIS_PID=$!
-pids+=("$REDIS_PID")
-sleep 0.5
-"$VENV/bin/python" benches/make_bench_repo.py "$work/repo" --redis-port "$REDIS_PORT"
-(cd "$work/repo" && PYTHONWARNINGS=ignore "$VENV/bin/feast" apply >/dev/null && \
-  PYTHONWARNINGS=ignore "$VENV/bin/feast" materialize 2026-11-27T00:00:00 2026-11-29T00:00:00 >/dev/null)
+serving_repo
 
 FEAST_PORT=$(free_port); LARDER_PORT=$(free_port)
 (cd "$work/repo" && PYTHONWARNINGS=ignore exec "$VENV/bin/feast" serve -h 127.0.0.1 -p "$FEAST_PORT" -w 2 --no-access-log >/dev/null 2>&1) &
@@ -40,19 +33,7 @@ LARDER_PID=$!
 pids+=("$LARDER_PID")
 wait_http "http://127.0.0.1:$LARDER_PORT"; wait_http "http://127.0.0.1:$FEAST_PORT"
 
-python3 - "$work" <<'PY'
-import json, random, sys
-work = sys.argv[1]
-random.seed(1)
-with open(f"{work}/one.jsonl", "w") as f:
-    for _ in range(1000):
-        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(10)],
-                            "entities": {"driver_id": [random.randint(1, 10000)]}}) + "\n")
-with open(f"{work}/hundred.jsonl", "w") as f:
-    for _ in range(100):
-        f.write(json.dumps({"features": [f"bench_fv:f{i}" for i in range(50)],
-                            "entities": {"driver_id": random.sample(range(1, 10001), 100)}}) + "\n")
-PY
+request_bodies
 
 # One raw hash per shape, fields and value sizes like the stored ones (4-byte names, 5-byte values).
 redis-cli -p "$REDIS_PORT" eval "for i=0,49 do redis.call('HSET', KEYS[1], string.format('%04d', i), 'vvvvv') end redis.call('HSET', KEYS[1], '_ts:bench_fv', 'tttttttttttt') return 1" 1 rawkey >/dev/null

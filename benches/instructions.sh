@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# CPU instructions Larder executes per get-online-features request, counted by valgrind's
+# callgrind: the same binary and requests give the same count whatever else the machine is
+# doing, so this tracks the request path's cost where wall-clock figures swing with the host.
+# One serving thread (-w 1), Redis with the benchmark repo's data (Feast materialized it); the
+# counter is reset after a warm-up and read after REQUESTS requests of each shape, sent at a
+# low fixed rate by benches/loadgen (the count includes the runtime's own wake-ups).
+# Usage: benches/instructions.sh   (env: REQUESTS=2000; a tenth as many of 100x50)
+# Needs what scripts/test installs (Feast venv, redis-server); installs valgrind if missing.
+set -euo pipefail
+REQUESTS=${REQUESTS:-2000}
+command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null; }
+# shellcheck source=benches/common.sh
+. "$(dirname "$0")/common.sh"
+cargo build --release -q -p larder-loadgen
+LOADGEN=$CARGO_TARGET_DIR/release/loadgen
+
+serving_repo
+request_bodies
+
+PORT=$(free_port)
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$LARDER" -c "$work/repo" serve -p "$PORT" -w 1 \
+  >"$work/serve.log" 2>&1 &
+VG=$!
+pids+=("$VG")
+for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.2; done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" || { cat "$work/serve.log"; exit 1; }
+
+# Requests Larder has answered (its own counter; read outside the counted stretch).
+served() {
+  curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^feast_online_features_request_total / {print int($2)}'
+}
+count() { # shape bodies rate requests -> "shape,requests,instructions,per request"
+  local seconds
+  "$LOADGEN" "http://127.0.0.1:$PORT/get-online-features" "$2" "$3" 1 4 >/dev/null
+  local before; before=$(served)
+  callgrind_control -z "$VG" >/dev/null 2>&1
+  seconds=$(( ($4 + $3 - 1) / $3 ))
+  local out; out=$("$LOADGEN" "http://127.0.0.1:$PORT/get-online-features" "$2" "$3" "$seconds" 4)
+  [ "$(echo "$out" | cut -d, -f8)" = 0 ] || { echo "errors: $out"; exit 1; }
+  callgrind_control -d "$VG" >/dev/null 2>&1
+  local sent=$(( $(served) - before ))
+  local file; file=$(ls -t "$work"/cg.* | head -1)
+  local total; total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  rm -f "$file"
+  echo "$1,$sent,$total,$(( total / sent ))"
+}
+echo "shape,requests,instructions,instructions_per_request"
+count 1x10 "$work/one.jsonl" 200 "$REQUESTS"
+count 100x50 "$work/hundred.jsonl" 10 "$(( REQUESTS / 10 ))"
