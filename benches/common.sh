@@ -47,3 +47,18 @@ with open(f"{work}/hundred.jsonl", "w") as f:
                             "entities": {"driver_id": random.sample(range(1, 10001), 100)}}) + "\n")
 PY
 }
+
+# $work/grpc.bin: one gRPC-framed ServingService/GetOnlineFeatures request (driver 4242, 10
+# features), for h2load.
+grpc_body() {
+  "$VENV/bin/python" - "$work/grpc.bin" <<'PY'
+import struct, sys
+from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesRequest
+from feast.protos.feast.types.Value_pb2 import Value
+r = GetOnlineFeaturesRequest()
+r.features.val.extend([f"bench_fv:f{i}" for i in range(10)])
+r.entities["driver_id"].val.append(Value(int64_val=4242))
+b = r.SerializeToString()
+open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(b)) + b)
+PY
+}

@@ -10,6 +10,7 @@
 set -euo pipefail
 REQUESTS=${REQUESTS:-2000}
 command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null; }
+command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 # shellcheck source=benches/common.sh
 . "$(dirname "$0")/common.sh"
 cargo build --release -q -p larder-loadgen
@@ -17,6 +18,7 @@ LOADGEN=$CARGO_TARGET_DIR/release/loadgen
 
 serving_repo
 request_bodies
+grpc_body
 
 PORT=$(free_port)
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$LARDER" -c "$work/repo" serve -p "$PORT" -w 1 \
@@ -30,6 +32,16 @@ curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" || { cat "$work/serve.log"
 served() {
   curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^feast_online_features_request_total / {print int($2)}'
 }
+# Dumps the counters; prints "shape,requests,instructions,per request" for the requests Larder
+# answered since `before`.
+dump() {
+  callgrind_control -d "$VG" >/dev/null 2>&1
+  local sent=$(( $(served) - $2 ))
+  local file; file=$(ls -t "$work"/cg.* | head -1)
+  local total; total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  rm -f "$file"
+  echo "$1,$sent,$total,$(( total / sent ))"
+}
 count() { # shape bodies rate requests -> "shape,requests,instructions,per request"
   local seconds
   "$LOADGEN" "http://127.0.0.1:$PORT/get-online-features" "$2" "$3" 1 4 >/dev/null
@@ -38,13 +50,20 @@ count() { # shape bodies rate requests -> "shape,requests,instructions,per reque
   seconds=$(( ($4 + $3 - 1) / $3 ))
   local out; out=$("$LOADGEN" "http://127.0.0.1:$PORT/get-online-features" "$2" "$3" "$seconds" 4)
   [ "$(echo "$out" | cut -d, -f8)" = 0 ] || { echo "errors: $out"; exit 1; }
-  callgrind_control -d "$VG" >/dev/null 2>&1
-  local sent=$(( $(served) - before ))
-  local file; file=$(ls -t "$work"/cg.* | head -1)
-  local total; total=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-  rm -f "$file"
-  echo "$1,$sent,$total,$(( total / sent ))"
+  dump "$1" "$before"
+}
+# gRPC: the 1 x 10 lookup over one h2 connection, one stream at a time (h2load -n).
+count_grpc() {
+  local url="http://127.0.0.1:$PORT/feast.serving.ServingService/GetOnlineFeatures"
+  local h2=(h2load -c 1 -m 1 -t 1 -d "$work/grpc.bin" -H 'content-type: application/grpc' -H 'te: trailers')
+  "${h2[@]}" -n 20 "$url" >/dev/null
+  local before; before=$(served)
+  callgrind_control -z "$VG" >/dev/null 2>&1
+  local out; out=$("${h2[@]}" -n "$1" "$url")
+  echo "$out" | grep -q " 0 failed, 0 errored" || { echo "$out"; exit 1; }
+  dump "1x10 gRPC" "$before"
 }
 echo "shape,requests,instructions,instructions_per_request"
 count 1x10 "$work/one.jsonl" 200 "$REQUESTS"
 count 100x50 "$work/hundred.jsonl" 10 "$(( REQUESTS / 10 ))"
+count_grpc "$REQUESTS"

@@ -64,16 +64,7 @@ F1=$(run_wrk feast "http://127.0.0.1:$FEAST_PORT" "$work/one.jsonl"); echo "1x10
 R1=$(run_redis 1 $F10); echo "1x10,redis-benchmark HMGET,${R1// /,}"
 # The same lookup over gRPC (ServingService/GetOnlineFeatures), one request body, h2load with
 # one stream per connection; h2load reports the mean, not percentiles.
-"$VENV/bin/python" - "$work/grpc.bin" <<'PY'
-import struct, sys
-from feast.protos.feast.serving.ServingService_pb2 import GetOnlineFeaturesRequest
-from feast.protos.feast.types.Value_pb2 import Value
-r = GetOnlineFeaturesRequest()
-r.features.val.extend([f"bench_fv:f{i}" for i in range(10)])
-r.entities["driver_id"].val.append(Value(int64_val=4242))
-b = r.SerializeToString()
-open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(b)) + b)
-PY
+grpc_body
 GRPC_URL="http://127.0.0.1:$LARDER_PORT/feast.serving.ServingService/GetOnlineFeatures"
 curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' --data-binary "@$work/grpc.bin" \
   -D "$work/grpc.head" -o /dev/null "$GRPC_URL"
