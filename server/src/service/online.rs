@@ -28,12 +28,12 @@ use larder_registry::{
 };
 use prost_types::Timestamp;
 
-/// The index's maps are looked up with request strings on every request: a fast keyed hash
-/// (foldhash, seeded per process) instead of SipHash. Lookups never insert, so request
-/// strings cannot grow a table.
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
-
 use crate::error::{ErrorCode, ServiceError};
+
+/// The index's maps are looked up with request strings on every request: a fast keyed hash
+/// (foldhash, seeded per process) instead of SipHash. Requests only look these maps up, so
+/// request strings cannot grow a table.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 /// A request scalar, from JSON or from a gRPC `Value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -578,8 +578,9 @@ impl OnlineService {
                 continue;
             }
             let mut keys: Vec<Vec<u8>> = Vec::new();
-            // Only a request of several rows can repeat a key.
-            let mut seen: HashMap<Vec<u8>, usize> = HashMap::default();
+            // Only a request of several rows can repeat a key. Request data is inserted here:
+            // the standard (DoS-resistant) hasher.
+            let mut seen: StdHashMap<Vec<u8>, usize> = StdHashMap::new();
             let mut row_key = Vec::with_capacity(rows);
             let mut typed: Vec<EntityValue> = Vec::with_capacity(key_columns.len());
             for row in 0..rows {
