@@ -393,13 +393,18 @@ impl RedisOnlineStore {
         cmds
     }
 
-    /// The same HMGETs on a standalone or sentinel-named server: encoded straight into one
-    /// buffer, the replies read from the bytes Redis sent.
-    async fn hmget_raw(
-        &self,
-        pipe: Pipe,
-        reads: &[ViewRead<'_>],
-    ) -> Result<RawReplies, OnlineError> {
+    /// Sends the HMGETs of `reads` in one round trip. Standalone and sentinel-named servers
+    /// get them encoded straight into one buffer and answer with bytes read in place; a
+    /// cluster routes each command by its key.
+    async fn hmget(&self, reads: &[ViewRead<'_>]) -> Result<HmgetReplies, OnlineError> {
+        let pipe = match &self.conn {
+            Conn::Standalone(p) => p.clone(),
+            Conn::Sentinel(s) => s.get().await.map_err(|e| self.unavailable(e))?,
+            Conn::Cluster(_) => {
+                let replies = self.exec(Self::hmget_cmds(reads)).await?;
+                return Ok(HmgetReplies::Values(replies.into_iter()));
+            }
+        };
         let per_key = |r: &ViewRead<'_>| 48 + r.layout.redis_ts_field.len() + 10 * r.features.len();
         let mut buf = Vec::with_capacity(reads.iter().map(|r| r.keys.len() * per_key(r)).sum());
         let mut n = 0;
@@ -410,11 +415,45 @@ impl RedisOnlineStore {
             }
         }
         match pipe.request_raw(buf, n).await {
-            Ok(v) => Ok(v),
+            Ok(replies) => Ok(HmgetReplies::Raw {
+                replies,
+                fields: Vec::new(),
+            }),
             Err(e) => Err(match &self.conn {
                 Conn::Sentinel(s) => self.sentinel_failed(s, e).await,
                 _ => self.unavailable(e),
             }),
+        }
+    }
+
+    /// The next entity's record of view read `r`.
+    fn next_record(
+        &self,
+        replies: &mut HmgetReplies,
+        r: &ViewRead<'_>,
+    ) -> Result<Option<Record>, OnlineError> {
+        match replies {
+            HmgetReplies::Values(values) => {
+                let reply = values
+                    .next()
+                    .ok_or_else(|| self.hmget_failed("fewer replies than commands".into()))?;
+                let RV::Array(fields) = reply else {
+                    return Err(self.hmget_failed(format!("unexpected reply {reply:?}")));
+                };
+                self.record(r, &fields, as_bytes)
+            }
+            HmgetReplies::Raw { replies, fields } => {
+                fields.clear();
+                let n = replies
+                    .array()
+                    .map_err(|e| self.hmget_failed(e.0))?
+                    .unwrap_or(0);
+                for _ in 0..n {
+                    fields.push(replies.bulk().map_err(|e| self.hmget_failed(e.0))?);
+                }
+                let b = replies.bytes();
+                self.record(r, fields, |f| f.clone().map(|x| &b[x]))
+            }
         }
     }
 
@@ -589,6 +628,16 @@ fn as_bytes(v: &RV) -> Option<&[u8]> {
     }
 }
 
+/// HMGET replies as they come back: decoded by redis-rs (cluster), or the bytes Redis sent,
+/// read in place (`fields`: the current reply's field ranges, reused from key to key).
+enum HmgetReplies {
+    Values(std::vec::IntoIter<RV>),
+    Raw {
+        replies: RawReplies,
+        fields: Vec<Option<std::ops::Range<usize>>>,
+    },
+}
+
 /// Appends `HMGET <key><project> <fields...> <_ts field>` in RESP.
 fn pack_hmget(buf: &mut Vec<u8>, key: &[u8], r: &ViewRead<'_>) {
     let mut n = itoa::Buffer::new();
@@ -640,45 +689,12 @@ impl OnlineStore for RedisOnlineStore {
     }
 
     async fn read(&self, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
-        let pipe = match &self.conn {
-            Conn::Standalone(p) => Some(p.clone()),
-            Conn::Sentinel(s) => Some(s.get().await.map_err(|e| self.unavailable(e))?),
-            Conn::Cluster(_) => None,
-        };
+        let mut replies = self.hmget(reads).await?;
         let mut out = Vec::with_capacity(reads.len());
-        let Some(pipe) = pipe else {
-            // A cluster routes each command by its key.
-            let mut replies = self.exec(Self::hmget_cmds(reads)).await?.into_iter();
-            for r in reads {
-                let mut view_out = Vec::with_capacity(r.keys.len());
-                for _ in r.keys {
-                    let reply = replies
-                        .next()
-                        .ok_or_else(|| self.hmget_failed("fewer replies than commands".into()))?;
-                    let RV::Array(fields) = reply else {
-                        return Err(self.hmget_failed(format!("unexpected reply {reply:?}")));
-                    };
-                    view_out.push(self.record(r, &fields, as_bytes)?);
-                }
-                out.push(view_out);
-            }
-            return Ok(out);
-        };
-        let mut replies = self.hmget_raw(pipe, reads).await?;
-        let mut fields: Vec<Option<std::ops::Range<usize>>> = Vec::new();
         for r in reads {
             let mut view_out = Vec::with_capacity(r.keys.len());
             for _ in r.keys {
-                fields.clear();
-                let n = replies
-                    .array()
-                    .map_err(|e| self.hmget_failed(e.0))?
-                    .unwrap_or(0);
-                for _ in 0..n {
-                    fields.push(replies.bulk().map_err(|e| self.hmget_failed(e.0))?);
-                }
-                let b = replies.bytes();
-                view_out.push(self.record(r, &fields, |f| f.clone().map(|x| &b[x]))?);
+                view_out.push(self.next_record(&mut replies, r)?);
             }
             out.push(view_out);
         }

@@ -258,12 +258,28 @@ async fn handshake(stream: &mut TcpStream, c: &PipeConfig) -> RedisResult<()> {
     Ok(())
 }
 
+/// What a waiting request has received so far.
+enum Got {
+    /// Its replies, decoded.
+    Values(Vec<Value>),
+    /// A raw request: how many of its replies are complete, and where the last one ends.
+    Raw { framed: usize, end: usize },
+}
+
+impl Got {
+    fn new(raw: bool, replies: usize) -> Self {
+        if raw {
+            Got::Raw { framed: 0, end: 0 }
+        } else {
+            Got::Values(Vec::with_capacity(replies))
+        }
+    }
+}
+
 struct Waiting {
     sent: tokio::time::Instant,
     replies: usize,
-    got: Vec<Value>,
-    /// Raw requests: how many of their replies are complete, and where the last one ends.
-    raw: Option<(usize, usize)>,
+    got: Got,
     done: oneshot::Sender<RedisResult<Replies>>,
 }
 
@@ -318,8 +334,7 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
                     waiting.push_back(Waiting {
                         sent,
                         replies: job.replies,
-                        got: Vec::with_capacity(if job.raw { 0 } else { job.replies }),
-                        raw: job.raw.then_some((0, 0)),
+                        got: Got::new(job.raw, job.replies),
                         done: job.done,
                     });
                 }
@@ -368,37 +383,41 @@ fn requeue() -> impl std::future::Future<Output = ()> {
 /// Hands every complete reply in `buf` to the oldest waiting request.
 fn dispatch(buf: &mut BytesMut, waiting: &mut VecDeque<Waiting>) -> Result<(), String> {
     loop {
-        if let Some(front) = waiting.front_mut()
-            && let Some((framed, end)) = &mut front.raw
-        {
-            // Frame the raw request's replies (resuming where the last read stopped); hand
-            // them over in one piece, without copying, when all are in.
-            while *framed < front.replies {
-                match reply_end(buf, *end).map_err(|e| e.to_string())? {
-                    Some(e) => {
-                        *end = e;
-                        *framed += 1;
-                    }
-                    None => return Ok(()),
-                }
-            }
-            let raw = buf.split_to(*end).freeze();
-            let w = waiting.pop_front().expect("a front");
-            let _ = w.done.send(Ok(Replies::Raw(raw)));
-            continue;
-        }
-        let Some((value, end)) = parse(buf, 0).map_err(|e| e.to_string())? else {
-            return Ok(());
-        };
         let Some(front) = waiting.front_mut() else {
-            return Err("redis sent a reply nobody asked for".into());
+            return match parse(buf, 0).map_err(|e| e.to_string())? {
+                Some(_) => Err("redis sent a reply nobody asked for".into()),
+                None => Ok(()),
+            };
         };
-        buf.advance(end);
-        front.got.push(value);
-        if front.got.len() == front.replies {
-            let w = waiting.pop_front().expect("a front");
-            let _ = w.done.send(Ok(Replies::Values(w.got)));
-        }
+        let replies = match &mut front.got {
+            Got::Raw { framed, end } => {
+                // Frame the replies (resuming where the last read stopped); hand them over in
+                // one piece, without copying, when all are in.
+                while *framed < front.replies {
+                    match reply_end(buf, *end).map_err(|e| e.to_string())? {
+                        Some(e) => {
+                            *end = e;
+                            *framed += 1;
+                        }
+                        None => return Ok(()),
+                    }
+                }
+                Replies::Raw(buf.split_to(*end).freeze())
+            }
+            Got::Values(got) => {
+                let Some((value, end)) = parse(buf, 0).map_err(|e| e.to_string())? else {
+                    return Ok(());
+                };
+                buf.advance(end);
+                got.push(value);
+                if got.len() < front.replies {
+                    continue;
+                }
+                Replies::Values(std::mem::take(got))
+            }
+        };
+        let w = waiting.pop_front().expect("a front");
+        let _ = w.done.send(Ok(replies));
     }
 }
 
@@ -661,8 +680,7 @@ mod tests {
         let w = Waiting {
             sent: tokio::time::Instant::now(),
             replies,
-            got: Vec::new(),
-            raw: raw.then_some((0, 0)),
+            got: Got::new(raw, replies),
             done,
         };
         (w, rx)
