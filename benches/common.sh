@@ -15,6 +15,19 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+# need CMD PACKAGE: installs Debian's PACKAGE when CMD is missing.
+need() { command -v "$1" >/dev/null || apt-get install -y -qq "$2" >/dev/null; }
+# $LOADGEN: benches/loadgen, built in release.
+with_loadgen() { cargo build --release -q -p larder-loadgen; LOADGEN=$CARGO_TARGET_DIR/release/loadgen; }
+# wait_http URL [SECONDS]: until URL/health answers 200 (default 30 s); fails after that.
+wait_http() {
+  for _ in $(seq 1 $(( ${2:-30} * 5 ))); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return
+    sleep 0.2
+  done
+  echo "$1 not healthy"
+  return 1
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The serving benchmarks' data: redis-server on a free port ($REDIS_PORT, $REDIS_PID) and the

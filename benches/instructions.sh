@@ -9,12 +9,11 @@
 # Needs what scripts/test installs (Feast venv, redis-server); installs valgrind if missing.
 set -euo pipefail
 REQUESTS=${REQUESTS:-2000}
-command -v valgrind >/dev/null || { apt-get install -y -qq valgrind >/dev/null; }
-command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 # shellcheck source=benches/common.sh
 . "$(dirname "$0")/common.sh"
-cargo build --release -q -p larder-loadgen
-LOADGEN=$CARGO_TARGET_DIR/release/loadgen
+need valgrind valgrind
+need h2load nghttp2-client
+with_loadgen
 
 serving_repo
 request_bodies
@@ -25,8 +24,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$LARDER" -c "$work
   >"$work/serve.log" 2>&1 &
 VG=$!
 pids+=("$VG")
-for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" && break; sleep 0.2; done
-curl -sf -o /dev/null "http://127.0.0.1:$PORT/health" || { cat "$work/serve.log"; exit 1; }
+wait_http "http://127.0.0.1:$PORT" 60 || { cat "$work/serve.log"; exit 1; }
 
 # Requests Larder has answered (its own counter; read outside the counted stretch).
 served() {

@@ -7,9 +7,9 @@ set -euo pipefail
 ROWS=${ROWS:-1000000}
 FEAST_ROWS=${FEAST_ROWS:-20000}
 BATCH=${BATCH:-8192}
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 # shellcheck source=benches/common.sh
 . "$(dirname "$0")/common.sh"
+need /usr/bin/time time
 
 make_repo() { # dir rows redis_port
   mkdir -p "$1/data"

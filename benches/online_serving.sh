@@ -14,13 +14,11 @@ set -euo pipefail
 DURATION=${DURATION:-15}
 CONNECTIONS=${CONNECTIONS:-16}
 RUNS=${RUNS:-3}
-command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null; }
 # shellcheck source=benches/common.sh
 . "$(dirname "$0")/common.sh"
-cargo build --release -q -p larder-loadgen
-LOADGEN=$CARGO_TARGET_DIR/release/loadgen
-wait_http() { for _ in $(seq 1 150); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/health")" = 200 ] && return; sleep 0.2; done; echo "$1 not healthy"; exit 1; }
+need wrk wrk
+need h2load nghttp2-client
+with_loadgen
 
 serving_repo
 
