@@ -19,7 +19,11 @@ use larder_registry::{
 
 use crate::{
     grpc::ServingGrpc,
-    http::{HttpState, router},
+    http::{
+        HttpState,
+        h1::{self, Handlers},
+        router,
+    },
     service::online::{OnlineConfig, OnlineService},
 };
 
@@ -130,14 +134,14 @@ pub async fn online_service(
     )))
 }
 
-/// The whole application router: Feast's HTTP endpoints plus gRPC ServingService and gRPC
-/// health on the same port.
+/// The whole application: Feast's HTTP endpoints plus gRPC ServingService and gRPC health on
+/// one router, and the lookup handler's state for the HTTP/1.1 fast path.
 pub async fn app(
     online: Arc<OnlineService>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     jobs: Option<Arc<crate::service::materialize::MaterializeJobs>>,
     push: Option<Arc<crate::service::push::PushService>>,
-) -> axum::Router {
+) -> Handlers {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ServingServiceServer<ServingGrpc>>()
@@ -154,7 +158,24 @@ pub async fn app(
     if let Some(push) = push {
         state = state.with_push(push);
     }
-    router(state).merge(grpc)
+    Handlers {
+        // tonic's routes answer any unknown path with gRPC's UNIMPLEMENTED (HTTP 200): only
+        // right for gRPC requests; an HTTP client asking for an unknown path gets 404.
+        router: router(state.clone()).merge(grpc).fallback(unknown_path),
+        http: state,
+    }
+}
+
+async fn unknown_path(req: axum::extract::Request) -> axum::response::Response {
+    let grpc = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        tonic::Status::unimplemented(format!("no gRPC method {}", req.uri().path())).into_http()
+    } else {
+        axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND)
+    }
 }
 
 pub async fn serve(
@@ -399,22 +420,21 @@ pub fn tls_acceptor(
 /// How long open connections may take to finish after shutdown begins.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Accepts connections (TLS when `tls` is set) until `shutdown`, serving each as HTTP/1.1 or h2
-/// (gRPC); then stops accepting, closes idle connections and lets requests in progress finish
-/// (at most [`DRAIN`]).
+/// Accepts connections (TLS when `tls` is set) until `shutdown`: h2 (gRPC; chosen by ALPN, or
+/// by the client's connection preface) is served by hyper, HTTP/1.1 by [`h1::serve`]. Then stops
+/// accepting, closes idle connections and lets requests in progress finish (at most [`DRAIN`]).
 pub async fn serve_connections(
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    app: axum::Router,
+    handlers: Handlers,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    use hyper_util::{
-        rt::{TokioExecutor, TokioIo},
-        server::{conn::auto::Builder, graceful::GracefulShutdown},
-        service::TowerToHyperService,
-    };
-    use tower::ServiceExt;
+    use hyper_util::server::graceful::GracefulShutdown;
+    // h2 connections close through hyper's graceful shutdown, HTTP/1.1 ones watch `stop`;
+    // every connection task holds a clone of `alive`, so `all_closed` ends when the last does.
     let graceful = GracefulShutdown::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -428,41 +448,150 @@ pub async fn serve_connections(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone().map_request(
-            |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-        ));
-        let watcher = graceful.watcher();
+        let connection = Connection {
+            handlers: handlers.clone(),
+            h2_watcher: graceful.watcher(),
+            stop: stopping.clone(),
+            _alive: alive.clone(),
+        };
         let tls = tls.clone();
         tokio::spawn(async move {
-            let io: Box<dyn Io> = match tls {
-                None => Box::new(tcp),
+            let (io, alpn_h2): (Box<dyn Io>, bool) = match tls {
+                None => (Box::new(tcp), false),
                 Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(t) => Box::new(t),
+                    Ok(t) => {
+                        let h2 = t.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                        (Box::new(t), h2)
+                    }
                     Err(error) => {
                         tracing::debug!(%error, %peer, "TLS handshake failed");
                         return;
                     }
                 },
             };
-            let mut builder = Builder::new(TokioExecutor::new());
-            // HTTP/1.1: head and body leave in one writev, the body is not copied (hyper would
-            // flatten both into one buffer on a connection that says it has no vectored
-            // writes, copying a 100-entity answer of ~270 KB once more).
-            builder.http1().writev(true);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(Unvectored(io)), service)
-                .into_owned();
-            if let Err(error) = watcher.watch(conn).await {
+            if let Err(error) = connection.serve(io, alpn_h2).await {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stop.send(true);
+    drop(alive);
+    let drained = async {
+        graceful.shutdown().await;
+        let _ = all_closed.recv().await;
+    };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
         tracing::warn!("connections still open {DRAIN:?} after shutdown began; closing them");
+    }
+}
+
+/// One accepted connection's share of the server.
+struct Connection {
+    handlers: Handlers,
+    h2_watcher: hyper_util::server::graceful::Watcher,
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Dropped when the connection ends (see `all_closed`).
+    _alive: tokio::sync::mpsc::Sender<()>,
+}
+
+/// What an h2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+impl Connection {
+    async fn serve(mut self, mut io: Box<dyn Io>, alpn_h2: bool) -> anyhow::Result<()> {
+        use hyper_util::{
+            rt::{TokioExecutor, TokioIo},
+            service::TowerToHyperService,
+        };
+        use tokio::io::AsyncReadExt;
+        use tower::ServiceExt;
+        let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
+        let h2 = alpn_h2 || {
+            // Read until the bytes part from the h2 preface, or hold all of it.
+            loop {
+                let n = buf.len().min(H2_PREFACE.len());
+                if buf[..n] != H2_PREFACE[..n] {
+                    break false;
+                }
+                if n == H2_PREFACE.len() {
+                    break true;
+                }
+                let idle = buf.is_empty();
+                if idle && *self.stop.borrow() {
+                    return Ok(());
+                }
+                let read = tokio::select! {
+                    biased;
+                    n = io.read_buf(&mut buf) => n?,
+                    _ = self.stop.wait_for(|s| *s), if idle => return Ok(()),
+                };
+                if read == 0 {
+                    return Ok(());
+                }
+            }
+        };
+        if h2 {
+            let service = TowerToHyperService::new(self.handlers.router.map_request(
+                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
+            ));
+            let io = Prefixed {
+                prefix: buf.freeze(),
+                io,
+            };
+            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(Unvectored(io)), service);
+            self.h2_watcher.watch(conn).await?;
+        } else {
+            drop(self.h2_watcher);
+            h1::serve(&mut io, buf, &self.handlers, &mut self.stop).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection whose first bytes were already read: they are read again first.
+struct Prefixed {
+    prefix: bytes::Bytes,
+    io: Box<dyn Io>,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -474,8 +603,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 /// to 1 KiB into its write buffer instead of chaining them (it chains those over 256 bytes when
 /// writes are vectored, and must flush a chained payload before queuing the next frame), so a
 /// gRPC answer's HEADERS, DATA and trailers frames leave in one write instead of two — 20–25%
-/// more single-entity gRPC lookups per second here. A vectored write asked for explicitly (hyper's
-/// HTTP/1.1 writer, told to use them) still goes to the socket as one `writev`.
+/// more single-entity gRPC lookups per second here.
 struct Unvectored<T>(T);
 
 impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Unvectored<T> {
@@ -495,14 +623,6 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Unvectored<T> {
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(

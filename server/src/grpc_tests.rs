@@ -20,7 +20,12 @@ async fn serving_service_and_health_over_grpc() {
     let app = crate::app::app(online, None, None, None).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = tokio::spawn(crate::app::serve_connections(
+        listener,
+        None,
+        app,
+        std::future::pending(),
+    ));
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

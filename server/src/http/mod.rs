@@ -1,6 +1,7 @@
 //! The HTTP/JSON adapter: Feast's feature-server endpoints. Handlers decode the request, call
 //! one service method and encode the answer; statuses come from [`crate::error::ErrorCode`].
 
+pub mod h1;
 pub mod render;
 
 use std::{sync::Arc, time::Instant};
@@ -92,10 +93,14 @@ fn error_response(e: &ServiceError) -> Response {
 
 /// Feast's (pydantic's) validation error shape, answered with 422.
 fn validation_error(msg: &str) -> Response {
-    let body = serde_json::json!({
+    json_response(ErrorCode::Unprocessable.http_status(), validation_body(msg))
+}
+
+fn validation_body(msg: &str) -> String {
+    serde_json::json!({
         "detail": [{"type": "value_error", "loc": ["body"], "msg": msg, "input": null}]
-    });
-    json_response(ErrorCode::Unprocessable.http_status(), body.to_string())
+    })
+    .to_string()
 }
 
 /// Request metrics of one endpoint, registered once (the hot path only increments).
@@ -175,12 +180,22 @@ fn scalar(v: serde_json::Value) -> Scalar {
 }
 
 async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Response {
+    let (status, json) = online_features(&state, &body).await;
+    json_response(status, json)
+}
+
+/// A `get-online-features` body's answer: the status and its JSON. The router's handler and
+/// the HTTP/1.1 fast path ([`h1`]) both answer through this.
+pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
     let started = Instant::now();
-    let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(&body) {
+    let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => {
             state.get_online_features_metrics.record(422, started);
-            return validation_error(&e.to_string());
+            return (
+                ErrorCode::Unprocessable.http_status(),
+                validation_body(&e.to_string()),
+            );
         }
     };
     let selection = match parsed.feature_service {
@@ -193,14 +208,12 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
         full_feature_names: parsed.full_feature_names,
         include_view_metadata: parsed.include_feature_view_version_metadata,
     };
-    let resp = match state.online.get_online_features(&req).await {
-        Ok(r) => json_response(200, render::online_response(&r)),
-        Err(e) => error_response(&e),
+    let answer = match state.online.get_online_features(&req).await {
+        Ok(r) => (200, render::online_response(&r)),
+        Err(e) => (e.code.http_status(), e.feast_body()),
     };
-    state
-        .get_online_features_metrics
-        .record(resp.status().as_u16(), started);
-    resp
+    state.get_online_features_metrics.record(answer.0, started);
+    answer
 }
 
 /// A column-oriented `df`, in request order.
@@ -450,5 +463,7 @@ async fn openapi() -> Response {
     json_response(200, include_str!("openapi.json").to_owned())
 }
 
+#[cfg(test)]
+mod h1_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,594 @@
+//! HTTP/1.1 connections, served by Larder itself rather than by hyper.
+//!
+//! A lookup (`POST /get-online-features`) goes from the bytes read off the socket to the JSON
+//! handler and back out in one `writev`: no `http::Request`, header map, body stream or router
+//! on the way (hyper + axum cost about a quarter of a single-entity lookup's instructions).
+//! Every other request is read the same way, then handed to the axum router as a complete
+//! `http::Request` and its answer written back with a `content-length`.
+//!
+//! What the loop implements of RFC 9112: persistent connections (HTTP/1.1 by default, HTTP/1.0
+//! with `connection: keep-alive`), pipelined requests answered in order, bodies framed by
+//! `content-length` or `transfer-encoding: chunked` (trailers read and dropped),
+//! `expect: 100-continue`, `HEAD`. Requests it cannot frame are answered 400 (bad syntax,
+//! conflicting lengths, both framings), 413 (body over [`MAX_BODY_BYTES`]), 431 (head over
+//! [`MAX_HEAD_BYTES`] or [`MAX_HEADERS`] headers) or 501 (another transfer coding), and the
+//! connection is closed after them. Once shutdown begins an idle connection is closed and a
+//! request in progress is answered with `connection: close`.
+
+use std::{cell::RefCell, io, mem::MaybeUninit};
+
+use axum::{
+    body::{Body, Bytes},
+    http::{self, StatusCode},
+};
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tower::ServiceExt;
+
+use super::{HttpState, MAX_BODY_BYTES};
+
+/// Request heads larger than this are refused with 431.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Requests with more headers than this are refused with 431.
+pub const MAX_HEADERS: usize = 100;
+/// Room kept free in the read buffer before each read.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What a connection's requests are answered by.
+#[derive(Clone)]
+pub struct Handlers {
+    /// Every route (the lookup's too: it serves lookups the fast path leaves to it).
+    pub router: axum::Router,
+    /// The lookup handler's state.
+    pub http: HttpState,
+}
+
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    Length(usize),
+    Chunked,
+}
+
+/// The parts of a request head the loop acts on; the head's bytes stay in the read buffer.
+#[derive(Debug)]
+struct Head {
+    /// Bytes of the head, its final empty line included.
+    len: usize,
+    /// `POST /get-online-features`, served without the router.
+    lookup: bool,
+    is_head: bool,
+    http10: bool,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// A request the loop refuses before any handler sees it; the connection closes after.
+#[derive(Debug, PartialEq)]
+struct Refusal(StatusCode);
+
+/// Parses a request head at the start of `buf`: `Ok(None)` when more bytes are needed.
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        }
+        Err(_) => return Err(Refusal(StatusCode::BAD_REQUEST)),
+    };
+    let method = req.method.unwrap_or_default();
+    let http10 = req.version == Some(0);
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or(Refusal(StatusCode::BAD_REQUEST))?;
+            if length.is_some_and(|m| m != n) {
+                return Err(Refusal(StatusCode::BAD_REQUEST));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Only `chunked`, and it must be the last coding (RFC 9112 §6.1).
+            let last = tokens(h.value).last().unwrap_or_default();
+            if !last.eq_ignore_ascii_case(b"chunked") || chunked {
+                return Err(Refusal(StatusCode::NOT_IMPLEMENTED));
+            }
+            if tokens(h.value).count() > 1 {
+                return Err(Refusal(StatusCode::NOT_IMPLEMENTED));
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for t in tokens(h.value) {
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if h.value.eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = !http10;
+            } else {
+                return Err(Refusal(StatusCode::EXPECTATION_FAILED));
+            }
+        }
+    }
+    let framing = match (length, chunked) {
+        // Both framings at once is how requests are smuggled past proxies (RFC 9112 §6.3).
+        (Some(_), true) => return Err(Refusal(StatusCode::BAD_REQUEST)),
+        (_, true) => Framing::Chunked,
+        (n, false) => Framing::Length(n.unwrap_or(0)),
+    };
+    if let Framing::Length(n) = framing
+        && n > MAX_BODY_BYTES
+    {
+        return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    Ok(Some(Head {
+        len,
+        lookup: method == "POST" && req.path == Some("/get-online-features"),
+        is_head: method == "HEAD",
+        http10,
+        framing,
+        keep_alive: if http10 { keep_alive && !close } else { !close },
+        expect_continue,
+    }))
+}
+
+/// The comma-separated tokens of a header value, trimmed, empty ones skipped.
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|&b| b == b',')
+        .map(|t| t.trim_ascii())
+        .filter(|t| !t.is_empty())
+}
+
+/// A chunked body being read: where the next chunk starts (relative to the body's start) and
+/// the data so far.
+#[derive(Default)]
+struct Dechunk {
+    pos: usize,
+    body: Vec<u8>,
+}
+
+impl Dechunk {
+    /// Reads the chunks `data` (the bytes after the head) holds from `pos` on: `Ok(true)` once
+    /// the last chunk and the trailers are in.
+    fn advance(&mut self, data: &[u8]) -> Result<bool, Refusal> {
+        let bad = || Refusal(StatusCode::BAD_REQUEST);
+        loop {
+            let rest = &data[self.pos..];
+            let (used, size) = match httparse::parse_chunk_size(rest) {
+                Ok(httparse::Status::Complete(x)) => x,
+                Ok(httparse::Status::Partial) => return Ok(false),
+                Err(_) => return Err(bad()),
+            };
+            if size == 0 {
+                let mut trailers = [httparse::EMPTY_HEADER; 16];
+                return match httparse::parse_headers(&rest[used..], &mut trailers) {
+                    Ok(httparse::Status::Complete((n, _))) => {
+                        self.pos += used + n;
+                        Ok(true)
+                    }
+                    Ok(httparse::Status::Partial) => Ok(false),
+                    Err(_) => Err(bad()),
+                };
+            }
+            let size = usize::try_from(size).map_err(|_| bad())?;
+            if self.body.len().saturating_add(size) > MAX_BODY_BYTES {
+                return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE));
+            }
+            let Some(chunk) = rest.get(used..used + size + 2) else {
+                return Ok(false);
+            };
+            if &chunk[size..] != b"\r\n" {
+                return Err(bad());
+            }
+            self.body.extend_from_slice(&chunk[..size]);
+            self.pos += used + size + 2;
+        }
+    }
+}
+
+/// Serves HTTP/1.1 requests on `io` until the peer closes, a request asks to close, a request
+/// is refused, or `stop` turns true while the connection is idle. `buf` holds bytes already read
+/// from `io` (the protocol sniff's).
+pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut IO,
+    mut buf: BytesMut,
+    handlers: &Handlers,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    loop {
+        let head = loop {
+            match parse_head(&buf) {
+                Ok(Some(head)) => break head,
+                Ok(None) if buf.len() >= MAX_HEAD_BYTES => {
+                    return refuse(io, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
+                }
+                Ok(None) => {}
+                Err(Refusal(status)) => return refuse(io, status).await,
+            }
+            let idle = buf.is_empty();
+            if idle && *stop.borrow() {
+                return io.shutdown().await;
+            }
+            buf.reserve(READ_CHUNK);
+            let read = tokio::select! {
+                biased;
+                n = io.read_buf(&mut buf) => Some(n?),
+                _ = stop.wait_for(|s| *s), if idle => None,
+            };
+            let Some(n) = read else {
+                return io.shutdown().await;
+            };
+            if n == 0 {
+                // The peer closed (mid-head: nothing to answer).
+                return Ok(());
+            }
+        };
+
+        // The body: borrowed from the buffer (content-length) or decoded (chunked).
+        let mut sent_continue = false;
+        let mut dechunk = Dechunk::default();
+        let consumed = loop {
+            let have = buf.len() - head.len;
+            let done = match head.framing {
+                Framing::Length(n) => (have >= n).then_some(head.len + n),
+                Framing::Chunked => match dechunk.advance(&buf[head.len..]) {
+                    Ok(true) => Some(head.len + dechunk.pos),
+                    Ok(false) => None,
+                    Err(Refusal(status)) => return refuse(io, status).await,
+                },
+            };
+            if let Some(end) = done {
+                break end;
+            }
+            if head.expect_continue && !sent_continue {
+                io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                sent_continue = true;
+            }
+            if let Framing::Length(n) = head.framing {
+                buf.reserve((head.len + n).saturating_sub(buf.len()));
+            } else {
+                buf.reserve(READ_CHUNK);
+            }
+            if io.read_buf(&mut buf).await? == 0 {
+                // The peer closed mid-body.
+                return Ok(());
+            }
+        };
+        let body: &[u8] = match head.framing {
+            Framing::Length(_) => &buf[head.len..consumed],
+            Framing::Chunked => &dechunk.body,
+        };
+
+        let keep_alive = if head.lookup {
+            let (status, json) = super::online_features(&handlers.http, body).await;
+            let close = !head.keep_alive || *stop.borrow();
+            let mut out = ResponseHead::new(status);
+            out.header(b"content-type", b"application/json");
+            out.finish(Some(json.len()), close, head.http10);
+            write_all(io, &[&out.0, json.as_bytes()]).await?;
+            !close
+        } else {
+            let request = match to_request(&buf[..head.len], Bytes::copy_from_slice(body)) {
+                Ok(r) => r,
+                Err(Refusal(status)) => return refuse(io, status).await,
+            };
+            let response = handlers
+                .router
+                .clone()
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+            let (parts, body) = response.into_parts();
+            let body = match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(b) => b,
+                Err(error) => {
+                    tracing::warn!(%error, "a response body failed; closing the connection");
+                    return refuse(io, StatusCode::INTERNAL_SERVER_ERROR).await;
+                }
+            };
+            let close = !head.keep_alive || *stop.borrow();
+            let mut out = ResponseHead::new(parts.status.as_u16());
+            // A HEAD answer's body is empty: its length is the one the router stated.
+            for (name, value) in &parts.headers {
+                if (name != http::header::CONTENT_LENGTH || head.is_head)
+                    && name != http::header::TRANSFER_ENCODING
+                    && name != http::header::CONNECTION
+                {
+                    out.header(name.as_str().as_bytes(), value.as_bytes());
+                }
+            }
+            let bodiless = parts.status.is_informational()
+                || parts.status == StatusCode::NO_CONTENT
+                || parts.status == StatusCode::NOT_MODIFIED;
+            let length = (!bodiless && !head.is_head).then_some(body.len());
+            out.finish(length, close, head.http10);
+            let body: &[u8] = if bodiless || head.is_head { &[] } else { &body };
+            write_all(io, &[&out.0, body]).await?;
+            !close
+        };
+        if !keep_alive {
+            return io.shutdown().await;
+        }
+        buf.advance(consumed);
+    }
+}
+
+/// Answers a refused request (empty body, `connection: close`) and closes: the sending side
+/// first, then, after reading what the client still sends for up to [`LINGER`], the rest.
+/// (Closing with unread bytes would reset the connection, and the client could lose the
+/// answer.)
+async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut IO,
+    status: StatusCode,
+) -> io::Result<()> {
+    let mut out = ResponseHead::new(status.as_u16());
+    out.finish(Some(0), true, false);
+    write_all(io, &[&out.0]).await?;
+    io.shutdown().await?;
+    let mut sink = [0u8; 8 * 1024];
+    let drain = async {
+        while io.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+    Ok(())
+}
+
+/// How long a refused request's connection is read from before it closes.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The request the router is given: method, target, version and headers from the head.
+fn to_request(head: &[u8], body: Bytes) -> Result<http::Request<Body>, Refusal> {
+    let bad = || Refusal(StatusCode::BAD_REQUEST);
+    let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    req.parse_with_uninit_headers(head, &mut headers)
+        .map_err(|_| bad())?;
+    let mut builder = http::Request::builder()
+        .method(req.method.ok_or_else(bad)?)
+        .uri(req.path.ok_or_else(bad)?)
+        .version(if req.version == Some(0) {
+            http::Version::HTTP_10
+        } else {
+            http::Version::HTTP_11
+        });
+    for h in req.headers.iter() {
+        builder = builder.header(h.name, h.value);
+    }
+    builder.body(Body::from(body)).map_err(|_| bad())
+}
+
+/// A response's status line and headers, written into one buffer.
+struct ResponseHead(Vec<u8>);
+
+impl ResponseHead {
+    fn new(status: u16) -> Self {
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+        out.push(b' ');
+        let reason = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Unknown");
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        Self(out)
+    }
+
+    fn header(&mut self, name: &[u8], value: &[u8]) {
+        self.0.extend_from_slice(name);
+        self.0.extend_from_slice(b": ");
+        self.0.extend_from_slice(value);
+        self.0.extend_from_slice(b"\r\n");
+    }
+
+    /// `content-length` (when the status has a body), `date`, `connection` where it is not
+    /// the default, and the empty line.
+    fn finish(&mut self, content_length: Option<usize>, close: bool, http10: bool) {
+        if let Some(n) = content_length {
+            self.header(b"content-length", itoa::Buffer::new().format(n).as_bytes());
+        }
+        DATE.with_borrow_mut(|d| self.header(b"date", d.now()));
+        if close {
+            self.header(b"connection", b"close");
+        } else if http10 {
+            self.header(b"connection", b"keep-alive");
+        }
+        self.0.extend_from_slice(b"\r\n");
+    }
+}
+
+thread_local! {
+    static DATE: RefCell<CachedDate> = const { RefCell::new(CachedDate { secs: u64::MAX, text: Vec::new() }) };
+}
+
+/// The `date` header's value (IMF-fixdate), formatted once per second per thread.
+struct CachedDate {
+    secs: u64,
+    text: Vec<u8>,
+}
+
+impl CachedDate {
+    fn now(&mut self) -> &[u8] {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.secs {
+            self.secs = secs;
+            let at = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default();
+            self.text = at
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string()
+                .into_bytes();
+        }
+        &self.text
+    }
+}
+
+/// Writes every byte of `parts`, vectored (a head and a body leave in one `writev`).
+async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = io.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(req: &str) -> Result<Option<Head>, Refusal> {
+        parse_head(req.as_bytes())
+    }
+
+    #[test]
+    fn heads_are_framed_by_length_or_chunks() {
+        let h = head("POST /get-online-features HTTP/1.1\r\nContent-Length: 12\r\n\r\n{}")
+            .unwrap()
+            .unwrap();
+        assert!(h.lookup && h.keep_alive && !h.http10 && !h.is_head);
+        assert_eq!(h.framing, Framing::Length(12));
+        assert_eq!(h.len, 58);
+        let h = head("POST /push HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.lookup);
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = head("GET /health HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(h.http10 && !h.keep_alive);
+        assert_eq!(h.framing, Framing::Length(0));
+        let h = head("HEAD /health HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.http10 && h.keep_alive && h.is_head);
+        let h = head("GET /health HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        // Only the exact path is the fast path; a query or another method goes to the router.
+        for other in [
+            "POST /get-online-features?x=1 HTTP/1.1\r\n\r\n",
+            "GET /get-online-features HTTP/1.1\r\n\r\n",
+            "POST /get-online-features/ HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(!head(other).unwrap().unwrap().lookup, "{other}");
+        }
+        assert!(
+            head("POST /get-online-features HTTP/1.1\r\nHost: x")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn unframeable_heads_are_refused() {
+        let refused = |req: &str| head(req).unwrap_err().0.as_u16();
+        assert_eq!(refused("POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"), 400);
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(refused("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n"), 417);
+        assert_eq!(refused("GARBAGE\r\n\r\n"), 400);
+        assert_eq!(refused("GET / HTTP/2.0\r\n\r\n"), 400);
+        let big = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY_BYTES + 1
+        );
+        assert_eq!(refused(&big), 413);
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
+        assert_eq!(refused(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
+        // The same request with repeated but equal lengths is fine.
+        assert!(
+            head("POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n")
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded_as_they_arrive() {
+        let all = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        // Fed byte by byte, the body completes exactly once everything up to NEXT is in.
+        let mut d = Dechunk::default();
+        let end = all.len() - 4;
+        for n in 0..=all.len() {
+            let done = d.advance(&all[..n]).unwrap();
+            assert_eq!(done, n >= end, "{n}");
+            if done {
+                break;
+            }
+        }
+        assert_eq!(d.body, b"hello world");
+        assert_eq!(d.pos, end);
+        assert_eq!(
+            Dechunk::default().advance(b"5\r\nhelloXX0\r\n\r\n"),
+            Err(Refusal(StatusCode::BAD_REQUEST))
+        );
+        assert_eq!(
+            Dechunk::default().advance(b"zz\r\n"),
+            Err(Refusal(StatusCode::BAD_REQUEST))
+        );
+        let huge = format!("{:x}\r\n", MAX_BODY_BYTES + 1);
+        assert_eq!(
+            Dechunk::default().advance(huge.as_bytes()),
+            Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE))
+        );
+    }
+
+    #[test]
+    fn the_date_header_is_an_imf_fixdate() {
+        let mut d = CachedDate {
+            secs: u64::MAX,
+            text: Vec::new(),
+        };
+        let text = String::from_utf8(d.now().to_vec()).unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc2822(&text).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        assert!((parsed.timestamp() - now).abs() <= 2, "{text}");
+        assert!(text.ends_with(" GMT") && text.len() == 29, "{text}");
+    }
+}
