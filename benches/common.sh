@@ -17,8 +17,12 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 # need CMD PACKAGE: installs Debian's PACKAGE when CMD is missing.
 need() { command -v "$1" >/dev/null || apt-get install -y -qq "$2" >/dev/null; }
-# $LOADGEN: benches/loadgen, built in release.
-with_loadgen() { cargo build --release -q -p larder-loadgen; LOADGEN=$CARGO_TARGET_DIR/release/loadgen; }
+# $LOADGEN and $STALLPROBE: benches/loadgen's binaries, built in release.
+with_loadgen() {
+  cargo build --release -q -p larder-loadgen
+  LOADGEN=$CARGO_TARGET_DIR/release/loadgen
+  STALLPROBE=$CARGO_TARGET_DIR/release/stallprobe
+}
 # wait_http URL [SECONDS]: until URL/health answers 200 (default 30 s); fails after that.
 wait_http() {
   for _ in $(seq 1 $(( ${2:-30} * 5 ))); do

@@ -92,6 +92,17 @@ HALF=$(echo "$PIN" | awk '{printf "%d", $1/2}')
 # The client spins; a higher priority keeps other processes off its core where allowed.
 NICE=(); nice -n -20 true 2>/dev/null && NICE=(nice -n -20)
 steal() { awk '/^cpu / {print $9}' /proc/stat; }
+# What the host itself allows: a thread spinning on each core (both busy, as in the runs below)
+# and the time it did not run although it never blocked. A request arriving in such a gap
+# waits for its end, whatever the server.
+P0=$(mktemp -p "$work"); P1=$(mktemp -p "$work")
+taskset -c 0 "$STALLPROBE" "$DURATION" >"$P0" &
+PROBE0=$!
+taskset -c 1 "$STALLPROBE" "$DURATION" >"$P1"
+wait "$PROBE0"
+echo "# host stall probe ($DURATION s, both cores spinning): gaps_over_200us,lost_ms,lost_pct,max_ms,gaps_over_1ms,lost_in_those_ms"
+echo "host stalls CPU 0 (server core),$(cat "$P0")"
+echo "host stalls CPU 1 (client core),$(cat "$P1")"
 echo "# loadgen: offered,achieved,p50_ms,p90_ms,p99_ms,p99.9_ms,max_ms,errors,client_pause_ms,steal_ms"
 P99S=()
 for i in $(seq 1 "$RUNS"); do
