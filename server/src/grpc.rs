@@ -61,8 +61,10 @@ impl ServingService for ServingGrpc {
     ) -> Result<Response<GetOnlineFeaturesResponse>, Status> {
         let r = request.into_inner();
         let selection = match r.kind {
-            Some(Kind::FeatureService(s)) => FeatureSelection::Service(s),
-            Some(Kind::Features(f)) => FeatureSelection::Refs(f.val),
+            Some(Kind::FeatureService(s)) => FeatureSelection::Service(s.into()),
+            Some(Kind::Features(f)) => {
+                FeatureSelection::Refs(f.val.into_iter().map(Into::into).collect())
+            }
             None => FeatureSelection::Refs(Vec::new()),
         };
         let req = OnlineRequest {
@@ -70,7 +72,7 @@ impl ServingService for ServingGrpc {
             entities: r
                 .entities
                 .into_iter()
-                .map(|(k, v)| (k, v.val.into_iter().map(scalar).collect()))
+                .map(|(k, v)| (k.into(), v.val.into_iter().map(scalar).collect()))
                 .collect(),
             full_feature_names: r.full_feature_names,
             include_view_metadata: r.include_feature_view_version_metadata,

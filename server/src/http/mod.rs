@@ -4,7 +4,7 @@
 pub mod h1;
 pub mod render;
 
-use std::{sync::Arc, time::Instant};
+use std::{borrow::Cow, sync::Arc, time::Instant};
 
 use axum::{
     Router,
@@ -131,51 +131,116 @@ impl EndpointMetrics {
 }
 
 #[derive(Deserialize)]
-struct GetOnlineFeaturesBody {
-    #[serde(default)]
-    features: Option<Vec<String>>,
-    #[serde(default)]
-    feature_service: Option<String>,
-    entities: OrderedEntities,
+struct GetOnlineFeaturesBody<'a> {
+    #[serde(default, borrow)]
+    features: Option<Vec<Text<'a>>>,
+    #[serde(default, borrow)]
+    feature_service: Option<Text<'a>>,
+    #[serde(borrow)]
+    entities: OrderedEntities<'a>,
     #[serde(default)]
     full_feature_names: bool,
     #[serde(default)]
     include_feature_view_version_metadata: bool,
 }
 
-/// `entities` keeps the request's column order (the answer echoes join keys in that order).
-struct OrderedEntities(Vec<(String, Vec<Scalar>)>);
+/// A JSON string, borrowed from the body unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for OrderedEntities {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> de::Visitor<'de> for V {
-            type Value = OrderedEntities;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// `entities` keeps the request's column order (the answer echoes join keys in that order).
+struct OrderedEntities<'a>(Vec<(Cow<'a, str>, Vec<Scalar>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OrderedEntities<'a> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> de::Visitor<'de> for V<'a> {
+            type Value = OrderedEntities<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("an object of column name to array of values")
             }
             fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::new();
-                while let Some((k, v)) = m.next_entry::<String, Vec<serde_json::Value>>()? {
-                    out.push((k, v.into_iter().map(scalar).collect()));
+                while let Some((k, v)) = m.next_entry::<Text<'a>, Vec<JsonScalar>>()? {
+                    out.push((k.0, v.into_iter().map(|s| s.0).collect()));
                 }
                 Ok(OrderedEntities(out))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
-fn scalar(v: serde_json::Value) -> Scalar {
-    match v {
-        serde_json::Value::Null => Scalar::Null,
-        serde_json::Value::Bool(b) => Scalar::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Scalar::Int(i),
-            None => Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        serde_json::Value::String(s) => Scalar::Str(s),
-        other => Scalar::Other(other.to_string()),
+/// A request value read straight into a [`Scalar`]: numbers that fit an i64 are integers,
+/// other numbers floats; arrays and objects are kept as their JSON text.
+struct JsonScalar(Scalar);
+
+impl<'de> Deserialize<'de> for JsonScalar {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = JsonScalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Null))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Null))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Bool(b)))
+            }
+            fn visit_i64<E: de::Error>(self, i: i64) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Int(i)))
+            }
+            fn visit_u64<E: de::Error>(self, u: u64) -> Result<Self::Value, E> {
+                Ok(JsonScalar(match i64::try_from(u) {
+                    Ok(i) => Scalar::Int(i),
+                    Err(_) => Scalar::Float(u as f64),
+                }))
+            }
+            fn visit_f64<E: de::Error>(self, f: f64) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Float(f)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Str(s.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Self::Value, E> {
+                Ok(JsonScalar(Scalar::Str(s)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let v = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(JsonScalar(Scalar::Other(v.to_string())))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(JsonScalar(Scalar::Other(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -199,8 +264,15 @@ pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
         }
     };
     let selection = match parsed.feature_service {
-        Some(s) => FeatureSelection::Service(s),
-        None => FeatureSelection::Refs(parsed.features.unwrap_or_default()),
+        Some(s) => FeatureSelection::Service(s.0),
+        None => FeatureSelection::Refs(
+            parsed
+                .features
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.0)
+                .collect(),
+        ),
     };
     let req = OnlineRequest {
         selection,

@@ -313,3 +313,47 @@ async fn unreachable_store_is_503() {
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("connection refused"), "{text}");
 }
+
+#[tokio::test]
+async fn a_repeated_selection_follows_the_registry() {
+    let (online, registry) = fixture::service_and_registry(OnlineTtl::Enforce, None).await;
+    let lookup = |full: bool| {
+        let body = json!({"features": ["driver_hourly_stats:conv_rate"],
+                          "entities": {"driver_id": [1001]}, "full_feature_names": full});
+        call_with(
+            online.clone(),
+            "POST",
+            "/get-online-features",
+            body.to_string().into_bytes(),
+        )
+    };
+    let names = |body: &str| {
+        let doc: Json = serde_json::from_str(body).unwrap();
+        doc["metadata"]["feature_names"].clone()
+    };
+    for _ in 0..2 {
+        let (status, body) = lookup(false).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(names(&body), json!(["driver_id", "conv_rate"]));
+        // The same references with full names are another selection.
+        let (_, body) = lookup(true).await;
+        assert_eq!(
+            names(&body),
+            json!(["driver_id", "driver_hourly_stats__conv_rate"])
+        );
+    }
+    // The view loses the feature: the remembered selection goes with the old registry.
+    let mut changed = fixture::registry();
+    for v in &mut changed.feature_views {
+        if let Some(spec) = v.spec.as_mut().filter(|s| s.name == "driver_hourly_stats") {
+            spec.features.retain(|f| f.name != "conv_rate");
+        }
+    }
+    registry.set(larder_registry::store::RegistrySnapshot::from_proto(
+        changed,
+    ));
+    online.registry().refresh().await.unwrap();
+    let (status, body) = lookup(false).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("conv_rate"), "{body}");
+}

@@ -147,12 +147,20 @@ pub fn key(id: i64) -> Vec<u8> {
 
 /// The service over an in-memory store holding drivers 1001 (fresh) and 1002 (two days old).
 pub async fn service(ttl: OnlineTtl, store: Option<Arc<dyn OnlineStore>>) -> Arc<OnlineService> {
+    service_and_registry(ttl, store).await.0
+}
+
+/// [`service`], and the registry store it reads (to change the registry under it).
+pub async fn service_and_registry(
+    ttl: OnlineTtl,
+    store: Option<Arc<dyn OnlineStore>>,
+) -> (Arc<OnlineService>, Arc<InMemoryRegistryStore>) {
     let registry_store = Arc::new(InMemoryRegistryStore::new(RegistrySnapshot::from_proto(
         registry(),
     )));
     let clock = Arc::new(ManualClock::new(now()));
     let cache = Arc::new(
-        RegistryCache::open(registry_store, 0, clock.clone())
+        RegistryCache::open(registry_store.clone(), 0, clock.clone())
             .await
             .unwrap(),
     );
@@ -196,7 +204,7 @@ pub async fn service(ttl: OnlineTtl, store: Option<Arc<dyn OnlineStore>>) -> Arc
             mem
         }
     };
-    Arc::new(OnlineService::new(
+    let service = Arc::new(OnlineService::new(
         cache,
         store,
         OnlineConfig {
@@ -206,5 +214,6 @@ pub async fn service(ttl: OnlineTtl, store: Option<Arc<dyn OnlineStore>>) -> Arc
             serve_while_materializing: false,
         },
         clock,
-    ))
+    ));
+    (service, registry_store)
 }

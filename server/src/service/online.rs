@@ -4,7 +4,9 @@
 //! column as Feast does (join-key columns first, then each view's features).
 
 use std::{
+    borrow::Cow,
     collections::HashMap as StdHashMap,
+    hash::{BuildHasher, Hash, Hasher},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -48,21 +50,21 @@ pub enum Scalar {
     Other(String),
 }
 
-/// Which features a request wants.
+/// Which features a request wants (borrowed from the request where it can be).
 #[derive(Debug, Clone, PartialEq)]
-pub enum FeatureSelection {
+pub enum FeatureSelection<'a> {
     /// `"<view>:<feature>"` references.
-    Refs(Vec<String>),
+    Refs(Vec<Cow<'a, str>>),
     /// A feature service name.
-    Service(String),
+    Service(Cow<'a, str>),
 }
 
 /// A `get-online-features` request, transport-independent.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OnlineRequest {
-    pub selection: FeatureSelection,
+pub struct OnlineRequest<'a> {
+    pub selection: FeatureSelection<'a>,
     /// Entity columns in request order: column name → one value per row.
-    pub entities: Vec<(String, Vec<Scalar>)>,
+    pub entities: Vec<(Cow<'a, str>, Vec<Scalar>)>,
     pub full_feature_names: bool,
     pub include_view_metadata: bool,
 }
@@ -124,7 +126,7 @@ struct ServiceProjection {
 #[derive(Debug)]
 struct ServingIndex {
     generation: u64,
-    views: HashMap<String, ViewPlan>,
+    views: HashMap<String, Arc<ViewPlan>>,
     services: HashMap<String, Vec<ServiceProjection>>,
     /// Join key → type, for echoing entity columns.
     join_key_types: HashMap<String, ValueType>,
@@ -132,6 +134,64 @@ struct ServingIndex {
     entity_join_keys: HashMap<String, String>,
     /// Set when the project could not be indexed (e.g. it is not in the registry).
     error: Option<ServiceError>,
+    /// Selections already resolved against this index, by a hash of the selection (entries
+    /// compare the selection itself); at most [`RESOLVED_CAPACITY`] selections.
+    resolved: Mutex<HashMap<u64, Vec<Arc<Resolved>>>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// How many distinct selections an index remembers; beyond that they are resolved each time.
+const RESOLVED_CAPACITY: usize = 1024;
+
+/// A selection resolved against an index: the views to read and the answer's feature names
+/// (checked for Feast's name collisions).
+#[derive(Debug)]
+struct Resolved {
+    selection: FeatureSelection<'static>,
+    full_feature_names: bool,
+    wanted: Vec<Wanted>,
+    feature_names: Vec<String>,
+}
+
+impl Resolved {
+    fn is(&self, selection: &FeatureSelection<'_>, full_feature_names: bool) -> bool {
+        self.full_feature_names == full_feature_names && self.selection == *selection
+    }
+}
+
+fn selection_hash(
+    hasher: &foldhash::fast::RandomState,
+    selection: &FeatureSelection<'_>,
+    full_feature_names: bool,
+) -> u64 {
+    let mut h = hasher.build_hasher();
+    full_feature_names.hash(&mut h);
+    match selection {
+        FeatureSelection::Refs(refs) => {
+            0u8.hash(&mut h);
+            for r in refs {
+                r.as_ref().hash(&mut h);
+            }
+        }
+        FeatureSelection::Service(name) => {
+            1u8.hash(&mut h);
+            name.as_ref().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn owned_selection(selection: &FeatureSelection<'_>) -> FeatureSelection<'static> {
+    match selection {
+        FeatureSelection::Refs(refs) => FeatureSelection::Refs(
+            refs.iter()
+                .map(|r| Cow::Owned(r.clone().into_owned()))
+                .collect(),
+        ),
+        FeatureSelection::Service(name) => {
+            FeatureSelection::Service(Cow::Owned(name.clone().into_owned()))
+        }
+    }
 }
 
 impl ServingIndex {
@@ -147,6 +207,8 @@ impl ServingIndex {
             join_key_types: HashMap::default(),
             entity_join_keys: HashMap::default(),
             error: None,
+            resolved: Mutex::default(),
+            hasher: foldhash::fast::RandomState::default(),
         };
         let catalog = match Catalog::new(snapshot, &cfg.project) {
             Ok(c) => c,
@@ -222,7 +284,7 @@ impl ServingIndex {
             let features: Vec<String> = v.features.iter().map(|f| f.name.clone()).collect();
             index.views.insert(
                 v.name.clone(),
-                ViewPlan {
+                Arc::new(ViewPlan {
                     name: v.name.clone(),
                     feature_index: features
                         .iter()
@@ -241,7 +303,7 @@ impl ServingIndex {
                         metrics::counter!("feast_online_features_status_total",
                             "feature_view" => v.name.clone(), "status" => status.as_str_name())
                     }),
-                },
+                }),
             );
         }
         for s in &catalog.feature_services {
@@ -266,8 +328,9 @@ impl ServingIndex {
 }
 
 /// A view with the features a request wants from it.
-struct Wanted<'a> {
-    plan: &'a ViewPlan,
+#[derive(Debug)]
+struct Wanted {
+    plan: Arc<ViewPlan>,
     alias: Option<String>,
     features: Vec<usize>,
     join_key_map: Vec<(String, String)>,
@@ -373,13 +436,13 @@ impl OnlineService {
         fresh
     }
 
-    fn resolve<'a>(
+    fn resolve(
         &self,
-        index: &'a ServingIndex,
-        selection: &FeatureSelection,
-    ) -> Result<Vec<Wanted<'a>>, ServiceError> {
+        index: &ServingIndex,
+        selection: &FeatureSelection<'_>,
+    ) -> Result<Vec<Wanted>, ServiceError> {
         let project = &self.config.project;
-        let view = |name: &str| -> Result<&'a ViewPlan, ServiceError> {
+        let view = |name: &str| -> Result<&Arc<ViewPlan>, ServiceError> {
             let plan = index.views.get(name).ok_or_else(|| {
                 ServiceError::feast(
                     ErrorCode::NotFound,
@@ -407,10 +470,10 @@ impl OnlineService {
                     )
                 })
             };
-        let mut wanted: Vec<Wanted<'a>> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         match selection {
             FeatureSelection::Service(name) => {
-                let projections = index.services.get(name).ok_or_else(|| {
+                let projections = index.services.get(name.as_ref()).ok_or_else(|| {
                     ServiceError::feast(
                         ErrorCode::NotFound,
                         "FeatureServiceNotFoundException",
@@ -426,7 +489,7 @@ impl OnlineService {
                         .map(|f| feature_index(plan, f, label))
                         .collect::<Result<_, _>>()?;
                     wanted.push(Wanted {
-                        plan,
+                        plan: plan.clone(),
                         alias: p.alias.clone(),
                         features,
                         join_key_map: p.join_key_map.clone(),
@@ -463,7 +526,7 @@ impl OnlineService {
                     match at {
                         Some(i) => {
                             let w = &mut wanted[i];
-                            let idx = feature_index(w.plan, feature, view_name)?;
+                            let idx = feature_index(&w.plan, feature, view_name)?;
                             if !w.features.contains(&idx) {
                                 w.features.push(idx);
                             }
@@ -473,7 +536,7 @@ impl OnlineService {
                             let plan = view(view_name)?;
                             let idx = feature_index(plan, feature, view_name)?;
                             wanted.push(Wanted {
-                                plan,
+                                plan: plan.clone(),
                                 alias: None,
                                 features: vec![idx],
                                 join_key_map: Vec::new(),
@@ -487,16 +550,25 @@ impl OnlineService {
         Ok(wanted)
     }
 
-    /// Answers a `get-online-features` request.
-    pub async fn get_online_features(
+    /// `selection` resolved against `index`: remembered by the index after the first time, so a
+    /// repeated selection (the usual case) is neither re-resolved nor re-named.
+    fn resolved(
         &self,
-        req: &OnlineRequest,
-    ) -> Result<OnlineResponse, ServiceError> {
-        let index = self.index();
-        if let Some(e) = &index.error {
-            return Err(e.clone());
+        index: &ServingIndex,
+        selection: &FeatureSelection<'_>,
+        full_feature_names: bool,
+    ) -> Result<Arc<Resolved>, ServiceError> {
+        let hash = selection_hash(&index.hasher, selection, full_feature_names);
+        let known = |cache: &HashMap<u64, Vec<Arc<Resolved>>>| {
+            cache
+                .get(&hash)
+                .and_then(|rs| rs.iter().find(|r| r.is(selection, full_feature_names)))
+                .cloned()
+        };
+        if let Some(r) = known(&index.resolved.lock().expect("not poisoned")) {
+            return Ok(r);
         }
-        let wanted = self.resolve(&index, &req.selection)?;
+        let wanted = self.resolve(index, selection)?;
 
         // Output names, and Feast's collision rule.
         let mut feature_names = Vec::new();
@@ -504,7 +576,7 @@ impl OnlineService {
             let prefix = w.alias.as_deref().unwrap_or(&w.plan.name);
             for &i in &w.features {
                 let f = &w.plan.layout.features[i];
-                feature_names.push(if req.full_feature_names {
+                feature_names.push(if full_feature_names {
                     format!("{prefix}__{f}")
                 } else {
                     f.clone()
@@ -513,13 +585,13 @@ impl OnlineService {
         }
         // One view's references are deduplicated and its feature names are distinct (unless
         // the registry says otherwise): only several views or a service can repeat a name.
-        let may_repeat = match (&req.selection, wanted.as_slice()) {
+        let may_repeat = match (selection, wanted.as_slice()) {
             (FeatureSelection::Refs(_), [w]) => {
                 w.plan.feature_index.len() != w.plan.layout.features.len()
             }
             _ => true,
         };
-        if !req.full_feature_names
+        if !full_feature_names
             && may_repeat
             && let Some(dup) = first_repeat(&feature_names)
         {
@@ -532,13 +604,44 @@ impl OnlineService {
             ));
         }
 
+        let resolved = Arc::new(Resolved {
+            selection: owned_selection(selection),
+            full_feature_names,
+            wanted,
+            feature_names,
+        });
+        let mut cache = index.resolved.lock().expect("not poisoned");
+        if let Some(r) = known(&cache) {
+            return Ok(r);
+        }
+        if cache.len() < RESOLVED_CAPACITY {
+            cache.entry(hash).or_default().push(resolved.clone());
+        }
+        Ok(resolved)
+    }
+
+    /// Answers a `get-online-features` request.
+    pub async fn get_online_features(
+        &self,
+        req: &OnlineRequest<'_>,
+    ) -> Result<OnlineResponse, ServiceError> {
+        let index = self.index();
+        if let Some(e) = &index.error {
+            return Err(e.clone());
+        }
+        let resolved = self.resolved(&index, &req.selection, req.full_feature_names)?;
+        let wanted = &resolved.wanted;
+
         // Entity columns: entity names become join keys; a later column replaces an earlier one.
-        let mut columns: Vec<(String, &[Scalar])> = Vec::new();
+        let mut columns: Vec<(&str, &[Scalar])> = Vec::new();
         for (name, values) in &req.entities {
-            let name = index.entity_join_keys.get(name).unwrap_or(name);
-            match columns.iter_mut().find(|(n, _)| n == name) {
+            let name = index
+                .entity_join_keys
+                .get(name.as_ref())
+                .map_or(name.as_ref(), String::as_str);
+            match columns.iter_mut().find(|(n, _)| *n == name) {
                 Some(c) => c.1 = values,
-                None => columns.push((name.clone(), values)),
+                None => columns.push((name, values)),
             }
         }
         let rows = columns.first().map_or(0, |c| c.1.len());
@@ -547,14 +650,14 @@ impl OnlineService {
                 "All entity rows must have the same columns.",
             ));
         }
-        let column = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+        let column = |name: &str| columns.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
 
         // Entity keys per wanted view, deduplicated.
         let mut missing: Vec<String> = Vec::new();
         let mut per_view: Vec<(Vec<Vec<u8>>, Vec<usize>)> = Vec::with_capacity(wanted.len());
         // Join key column -> type, in first-use order (a handful: a list, not a map).
         let mut echo_types: Vec<(&str, ValueType)> = Vec::new();
-        for w in &wanted {
+        for w in wanted {
             if w.plan.entityless {
                 per_view.push((vec![entityless_key(self.config.key_version)], vec![0; rows]));
                 continue;
@@ -615,7 +718,7 @@ impl OnlineService {
             missing.dedup();
             return Err(ServiceError::bad_request(format!(
                 "Missing join key values for keys: {missing:?}. Provided entity columns: {:?}",
-                columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()
+                columns.iter().map(|(n, _)| *n).collect::<Vec<_>>()
             )));
         }
 
@@ -641,8 +744,8 @@ impl OnlineService {
 
         // Join-key columns first (request order), then each view's features.
         let mut out = OnlineResponse {
-            feature_names: Vec::with_capacity(columns.len() + feature_names.len()),
-            columns: Vec::with_capacity(columns.len() + feature_names.len()),
+            feature_names: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
+            columns: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
             view_metadata: req
                 .include_view_metadata
                 .then(|| wanted.iter().map(|w| (w.plan.name.clone(), 0)).collect()),
@@ -652,7 +755,7 @@ impl OnlineService {
                 .iter()
                 .find(|(c, _)| c == name)
                 .map(|(_, t)| t)
-                .or_else(|| index.join_key_types.get(name))
+                .or_else(|| index.join_key_types.get(*name))
             else {
                 continue;
             };
@@ -664,7 +767,7 @@ impl OnlineService {
                         .unwrap_or_else(|_| scalar_value(v))
                 })
                 .collect();
-            out.feature_names.push(name.clone());
+            out.feature_names.push((*name).to_owned());
             out.columns.push(Column {
                 values,
                 statuses: vec![FieldStatus::Present; rows],
@@ -675,7 +778,7 @@ impl OnlineService {
         let now_nanos =
             now.timestamp() as i128 * 1_000_000_000 + now.timestamp_subsec_nanos() as i128;
         let enforce_ttl = self.config.online_ttl == OnlineTtl::Enforce;
-        let mut names = feature_names.into_iter();
+        let mut names = resolved.feature_names.iter();
 
         for ((w, (_, row_key)), view_records) in wanted.iter().zip(&per_view).zip(records) {
             let mut counts = [0u64; 5];
@@ -714,7 +817,7 @@ impl OnlineService {
                     counts[*col.statuses.last().expect("pushed") as usize] += 1;
                 }
                 out.feature_names
-                    .push(names.next().expect("one name per feature"));
+                    .push(names.next().expect("one name per feature").clone());
                 out.columns.push(col);
             }
             for (counter, n) in w.plan.status_counters.iter().zip(counts) {
