@@ -33,6 +33,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 100;
 /// Room kept free in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
+/// An idle connection's read buffer larger than this is replaced by a small one.
+const KEPT_CAPACITY: usize = 256 * 1024;
 
 /// What a connection's requests are answered by.
 #[derive(Clone)]
@@ -322,6 +324,10 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             return io.shutdown().await;
         }
         buf.advance(consumed);
+        if buf.is_empty() && buf.capacity() > KEPT_CAPACITY {
+            // A large body's buffer is not kept for the connection's life.
+            buf = BytesMut::with_capacity(READ_CHUNK);
+        }
     }
 }
 

@@ -389,3 +389,105 @@ async fn shutdown_closes_idle_connections_and_answers_requests_in_progress() {
         .unwrap();
     assert!(TcpStream::connect(s.addr).await.is_err());
 }
+
+/// Valid requests, pipelined, then damaged at random (bytes flipped, inserted, dropped, cut
+/// short) and sent in random pieces: the loop answers or closes, never panics or hangs, and
+/// everything it writes is a sequence of whole HTTP/1.1 answers.
+#[tokio::test]
+async fn damaged_requests_are_answered_or_closed() {
+    let handlers = crate::app::app(
+        fixture::service(OnlineTtl::Enforce, None).await,
+        None,
+        None,
+        None,
+    )
+    .await;
+    let valid = [
+        post("/get-online-features", LOOKUP, ""),
+        "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        format!(
+            "POST /get-online-features HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{LOOKUP}\r\n0\r\n\r\n",
+            LOOKUP.len()
+        ),
+        post("/push", "{}", "Expect: 100-continue\r\n"),
+    ];
+    // xorshift64*: the same cases on every run.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: usize| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+    };
+    for case in 0..300 {
+        let mut bytes: Vec<u8> = (0..1 + next(3))
+            .flat_map(|_| valid[next(valid.len())].clone().into_bytes())
+            .collect();
+        for _ in 0..next(4) {
+            let at = next(bytes.len());
+            match next(4) {
+                0 => bytes[at] = next(256) as u8,
+                1 => bytes.insert(at, b"\r\n:0 \x00\xff"[next(7)]),
+                2 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.truncate(at),
+            }
+        }
+        let (mut client, mut server_side) = tokio::io::duplex(1 << 16);
+        let handlers = handlers.clone();
+        let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(async move {
+            super::h1::serve(
+                &mut server_side,
+                bytes::BytesMut::new(),
+                &handlers,
+                &mut stopped,
+            )
+            .await
+        });
+        let mut sent = 0;
+        while sent < bytes.len() {
+            let n = (1 + next(64)).min(bytes.len() - sent);
+            if client.write_all(&bytes[sent..sent + n]).await.is_err() {
+                break;
+            }
+            sent += n;
+        }
+        let _ = client.shutdown().await;
+        let mut out = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut out),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("case {case}: no end"))
+        .unwrap();
+        let served = tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .unwrap_or_else(|_| panic!("case {case}: the loop did not end"));
+        assert!(served.is_ok(), "case {case}: the loop panicked");
+        // Whole answers only.
+        let mut rest = &out[..];
+        while !rest.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            let n = match resp.parse(rest) {
+                Ok(httparse::Status::Complete(n)) => n,
+                other => panic!(
+                    "case {case}: not an answer: {other:?} {:?}",
+                    String::from_utf8_lossy(rest)
+                ),
+            };
+            let len: usize = resp
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .map_or(0, |h| {
+                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
+                });
+            assert!(rest.len() >= n + len, "case {case}: a cut answer");
+            rest = &rest[n + len..];
+        }
+    }
+}
