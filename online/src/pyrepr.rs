@@ -11,7 +11,7 @@ pub fn float_repr(x: f64) -> String {
     out
 }
 
-/// Appends `repr(x)` to `out` without allocating: the shortest round-trip digits (ryu, as
+/// Appends `repr(x)` to `out` without allocating: the shortest round-trip digits (zmij, as
 /// Python's repr), laid out by Python's rule — positional for decimal exponents -4..=15,
 /// otherwise `d.ddde±XX` with at least two exponent digits.
 pub fn write_float_repr(out: &mut String, x: f64) {
@@ -27,15 +27,15 @@ pub fn write_float_repr(out: &mut String, x: f64) {
         out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
         return;
     }
-    let mut buf = ryu::Buffer::new();
+    let mut buf = zmij::Buffer::new();
     let formatted = buf.format_finite(x);
-    // Fast path: ryu's positional form is Python's for decimal exponents -4..=15.
+    // Fast path: zmij's positional form is Python's for decimal exponents -4..=15.
     if !formatted.contains('e') && !formatted.trim_start_matches('-').starts_with("0.0000") {
         out.push_str(formatted);
         return;
     }
     let text = formatted.trim_start_matches('-').as_bytes();
-    // Split ryu's output (`123.45`, `0.001`, `1.5e-7`, `1e16`) into significant digits and
+    // Split zmij's output (`123.45`, `0.001`, `1.5e-7`, `1e16`) into significant digits and
     // the decimal exponent of the first digit.
     let (mantissa, exp_part) = match text.iter().position(|&c| c == b'e') {
         Some(i) => (&text[..i], Some(&text[i + 1..])),
@@ -167,7 +167,7 @@ mod tests {
             (9999999999999998.0, "9999999999999998.0"),
             (-1e100, "-1e+100"),
             (2.5e-300, "2.5e-300"),
-            // An exact tie between two shortest candidates: Python (and ryu) round half to
+            // An exact tie between two shortest candidates: Python (and zmij) round half to
             // even, where Rust's own `{:e}` rounds half up to ...797.3.
             (-1.1496366673247973e15, "-1149636667324797.2"),
         ] {
