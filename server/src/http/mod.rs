@@ -38,6 +38,32 @@ pub struct HttpState {
     pub materialize: Option<Arc<MaterializeJobs>>,
     /// `/push` and `/write-to-online-store`.
     pub push: Option<Arc<PushService>>,
+    pub feature_lists: Arc<FeatureLists>,
+}
+
+/// Feature lists already read, by their JSON text: clients send a handful of lists over and
+/// over, and reading ten references costs several times more than finding the text.
+#[derive(Default)]
+pub struct FeatureLists(std::sync::Mutex<std::collections::HashMap<Box<str>, Arc<[String]>>>);
+
+/// How many lists are remembered, and the longest text remembered.
+const FEATURE_LISTS: usize = 256;
+const FEATURE_LIST_TEXT: usize = 16 * 1024;
+
+impl FeatureLists {
+    /// The references a `features` JSON value holds; an error when it is not an array of
+    /// strings.
+    fn read(&self, text: &str) -> Result<Arc<[String]>, serde_json::Error> {
+        if let Some(list) = self.0.lock().expect("not poisoned").get(text) {
+            return Ok(list.clone());
+        }
+        let list: Arc<[String]> = serde_json::from_str::<Vec<String>>(text)?.into();
+        let mut lists = self.0.lock().expect("not poisoned");
+        if lists.len() < FEATURE_LISTS && text.len() <= FEATURE_LIST_TEXT {
+            lists.insert(text.into(), list.clone());
+        }
+        Ok(list)
+    }
 }
 
 impl HttpState {
@@ -51,6 +77,7 @@ impl HttpState {
             get_online_features_metrics: Arc::new(EndpointMetrics::new("/get-online-features")),
             materialize: None,
             push: None,
+            feature_lists: Arc::default(),
         }
     }
 
@@ -133,7 +160,7 @@ impl EndpointMetrics {
 #[derive(Deserialize)]
 struct GetOnlineFeaturesBody<'a> {
     #[serde(default, borrow)]
-    features: Option<Vec<Text<'a>>>,
+    features: Option<&'a serde_json::value::RawValue>,
     #[serde(default, borrow)]
     feature_service: Option<Text<'a>>,
     #[serde(borrow)]
@@ -253,26 +280,28 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
 /// the HTTP/1.1 fast path ([`h1`]) both answer through this.
 pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
     let started = Instant::now();
+    let unprocessable = |e: serde_json::Error| {
+        state.get_online_features_metrics.record(422, started);
+        (
+            ErrorCode::Unprocessable.http_status(),
+            validation_body(&e.to_string()),
+        )
+    };
     let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(body) {
         Ok(b) => b,
-        Err(e) => {
-            state.get_online_features_metrics.record(422, started);
-            return (
-                ErrorCode::Unprocessable.http_status(),
-                validation_body(&e.to_string()),
-            );
-        }
+        Err(e) => return unprocessable(e),
     };
-    let selection = match parsed.feature_service {
-        Some(s) => FeatureSelection::Service(s.0),
-        None => FeatureSelection::Refs(
-            parsed
-                .features
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| t.0)
-                .collect(),
-        ),
+    let refs: Arc<[String]>;
+    let selection = match (parsed.feature_service, parsed.features) {
+        (Some(s), _) => FeatureSelection::Service(s.0),
+        (None, None) => FeatureSelection::Refs(Vec::new()),
+        (None, Some(text)) => {
+            refs = match state.feature_lists.read(text.get()) {
+                Ok(r) => r,
+                Err(e) => return unprocessable(e),
+            };
+            FeatureSelection::Refs(refs.iter().map(|r| Cow::Borrowed(r.as_str())).collect())
+        }
     };
     let req = OnlineRequest {
         selection,

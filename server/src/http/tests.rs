@@ -357,3 +357,20 @@ async fn a_repeated_selection_follows_the_registry() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("conv_rate"), "{body}");
 }
+
+#[test]
+fn feature_lists_are_read_once_per_text() {
+    let lists = super::FeatureLists::default();
+    let text = r#"["v:a", "v:b"]"#;
+    let first = lists.read(text).unwrap();
+    assert_eq!(&first[..], ["v:a", "v:b"]);
+    assert!(Arc::ptr_eq(&first, &lists.read(text).unwrap()));
+    // Other texts are other lists; escapes are read; what is not a list of strings fails.
+    assert_eq!(&lists.read(r#"["v:\u0061"]"#).unwrap()[..], ["v:a"]);
+    assert!(lists.read(r#""v:a""#).is_err());
+    assert!(lists.read("[1]").is_err());
+    // A text too long to remember is still read.
+    let long = format!(r#"["{}"]"#, "x".repeat(super::FEATURE_LIST_TEXT));
+    let a = lists.read(&long).unwrap();
+    assert!(!Arc::ptr_eq(&a, &lists.read(&long).unwrap()));
+}
