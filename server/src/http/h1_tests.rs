@@ -491,3 +491,39 @@ async fn damaged_requests_are_answered_or_closed() {
         }
     }
 }
+
+#[tokio::test]
+async fn unknown_paths_are_404_and_unknown_grpc_methods_unimplemented() {
+    use tower::ServiceExt;
+    let handlers = crate::app::app(
+        fixture::service(OnlineTtl::Enforce, None).await,
+        None,
+        None,
+        None,
+    )
+    .await;
+    let ask = |content_type: &'static str| {
+        let router = handlers.router.clone();
+        async move {
+            router
+                .oneshot(
+                    axum::http::Request::builder()
+                        .method("POST")
+                        .uri("/other.Service/Method")
+                        .header("content-type", content_type)
+                        .body(axum::body::Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let plain = ask("application/json").await;
+    assert_eq!(plain.status(), 404);
+    let grpc = ask("application/grpc").await;
+    assert_eq!(grpc.status(), 200);
+    assert_eq!(
+        grpc.headers().get("grpc-status").map(|v| v.as_bytes()),
+        Some(b"12".as_slice())
+    );
+}
