@@ -390,18 +390,18 @@ async fn shutdown_closes_idle_connections_and_answers_requests_in_progress() {
     assert!(TcpStream::connect(s.addr).await.is_err());
 }
 
+/// The whole application over the fixture service.
+async fn fixture_handlers() -> super::h1::Handlers {
+    let online = fixture::service(OnlineTtl::Enforce, None).await;
+    crate::app::app(online, None, None, None).await
+}
+
 /// Valid requests, pipelined, then damaged at random (bytes flipped, inserted, dropped, cut
 /// short) and sent in random pieces: the loop answers or closes, never panics or hangs, and
 /// everything it writes is a sequence of whole HTTP/1.1 answers.
 #[tokio::test]
 async fn damaged_requests_are_answered_or_closed() {
-    let handlers = crate::app::app(
-        fixture::service(OnlineTtl::Enforce, None).await,
-        None,
-        None,
-        None,
-    )
-    .await;
+    let handlers = fixture_handlers().await;
     let valid = [
         post("/get-online-features", LOOKUP, ""),
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
@@ -495,13 +495,7 @@ async fn damaged_requests_are_answered_or_closed() {
 #[tokio::test]
 async fn unknown_paths_are_404_and_unknown_grpc_methods_unimplemented() {
     use tower::ServiceExt;
-    let handlers = crate::app::app(
-        fixture::service(OnlineTtl::Enforce, None).await,
-        None,
-        None,
-        None,
-    )
-    .await;
+    let handlers = fixture_handlers().await;
     let ask = |content_type: &'static str| {
         let router = handlers.router.clone();
         async move {
