@@ -504,7 +504,6 @@ impl Connection {
             rt::{TokioExecutor, TokioIo},
             service::TowerToHyperService,
         };
-        use tokio::io::AsyncReadExt;
         use tower::ServiceExt;
         let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
         let h2 = alpn_h2 || {
@@ -517,17 +516,9 @@ impl Connection {
                 if n == H2_PREFACE.len() {
                     break true;
                 }
-                let idle = buf.is_empty();
-                if idle && *self.stop.borrow() {
-                    return Ok(());
-                }
-                let read = tokio::select! {
-                    biased;
-                    n = io.read_buf(&mut buf) => n?,
-                    _ = self.stop.wait_for(|s| *s), if idle => return Ok(()),
-                };
-                if read == 0 {
-                    return Ok(());
+                match h1::read_unless_stopped(&mut io, &mut buf, &mut self.stop).await? {
+                    Some(0) | None => return Ok(()),
+                    Some(_) => {}
                 }
             }
         };

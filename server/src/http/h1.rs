@@ -102,15 +102,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // Only `chunked`, and it must be the last coding (RFC 9112 §6.1).
-            let last = tokens(h.value).last().unwrap_or_default();
-            if !last.eq_ignore_ascii_case(b"chunked") || chunked {
-                return Err(Refusal(StatusCode::NOT_IMPLEMENTED));
+            // `chunked` alone, once: no other coding is implemented (RFC 9112 §6.1).
+            let mut codings = tokens(h.value);
+            match (codings.next(), codings.next()) {
+                (Some(c), None) if c.eq_ignore_ascii_case(b"chunked") && !chunked => chunked = true,
+                _ => return Err(Refusal(StatusCode::NOT_IMPLEMENTED)),
             }
-            if tokens(h.value).count() > 1 {
-                return Err(Refusal(StatusCode::NOT_IMPLEMENTED));
-            }
-            chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for t in tokens(h.value) {
                 close |= t.eq_ignore_ascii_case(b"close");
@@ -219,17 +216,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 Ok(None) => {}
                 Err(Refusal(status)) => return refuse(io, status).await,
             }
-            let idle = buf.is_empty();
-            if idle && *stop.borrow() {
-                return io.shutdown().await;
-            }
-            buf.reserve(READ_CHUNK);
-            let read = tokio::select! {
-                biased;
-                n = io.read_buf(&mut buf) => Some(n?),
-                _ = stop.wait_for(|s| *s), if idle => None,
-            };
-            let Some(n) = read else {
+            let Some(n) = read_unless_stopped(io, &mut buf, stop).await? else {
                 return io.shutdown().await;
             };
             if n == 0 {
@@ -328,6 +315,25 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             // A large body's buffer is not kept for the connection's life.
             buf = BytesMut::with_capacity(READ_CHUNK);
         }
+    }
+}
+
+/// Reads more of the connection into `buf`: `None` instead when `stop` is (or turns) true
+/// while `buf` is empty — nothing of a request has arrived, so the connection can close.
+pub async fn read_unless_stopped<IO: AsyncRead + Unpin>(
+    io: &mut IO,
+    buf: &mut BytesMut,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> io::Result<Option<usize>> {
+    let idle = buf.is_empty();
+    if idle && *stop.borrow() {
+        return Ok(None);
+    }
+    buf.reserve(READ_CHUNK);
+    tokio::select! {
+        biased;
+        n = io.read_buf(buf) => n.map(Some),
+        _ = stop.wait_for(|s| *s), if idle => Ok(None),
     }
 }
 

@@ -183,14 +183,10 @@ fn selection_hash(
 
 fn owned_selection(selection: &FeatureSelection<'_>) -> FeatureSelection<'static> {
     match selection {
-        FeatureSelection::Refs(refs) => FeatureSelection::Refs(
-            refs.iter()
-                .map(|r| Cow::Owned(r.clone().into_owned()))
-                .collect(),
-        ),
-        FeatureSelection::Service(name) => {
-            FeatureSelection::Service(Cow::Owned(name.clone().into_owned()))
+        FeatureSelection::Refs(refs) => {
+            FeatureSelection::Refs(refs.iter().map(|r| Cow::Owned(r.to_string())).collect())
         }
+        FeatureSelection::Service(name) => FeatureSelection::Service(Cow::Owned(name.to_string())),
     }
 }
 
