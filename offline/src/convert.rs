@@ -11,12 +11,12 @@ use datafusion::arrow::{
         TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
     },
 };
-use larder_online::entity_key::EntityValue;
 use larder_protos::feast::types::{
     BoolList, BoolSet, BytesList, BytesSet, DoubleList, DoubleSet, FloatList, FloatSet, Int32List,
     Int32Set, Int64List, Int64Set, Map, StringList, StringSet, Value, value::Val,
     value_type::Enum as T,
 };
+use larder_types::entity_key::EntityValue;
 
 /// Why a column could not be converted.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! what materialization needs — the latest row per entity key within a time range
 //! ([`source::latest_rows`]) and the Arrow → Feast value conversion ([`convert`]) — and what
 //! `/push` to the offline store needs: pushed rows appended as new Parquet files ([`append`]).
+//! It depends on the shared Feast types (`larder_types`), not on the online stores.
 
 pub mod append;
 pub mod convert;
@@ -34,4 +35,40 @@ pub enum OfflineError {
     DataFusion(datafusion::error::DataFusionError),
     #[error(transparent)]
     Convert(#[from] convert::ConvertError),
+}
+
+impl larder_types::error::Coded for OfflineError {
+    /// A source that cannot be read as its view declares it is the request's problem to fix
+    /// in the repo (as Feast reports it to the caller); a failure of the engine itself is
+    /// internal.
+    fn code(&self) -> larder_types::error::ErrorCode {
+        use larder_types::error::ErrorCode as C;
+        match self {
+            OfflineError::Source { .. }
+            | OfflineError::MissingColumn { .. }
+            | OfflineError::BadTimestampColumn { .. }
+            | OfflineError::BadUri { .. }
+            | OfflineError::Convert(_) => C::BadRequest,
+            OfflineError::DataFusion(_) => C::Internal,
+        }
+    }
+}
+
+impl larder_types::error::Coded for convert::ConvertError {
+    fn code(&self) -> larder_types::error::ErrorCode {
+        larder_types::error::ErrorCode::BadRequest
+    }
+}
+
+impl larder_types::error::Coded for append::AppendError {
+    /// The source cannot take appends → 422, bad rows → 400, the store failed → 503.
+    fn code(&self) -> larder_types::error::ErrorCode {
+        use append::AppendError as A;
+        use larder_types::error::ErrorCode as C;
+        match self {
+            A::SingleFile { .. } | A::Glob { .. } | A::NoFiles { .. } => C::Unprocessable,
+            A::Columns { .. } | A::Ragged { .. } | A::Value { .. } => C::BadRequest,
+            A::Store { .. } => C::Unavailable,
+        }
+    }
 }

@@ -5,8 +5,9 @@
 use larder_protos::feast::types::{Value, value::Val};
 use prost_types::Timestamp;
 
+use larder_types::entity_key::{EntityValue, KeyVersion, serialize_entity_key};
+
 use crate::{
-    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
     layout::ViewLayout,
     store::{OlderWrites, OnlineStore, Record, ViewRead, WriteRow},
 };

@@ -1,11 +1,10 @@
 //! Online stores in Feast's byte layout, behind one object-safe trait ([`store::OnlineStore`]):
 //! Redis (standalone, cluster, sentinel), SQLite (the embedded default) and in-memory.
-//! Entity keys ([`entity_key`]) and per-view layouts ([`layout`]) are computed once per
+//! Per-view layouts ([`layout`]; entity keys are `larder_types::entity_key`) are computed once per
 //! registry load, so the read path only assembles bytes.
 
 #[cfg(feature = "testkit")]
 pub mod conformance;
-pub mod entity_key;
 pub mod layout;
 pub mod memory;
 pub mod pyrepr;

@@ -22,13 +22,26 @@ pub enum OnlineError {
     Config(String),
 }
 
+impl larder_types::error::Coded for OnlineError {
+    /// A store that cannot answer now is `Unavailable`; anything else it does is a fault of
+    /// the server or its data, shown to clients only as an internal error.
+    fn code(&self) -> larder_types::error::ErrorCode {
+        match self {
+            OnlineError::Unavailable { .. } => larder_types::error::ErrorCode::Unavailable,
+            OnlineError::Backend { .. } | OnlineError::Corrupt { .. } | OnlineError::Config(_) => {
+                larder_types::error::ErrorCode::Internal
+            }
+        }
+    }
+}
+
 /// One feature view's part of a read.
 #[derive(Debug, Clone, Copy)]
 pub struct ViewRead<'a> {
     pub layout: &'a ViewLayout,
     /// Which features, as indices into `layout.features`.
     pub features: &'a [usize],
-    /// Serialized entity keys ([`crate::entity_key`], no project suffix), each listed once.
+    /// Serialized entity keys ([`larder_types::entity_key`], no project suffix), each listed once.
     pub keys: &'a [Vec<u8>],
 }
 

@@ -44,9 +44,9 @@ fn descriptor(full_name: &str) -> Result<MessageDescriptor, JsonError> {
 }
 
 /// Python `MessageToDict(msg)`: camelCase names, enum names, int64 as strings, defaults omitted.
-pub fn to_json<M: Message + Name>(msg: &M) -> serde_json::Value {
+/// Fails only for values proto3 JSON cannot express (a `Timestamp` outside years 1–9999).
+pub fn to_json<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
     bytes_to_json(&M::full_name(), &msg.encode_to_vec())
-        .expect("a message of this crate re-decodes through its own descriptor")
 }
 
 /// Like [`to_json`] for an already encoded message named by its full proto name. Unknown
@@ -123,7 +123,7 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let json = to_json(&fv);
+        let json = to_json(&fv).unwrap();
         assert_eq!(
             json,
             serde_json::json!({
@@ -150,7 +150,7 @@ mod tests {
             )),
         };
         assert_eq!(
-            to_json(&v),
+            to_json(&v).unwrap(),
             serde_json::json!({"int64Val": "9007199254740993"})
         );
     }

@@ -309,6 +309,79 @@ pub enum OnlineTtl {
 pub struct LarderConfig {
     #[serde(default)]
     pub online_ttl: OnlineTtl,
+    /// Limits of the servers' connections (`larder.server`).
+    #[serde(default)]
+    pub server: ServerLimits,
+}
+
+/// `larder.server`: timeouts and caps of every endpoint's connections.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// A request head must be complete this long after its first byte (408 after).
+    pub header_timeout_seconds: f64,
+    /// A request body must be complete this long after its head (408 after).
+    pub body_timeout_seconds: f64,
+    /// A kept-alive HTTP/1.1 connection is closed after this long without a request.
+    pub idle_timeout_seconds: f64,
+    /// Writing one answer may take this long (a client that does not read is dropped).
+    pub write_timeout_seconds: f64,
+    /// Open connections per server port; a connection beyond it is answered 503 and closed.
+    pub max_connections: usize,
+    /// h2 (gRPC): streams one connection may have open at once.
+    pub h2_max_concurrent_streams: u32,
+    /// h2: a PING after this long without frames, and the connection closed when it is not
+    /// answered within `h2_keep_alive_timeout_seconds`.
+    pub h2_keep_alive_interval_seconds: f64,
+    pub h2_keep_alive_timeout_seconds: f64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 10.0,
+            body_timeout_seconds: 30.0,
+            idle_timeout_seconds: 60.0,
+            write_timeout_seconds: 30.0,
+            max_connections: 10_000,
+            h2_max_concurrent_streams: 256,
+            h2_keep_alive_interval_seconds: 60.0,
+            h2_keep_alive_timeout_seconds: 20.0,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// Every timeout positive and finite, every cap at least 1.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("header_timeout_seconds", self.header_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+            ("write_timeout_seconds", self.write_timeout_seconds),
+            (
+                "h2_keep_alive_interval_seconds",
+                self.h2_keep_alive_interval_seconds,
+            ),
+            (
+                "h2_keep_alive_timeout_seconds",
+                self.h2_keep_alive_timeout_seconds,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 1e9) {
+                return Err(format!(
+                    "larder.server.{name} must be a positive number of seconds"
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("larder.server.max_connections must be at least 1".into());
+        }
+        if self.h2_max_concurrent_streams == 0 {
+            return Err("larder.server.h2_max_concurrent_streams must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// A loaded `feature_store.yaml`.
@@ -501,7 +574,11 @@ impl RepoConfig {
             Some(_) => return Err(p.err("coerce_tz_aware", "expected a boolean")),
         };
         let materialization = p.typed(&top, "materialization")?.unwrap_or_default();
-        let larder = p.typed(&top, "larder")?.unwrap_or_default();
+        let larder: LarderConfig = p.typed(&top, "larder")?.unwrap_or_default();
+        larder
+            .server
+            .check()
+            .map_err(|m| p.err("larder.server", &m))?;
         Ok(Self {
             repo_path: repo_path.to_owned(),
             config_path: config_path.to_owned(),
@@ -933,6 +1010,23 @@ mod tests {
         assert_eq!(c.entity_key_serialization_version, 3);
         assert!(c.coerce_tz_aware);
         assert_eq!(c.larder.online_ttl, OnlineTtl::Enforce);
+        assert_eq!(c.larder.server, ServerLimits::default());
+    }
+
+    #[test]
+    fn server_limits_are_checked() {
+        let c = parse(
+            "project: p\nregistry: r.db\nlarder:\n  server:\n    header_timeout_seconds: 2.5\n    max_connections: 50\n",
+        )
+        .unwrap();
+        assert_eq!(c.larder.server.header_timeout_seconds, 2.5);
+        assert_eq!(c.larder.server.max_connections, 50);
+        assert_eq!(c.larder.server.body_timeout_seconds, 30.0, "defaults kept");
+        let e =
+            err("project: p\nregistry: r.db\nlarder:\n  server:\n    idle_timeout_seconds: 0\n");
+        assert!(e.contains("idle_timeout_seconds"), "{e}");
+        let e = err("project: p\nregistry: r.db\nlarder:\n  server:\n    max_conections: 5\n");
+        assert!(e.contains("max_conections"), "{e}");
     }
 
     #[test]

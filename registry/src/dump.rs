@@ -22,15 +22,16 @@ use larder_protos::{
         Permission, SavedDataset, StreamFeatureView, feature_transformation_v2::Transformation,
         infra_object::InfraObject as InfraKind,
     },
-    json::to_json,
+    json::{JsonError, to_json},
 };
 use prost::Name;
 use serde_json::{Map, Value as Json};
 
 use crate::store::RegistrySnapshot;
 
-/// The registry-dump document of `project`.
-pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
+/// The registry-dump document of `project`; an error when an object holds a value proto3 JSON
+/// cannot express (a timestamp outside years 1–9999).
+pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Result<Json, JsonError> {
     let r = &snapshot.proto;
     let mut doc: BTreeMap<&str, Json> = BTreeMap::new();
     doc.insert("project", Json::String(project.to_owned()));
@@ -40,27 +41,27 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
         .iter()
         .filter(|m| m.project == project)
         .map(to_json)
-        .collect();
+        .collect::<Result<_, _>>()?;
     put(&mut doc, "projectMetadata", metadata);
 
     put(
         &mut doc,
         "dataSources",
-        data_sources(r.data_sources.iter().filter(|d| d.project == project)),
+        data_sources(r.data_sources.iter().filter(|d| d.project == project))?,
     );
     put(
         &mut doc,
         "entities",
         sorted(in_project(&r.entities, project, |e: &Entity| {
             e.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        }))?,
     );
     put(
         &mut doc,
         "featureViews",
         sorted(in_project(&r.feature_views, project, |v: &FeatureView| {
             v.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        }))?,
     );
     put(
         &mut doc,
@@ -69,7 +70,7 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
             &r.feature_services,
             project,
             |v: &FeatureService| v.spec.as_ref().map(|s| (&s.project, &s.name)),
-        )),
+        ))?,
     );
     let odfvs: Vec<Json> = sorted_objects(in_project(
         &r.on_demand_feature_views,
@@ -78,7 +79,7 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     ))
     .into_iter()
     .map(|v| {
-        let mut json = object_json(v);
+        let mut json = object_json(v)?;
         let spec = v.spec.as_ref();
         let udf = spec.and_then(|s| s.feature_transformation.as_ref()?.transformation.as_ref());
         if let Some(Transformation::UserDefinedFunction(f)) = udf {
@@ -99,9 +100,9 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
                 body,
             );
         }
-        json
+        Ok(json)
     })
-    .collect();
+    .collect::<Result<_, JsonError>>()?;
     put(&mut doc, "onDemandFeatureViews", odfvs);
     let sfvs: Vec<Json> = sorted_objects(in_project(
         &r.stream_feature_views,
@@ -110,7 +111,7 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
     ))
     .into_iter()
     .map(|v| {
-        let mut json = object_json(v);
+        let mut json = object_json(v)?;
         if let Some(udf) = v
             .spec
             .as_ref()
@@ -122,16 +123,16 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
                 Json::String(udf.body_text.clone()),
             );
         }
-        json
+        Ok(json)
     })
-    .collect();
+    .collect::<Result<_, JsonError>>()?;
     put(&mut doc, "streamFeatureViews", sfvs);
     put(
         &mut doc,
         "labelViews",
         sorted(in_project(&r.label_views, project, |v: &LabelView| {
             v.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        }))?,
     );
     put(
         &mut doc,
@@ -140,21 +141,21 @@ pub fn registry_dump(snapshot: &RegistrySnapshot, project: &str) -> Json {
             &r.saved_datasets,
             project,
             |v: &SavedDataset| v.spec.as_ref().map(|s| (&s.project, &s.name)),
-        )),
+        ))?,
     );
-    put(&mut doc, "infra", infra_objects(&snapshot.infra(project)));
+    put(&mut doc, "infra", infra_objects(&snapshot.infra(project))?);
     put(
         &mut doc,
         "permissions",
         sorted(in_project(&r.permissions, project, |v: &Permission| {
             v.spec.as_ref().map(|s| (&s.project, &s.name))
-        })),
+        }))?,
     );
-    Json::Object(
+    Ok(Json::Object(
         doc.into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect::<Map<_, _>>(),
-    )
+    ))
 }
 
 /// Renders like Python's `json.dumps(doc, indent=2, sort_keys=True)` (ASCII-only output).
@@ -208,49 +209,51 @@ fn sorted_objects<'a, T>(mut items: Vec<(&'a str, &'a T)>) -> Vec<&'a T> {
 
 /// Sorted by name, each rendered as Feast's Python objects render it: the objects do not
 /// carry their project, so `spec.project` is not in the document.
-fn sorted<T: prost::Message + Name>(items: Vec<(&str, &T)>) -> Vec<Json> {
+fn sorted<T: prost::Message + Name>(items: Vec<(&str, &T)>) -> Result<Vec<Json>, JsonError> {
     sorted_objects(items).into_iter().map(object_json).collect()
 }
 
-fn object_json<T: prost::Message + Name>(item: &T) -> Json {
-    let mut json = to_json(item);
+fn object_json<T: prost::Message + Name>(item: &T) -> Result<Json, JsonError> {
+    let mut json = to_json(item)?;
     if let Some(Json::Object(spec)) = json.get_mut("spec") {
         spec.remove("project");
     }
-    json
+    Ok(json)
 }
 
 /// Top-level data sources, as Python's `DataSource.to_proto()` renders them: without
 /// `project` and without `dataSourceClassType`.
-fn data_sources<'a>(items: impl Iterator<Item = &'a DataSource>) -> Vec<Json> {
+fn data_sources<'a>(items: impl Iterator<Item = &'a DataSource>) -> Result<Vec<Json>, JsonError> {
     let mut v: Vec<&DataSource> = items.collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
     v.into_iter()
         .map(|d| {
-            let mut json = to_json(d);
+            let mut json = to_json(d)?;
             if let Json::Object(m) = &mut json {
                 m.remove("project");
                 m.remove("dataSourceClassType");
             }
-            json
+            Ok(json)
         })
         .collect()
 }
 
 /// Python's `InfraObject.to_proto()` returns the table message itself (`SqliteTable`,
 /// `DatastoreTable`), so the dump lists those, sorted by name.
-fn infra_objects(infra: &Infra) -> Vec<Json> {
+fn infra_objects(infra: &Infra) -> Result<Vec<Json>, JsonError> {
     let mut items: Vec<(String, Json)> = infra
         .infra_objects
         .iter()
-        .map(|o| match &o.infra_object {
-            Some(InfraKind::SqliteTable(t)) => (t.name.clone(), to_json(t)),
-            Some(InfraKind::DatastoreTable(t)) => (t.name.clone(), to_json(t)),
-            Some(InfraKind::CustomInfra(_)) | None => (String::new(), to_json(o)),
+        .map(|o| {
+            Ok(match &o.infra_object {
+                Some(InfraKind::SqliteTable(t)) => (t.name.clone(), to_json(t)?),
+                Some(InfraKind::DatastoreTable(t)) => (t.name.clone(), to_json(t)?),
+                Some(InfraKind::CustomInfra(_)) | None => (String::new(), to_json(o)?),
+            })
         })
-        .collect();
+        .collect::<Result<_, JsonError>>()?;
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    items.into_iter().map(|(_, j)| j).collect()
+    Ok(items.into_iter().map(|(_, j)| j).collect())
 }
 
 fn set_path(json: &mut Json, path: &[&str], value: Json) {

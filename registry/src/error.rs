@@ -82,3 +82,34 @@ pub enum RegistryError {
         message: String,
     },
 }
+
+impl larder_types::error::Coded for RegistryError {
+    /// A registry that cannot be read or written now is `Unavailable`; what is missing from it
+    /// `NotFound`; a stale revision `Conflict`; a bad configuration a fault of the server.
+    fn code(&self) -> larder_types::error::ErrorCode {
+        use larder_types::error::ErrorCode as C;
+        match self {
+            RegistryError::FileNotFound { .. }
+            | RegistryError::ReadFile { .. }
+            | RegistryError::Corrupt { .. }
+            | RegistryError::ObjectNotFound { .. }
+            | RegistryError::BucketNotFound { .. }
+            | RegistryError::ObjectStore { .. }
+            | RegistryError::Sql { .. }
+            | RegistryError::CorruptRow { .. }
+            | RegistryError::WriteFile { .. } => C::Unavailable,
+            RegistryError::ProjectNotFound { .. } | RegistryError::ObjectMissing { .. } => {
+                C::NotFound
+            }
+            RegistryError::Unsupported(_) => C::NotImplemented,
+            RegistryError::WriteBack {
+                source: crate::writeback::WriteBackError::ViewNotFound { .. },
+                ..
+            } => C::NotFound,
+            RegistryError::Config(_)
+            | RegistryError::BadUrl { .. }
+            | RegistryError::WriteBack { .. }
+            | RegistryError::Invalid { .. } => C::Internal,
+        }
+    }
+}

@@ -626,6 +626,29 @@ impl Catalog {
     pub fn service(&self, name: &str) -> Option<&FeatureService> {
         self.feature_services.iter().find(|s| s.name == name)
     }
+
+    /// The view's join keys and their types ([`larder_types::join_key::join_key_type`]: the
+    /// entity column's declared type, else its entity's, else STRING); empty for entity-less
+    /// views. Every path that builds entity keys for a view types them with this.
+    pub fn join_keys(&self, v: &FeatureView) -> Vec<(String, ValueType)> {
+        if v.is_entityless() {
+            return Vec::new();
+        }
+        v.entity_columns
+            .iter()
+            .map(|c| {
+                let entity = self
+                    .entities
+                    .iter()
+                    .find(|e| e.join_key == c.name)
+                    .map(|e| e.value_type);
+                (
+                    c.name.clone(),
+                    larder_types::join_key::join_key_type(c.value_type, entity),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Every project record in the registry.

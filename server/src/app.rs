@@ -1,10 +1,11 @@
-//! The composition root of `larder serve`: the only place that names concrete stores.
+//! The composition root of `larder serve` and the CLI's jobs: the only place that names
+//! concrete stores. It builds the services, puts them behind the HTTP and gRPC adapters, and
+//! hands those to the network layer ([`crate::net`]) as an endpoint.
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use larder_online::{
-    entity_key::KeyVersion,
     redis::{ConnectionString, RedisKind, RedisOnlineStore, RedisOptions},
     sqlite::SqliteOnlineStore,
     store::OnlineStore,
@@ -13,18 +14,19 @@ use larder_protos::feast::serving::serving_service_server::ServingServiceServer;
 use larder_registry::{
     cache::RegistryCache,
     clock::SystemClock,
-    config::{OnlineStoreConfig, RedisType, RepoConfig},
+    config::{AuthConfig, OnlineStoreConfig, RedisType, RepoConfig},
     store,
 };
 
 use crate::{
     grpc::ServingGrpc,
-    http::{
-        HttpState,
-        h1::{self, Handlers},
-        router,
+    http::{HttpState, LookupFastPath, router},
+    net::{self, Gate, Handlers},
+    service::{
+        materialize::{MaterializeJobs, MaterializeService},
+        online::{OnlineConfig, OnlineService},
+        push::{OfflineBatcher, PushService},
     },
-    service::online::{OnlineConfig, OnlineService},
 };
 
 /// `larder serve` options.
@@ -119,8 +121,7 @@ pub async fn online_service(
         let _refresher = cache.spawn_refresher(Duration::from_secs(registry_ttl_sec));
     }
     let store = online_store(config).await?;
-    let key_version = KeyVersion::from_config(config.entity_key_serialization_version)
-        .context("entity_key_serialization_version must be 1, 2 or 3")?;
+    let key_version = crate::service::key_version(config)?;
     Ok(Arc::new(OnlineService::new(
         cache,
         store,
@@ -134,14 +135,33 @@ pub async fn online_service(
     )))
 }
 
-/// The whole application: Feast's HTTP endpoints plus gRPC ServingService and gRPC health on
-/// one router, and the lookup handler's state for the HTTP/1.1 fast path.
-pub async fn app(
+/// The gate every request of a server passes. Authentication is not built yet, so a repo that
+/// configures any is refused rather than served to anyone.
+pub fn gate(config: &RepoConfig) -> anyhow::Result<Arc<dyn Gate>> {
+    match &config.auth {
+        AuthConfig::NoAuth => Ok(Arc::new(net::Open)),
+        other => {
+            let kind = match other {
+                AuthConfig::Kubernetes { .. } => "kubernetes",
+                _ => "oidc",
+            };
+            anyhow::bail!(
+                "auth: {} sets `auth: {{type: {kind}}}`, but larder does not enforce \
+                 authentication yet; it refuses to serve the repo to unauthenticated clients \
+                 (set `auth: {{type: no_auth}}` to serve without authentication)",
+                config.config_path.display()
+            )
+        }
+    }
+}
+
+/// The online endpoint's routes: Feast's HTTP endpoints, gRPC ServingService and gRPC health.
+pub async fn routes(
     online: Arc<OnlineService>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    jobs: Option<Arc<crate::service::materialize::MaterializeJobs>>,
-    push: Option<Arc<crate::service::push::PushService>>,
-) -> Handlers {
+    jobs: Option<Arc<MaterializeJobs>>,
+    push: Option<Arc<PushService>>,
+) -> (axum::Router, HttpState) {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ServingServiceServer<ServingGrpc>>()
@@ -158,11 +178,25 @@ pub async fn app(
     if let Some(push) = push {
         state = state.with_push(push);
     }
+    // tonic's routes answer any unknown path with gRPC's UNIMPLEMENTED (HTTP 200): only
+    // right for gRPC requests; an HTTP client asking for an unknown path gets 404.
+    let router = router(state.clone()).merge(grpc).fallback(unknown_path);
+    (router, state)
+}
+
+/// The online endpoint's handlers: its routes, the lookup's HTTP/1.1 fast path, the gate.
+pub async fn handlers(
+    online: Arc<OnlineService>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    jobs: Option<Arc<MaterializeJobs>>,
+    push: Option<Arc<PushService>>,
+    gate: Arc<dyn Gate>,
+) -> Handlers<LookupFastPath> {
+    let (router, state) = routes(online, metrics, jobs, push).await;
     Handlers {
-        // tonic's routes answer any unknown path with gRPC's UNIMPLEMENTED (HTTP 200): only
-        // right for gRPC requests; an HTTP client asking for an unknown path gets 404.
-        router: router(state.clone()).merge(grpc).fallback(unknown_path),
-        http: state,
+        router,
+        fast: LookupFastPath(state),
+        gate,
     }
 }
 
@@ -178,11 +212,14 @@ async fn unknown_path(req: axum::extract::Request) -> axum::response::Response {
     }
 }
 
+/// `larder serve`: the online endpoint (HTTP/1.1 JSON and gRPC on one port) until Ctrl-C or
+/// SIGTERM; then the requests in progress are answered and buffered offline pushes written.
 pub async fn serve(
     config: RepoConfig,
     env: HashMap<String, String>,
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
+    let gate = gate(&config)?;
     // Installed before the serving index is built, which registers per-view counters.
     let metrics = install_metrics();
     if let Some(handle) = metrics.clone() {
@@ -198,19 +235,15 @@ pub async fn serve(
     }
     let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
     // Materialization jobs run on this (multi-threaded) runtime, never on a serving thread.
-    let jobs = Arc::new(crate::service::materialize::MaterializeJobs::new(
-        crate::service::materialize::MaterializeService {
-            config: config.clone(),
-            env: env.clone(),
-            registry: store::open(&config, &env).await?,
-            store: online.store().clone(),
-            clock: Arc::new(SystemClock),
-        },
-    ));
-    let batcher = config
-        .offline_push_batching()?
-        .map(crate::service::push::OfflineBatcher::start);
-    let push = Arc::new(crate::service::push::PushService {
+    let jobs = Arc::new(MaterializeJobs::new(MaterializeService {
+        config: config.clone(),
+        env: env.clone(),
+        registry: store::open(&config, &env).await?,
+        store: online.store().clone(),
+        clock: Arc::new(SystemClock),
+    }));
+    let batcher = config.offline_push_batching()?.map(OfflineBatcher::start);
+    let push = Arc::new(PushService {
         config: config.clone(),
         env: env.clone(),
         registry: store::open(&config, &env).await?,
@@ -222,530 +255,57 @@ pub async fn serve(
         .with_context(|| format!("resolving {}", opts.host))?
         .next()
         .with_context(|| format!("{} resolves to no address", opts.host))?;
-    let workers = match opts.workers {
+    let tls = match &opts.tls {
+        Some((key, cert)) => Some(net::tls::acceptor(key, cert)?),
+        None => None,
+    };
+    let threads = match opts.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let listeners = bind_reuseport(addr, workers)?;
-    let bound = listeners[0].local_addr()?;
-    let tls = match &opts.tls {
-        Some((key, cert)) => Some(tls_acceptor(key, cert)?),
-        None => None,
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut threads = Vec::with_capacity(workers);
-    let mut started = Vec::with_capacity(workers);
-    for (i, listener) in listeners.into_iter().enumerate() {
-        let (ready, is_ready) = tokio::sync::oneshot::channel::<anyhow::Result<()>>();
-        started.push(is_ready);
-        let worker = Worker {
-            config: config.clone(),
-            online: online.clone(),
-            metrics: metrics.clone(),
-            jobs: jobs.clone(),
-            push: push.clone(),
-            tls: tls.clone(),
-            stopped: stopped.clone(),
-        };
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("larder-serve-{i}"))
-                .spawn(move || worker.run(listener, ready))
-                .context("starting a serving thread")?,
-        );
-    }
-    let mut failure = None;
-    for r in started {
-        match r.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(_) => failure = Some(anyhow::anyhow!("a serving thread ended while starting")),
-        }
-    }
-    if failure.is_none() {
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        eprintln!(
-            "larder serving project {} on {scheme}://{bound} (HTTP/1.1 JSON and gRPC, {workers} serving threads)",
-            config.project
-        );
-        shutdown().await;
-    }
-    let _ = stop.send(true);
-    tokio::task::spawn_blocking(move || {
-        for t in threads {
-            let _ = t.join();
-        }
-    })
-    .await
-    .context("joining the serving threads")?;
-    if let Some(b) = batcher {
-        // Pushed rows still buffered are written before the process ends.
-        b.flush().await;
-    }
-    failure.map_or(Ok(()), Err)
-}
-
-/// `n` listening sockets on one address (`SO_REUSEPORT`: the kernel spreads new connections
-/// over them); port 0 becomes one free port shared by all.
-fn bind_reuseport(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    // SO_REUSEPORT would let a second server (another larder, say) share a port that is already
-    // taken; a plain bind first makes a taken port an error, as without SO_REUSEPORT.
-    if addr.port() != 0 {
-        drop(
-            std::net::TcpListener::bind(addr)
-                .with_context(|| format!("binding {addr} (is another server using the port?)"))?,
-        );
-    }
-    let mut addr = addr;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()
-        } else {
-            tokio::net::TcpSocket::new_v6()
-        }
-        .context("creating a socket")?;
-        socket.set_reuseaddr(true)?;
-        #[cfg(unix)]
-        socket.set_reuseport(true)?;
-        socket
-            .bind(addr)
-            .with_context(|| format!("binding {addr}"))?;
-        let listener = socket
-            .listen(1024)
-            .with_context(|| format!("listening on {addr}"))?;
-        addr = listener.local_addr()?;
-        out.push(listener.into_std()?);
-        if !cfg!(unix) {
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// One serving thread: a single-threaded runtime with its own online-store connection and its
-/// own listening socket, so a request is handled start to end on one core without waking
-/// another thread (the Redis connection's task runs on the same thread as the request).
-struct Worker {
-    config: RepoConfig,
-    online: Arc<OnlineService>,
-    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    jobs: Arc<crate::service::materialize::MaterializeJobs>,
-    push: Arc<crate::service::push::PushService>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    stopped: tokio::sync::watch::Receiver<bool>,
-}
-
-impl Worker {
-    fn run(
-        self,
-        listener: std::net::TcpListener,
-        ready: tokio::sync::oneshot::Sender<anyhow::Result<()>>,
-    ) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready.send(Err(anyhow::anyhow!("starting a serving runtime: {e}")));
-                return;
-            }
-        };
-        runtime.block_on(async move {
-            let Worker {
-                config,
-                online,
-                metrics,
-                jobs,
-                push,
-                tls,
-                mut stopped,
-            } = self;
-            let setup = async {
-                // Redis connections are driven by a task of the runtime that made them: one
-                // per serving thread. SQLite's pool is shared.
+    let per_thread = {
+        let config = config.clone();
+        move || -> net::BoxFuture<anyhow::Result<Handlers<LookupFastPath>>> {
+            let (config, online, metrics, jobs, push, gate) = (
+                config.clone(),
+                online.clone(),
+                metrics.clone(),
+                jobs.clone(),
+                push.clone(),
+                gate.clone(),
+            );
+            Box::pin(async move {
+                // Redis connections are driven by a task of the runtime that made them: one per
+                // serving thread. SQLite's pool is shared.
                 let online = match &config.online_store {
                     Some(OnlineStoreConfig::Redis(_)) => {
                         Arc::new(online.with_store(online_store(&config).await?))
                     }
                     _ => online,
                 };
-                let app = app(online, metrics, Some(jobs), Some(push)).await;
-                let listener = tokio::net::TcpListener::from_std(listener)?;
-                anyhow::Ok((app, listener))
-            };
-            let (app, listener) = match setup.await {
-                Ok(x) => {
-                    let _ = ready.send(Ok(()));
-                    x
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                    return;
-                }
-            };
-            let stop = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            serve_connections(listener, tls, app, stop).await;
-        });
-    }
-}
-
-/// A TLS acceptor from PEM files, offering h2 (gRPC) and HTTP/1.1 by ALPN.
-pub fn tls_acceptor(
-    key: &std::path::Path,
-    cert: &std::path::Path,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading TLS certificate {}", cert.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing TLS certificate {}", cert.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", cert.display());
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading TLS key {}", key.display()))?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("TLS key and certificate do not match")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
-}
-
-/// How long open connections may take to finish after shutdown begins.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Accepts connections (TLS when `tls` is set) until `shutdown`: h2 (gRPC; chosen by ALPN, or
-/// by the client's connection preface) is served by hyper, HTTP/1.1 by [`h1::serve`]. Then stops
-/// accepting, closes idle connections and lets requests in progress finish (at most [`DRAIN`]).
-pub async fn serve_connections(
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    handlers: Handlers,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    use hyper_util::server::graceful::GracefulShutdown;
-    // h2 connections close through hyper's graceful shutdown, HTTP/1.1 ones watch `stop`;
-    // every connection task holds a clone of `alive`, so `all_closed` ends when the last does.
-    let graceful = GracefulShutdown::new();
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let (alive, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let connection = Connection {
-            handlers: handlers.clone(),
-            h2_watcher: graceful.watcher(),
-            stop: stopping.clone(),
-            _alive: alive.clone(),
-        };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let (io, alpn_h2): (Box<dyn Io>, bool) = match tls {
-                None => (Box::new(tcp), false),
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(t) => {
-                        let h2 = t.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-                        (Box::new(t), h2)
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, %peer, "TLS handshake failed");
-                        return;
-                    }
-                },
-            };
-            if let Err(error) = connection.serve(io, alpn_h2).await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    let _ = stop.send(true);
-    drop(alive);
-    let drained = async {
-        graceful.shutdown().await;
-        let _ = all_closed.recv().await;
-    };
-    if tokio::time::timeout(DRAIN, drained).await.is_err() {
-        tracing::warn!("connections still open {DRAIN:?} after shutdown began; closing them");
-    }
-}
-
-/// One accepted connection's share of the server.
-struct Connection {
-    handlers: Handlers,
-    h2_watcher: hyper_util::server::graceful::Watcher,
-    stop: tokio::sync::watch::Receiver<bool>,
-    /// Dropped when the connection ends (see `all_closed`).
-    _alive: tokio::sync::mpsc::Sender<()>,
-}
-
-/// What an h2 client sends first (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-impl Connection {
-    async fn serve(mut self, mut io: Box<dyn Io>, alpn_h2: bool) -> anyhow::Result<()> {
-        use hyper_util::{
-            rt::{TokioExecutor, TokioIo},
-            service::TowerToHyperService,
-        };
-        use tower::ServiceExt;
-        let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
-        let h2 = alpn_h2 || {
-            // Read until the bytes part from the h2 preface, or hold all of it.
-            loop {
-                let n = buf.len().min(H2_PREFACE.len());
-                if buf[..n] != H2_PREFACE[..n] {
-                    break false;
-                }
-                if n == H2_PREFACE.len() {
-                    break true;
-                }
-                match h1::read_unless_stopped(&mut io, &mut buf, &mut self.stop).await? {
-                    Some(0) | None => return Ok(()),
-                    Some(_) => {}
-                }
-            }
-        };
-        if h2 {
-            let service = TowerToHyperService::new(self.handlers.router.map_request(
-                |req: axum::http::Request<hyper::body::Incoming>| req.map(axum::body::Body::new),
-            ));
-            let io = Prefixed {
-                prefix: buf.freeze(),
-                io,
-            };
-            let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(Unvectored(io)), service);
-            self.h2_watcher.watch(conn).await?;
-        } else {
-            drop(self.h2_watcher);
-            h1::serve(&mut io, buf, &self.handlers, &mut self.stop).await?;
+                Ok(handlers(online, metrics, Some(jobs), Some(push), gate).await)
+            })
         }
-        Ok(())
-    }
-}
-
-/// A connection whose first bytes were already read: they are read again first.
-struct Prefixed {
-    prefix: bytes::Bytes,
-    io: Box<dyn Io>,
-}
-
-impl tokio::io::AsyncRead for Prefixed {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Prefixed {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// A client connection, plain or TLS.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-/// A connection that tells hyper it has no vectored writes. h2 then copies DATA payloads of up
-/// to 1 KiB into its write buffer instead of chaining them (it chains those over 256 bytes when
-/// writes are vectored, and must flush a chained payload before queuing the next frame), so a
-/// gRPC answer's HEADERS, DATA and trailers frames leave in one write instead of two — 20–25%
-/// more single-entity gRPC lookups per second here.
-struct Unvectored<T>(T);
-
-impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Unvectored<T> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Unvectored<T> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-/// `larder materialize` / `materialize-incremental`: one line per view and a summary.
-pub async fn materialize(
-    config: &RepoConfig,
-    env: &HashMap<String, String>,
-    start: Option<chrono::DateTime<chrono::Utc>>,
-    end: chrono::DateTime<chrono::Utc>,
-    views: Vec<String>,
-) -> anyhow::Result<()> {
-    let service = crate::service::materialize::MaterializeService {
-        config: config.clone(),
-        env: env.clone(),
-        registry: store::open(config, env).await?,
-        store: online_store(config).await?,
-        clock: Arc::new(SystemClock),
     };
-    let req = crate::service::materialize::MaterializeRequest {
-        start,
-        end,
-        views: (!views.is_empty()).then_some(views),
+    let endpoint = net::Endpoint {
+        name: "online features",
+        addr,
+        threads,
+        tls,
+        limits: net::Limits::from_config(&config.larder.server),
+        handlers: Arc::new(per_thread),
     };
-    let started = std::time::Instant::now();
-    let progress = CliProgress::new();
-    let outcomes = service
-        .materialize(&req, &progress)
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))?;
-    let rows: usize = outcomes.iter().map(|o| o.rows).sum();
-    let secs = started.elapsed().as_secs_f64();
+    let running = endpoint.start().await?;
+    let scheme = if running.tls { "https" } else { "http" };
     eprintln!(
-        "materialized {} views into the {} online store: {rows} rows in {secs:.2}s ({:.0} rows/s)",
-        outcomes.len(),
-        service.store.describe(),
-        rows as f64 / secs.max(1e-9)
+        "larder serving {} for project {} on {scheme}://{} (HTTP/1.1 JSON and gRPC, {} serving threads)",
+        running.name, config.project, running.addr, running.threads
     );
+    net::shutdown_signal().await;
+    running.stop().await;
+    if let Some(b) = batcher {
+        // Pushed rows still buffered are written before the process ends.
+        b.flush().await;
+    }
     Ok(())
-}
-
-/// A progress bar per view on a terminal, one line per view otherwise.
-struct CliProgress {
-    bars: Option<indicatif::MultiProgress>,
-    current: std::sync::Mutex<Option<indicatif::ProgressBar>>,
-}
-
-impl CliProgress {
-    fn new() -> Self {
-        use std::io::IsTerminal;
-        Self {
-            bars: std::io::stderr()
-                .is_terminal()
-                .then(indicatif::MultiProgress::new),
-            current: std::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl crate::service::materialize::Progress for CliProgress {
-    fn view_started(
-        &self,
-        view: &str,
-        _: chrono::DateTime<chrono::Utc>,
-        _: chrono::DateTime<chrono::Utc>,
-    ) {
-        if let Some(bars) = &self.bars {
-            let bar = bars.add(indicatif::ProgressBar::new_spinner());
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {prefix}: {human_pos} rows ({per_sec}) {elapsed}",
-                )
-                .expect("a valid template"),
-            );
-            bar.set_prefix(view.to_owned());
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
-            *self.current.lock().expect("not poisoned") = Some(bar);
-        }
-    }
-
-    fn rows(&self, _: &str, n: usize) {
-        if let Some(bar) = self.current.lock().expect("not poisoned").as_ref() {
-            bar.inc(n as u64);
-        }
-    }
-
-    fn view_done(&self, o: &crate::service::materialize::ViewOutcome) {
-        if let Some(bar) = self.current.lock().expect("not poisoned").take() {
-            bar.finish_and_clear();
-        }
-        eprintln!(
-            "{}: {} rows from {} to {} ({} written, {} not newer than stored) in {:.2}s, {:.0} rows/s",
-            o.view,
-            o.rows,
-            o.start.to_rfc3339(),
-            o.end.to_rfc3339(),
-            o.written,
-            o.skipped_not_newer,
-            o.seconds,
-            o.rows as f64 / o.seconds.max(1e-9)
-        );
-    }
-}
-
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -2,14 +2,11 @@
 
 use std::sync::Arc;
 
-use larder_protos::feast::{
-    serving::{
-        FeatureList, FeatureViewMetadata, GetFeastServingInfoRequest, GetFeastServingInfoResponse,
-        GetOnlineFeaturesRequest, GetOnlineFeaturesResponse, GetOnlineFeaturesResponseMetadata,
-        get_online_features_request::Kind, get_online_features_response::FeatureVector,
-        serving_service_server::ServingService,
-    },
-    types::{Value, value::Val},
+use larder_protos::feast::serving::{
+    FeatureList, FeatureViewMetadata, GetFeastServingInfoRequest, GetFeastServingInfoResponse,
+    GetOnlineFeaturesRequest, GetOnlineFeaturesResponse, GetOnlineFeaturesResponseMetadata,
+    get_online_features_request::Kind, get_online_features_response::FeatureVector,
+    serving_service_server::ServingService,
 };
 use tonic::{Request, Response, Status};
 
@@ -22,26 +19,10 @@ pub struct ServingGrpc {
     pub online: Arc<OnlineService>,
 }
 
-fn status(e: ServiceError) -> Status {
-    let message = match e.feast_class {
-        Some(_) => serde_json::from_str::<String>(&e.feast_body()).unwrap_or(e.message),
-        None => e.message,
-    };
-    Status::new(e.code.grpc_code(), message)
-}
-
-fn scalar(v: Value) -> Scalar {
-    match v.val {
-        None | Some(Val::NullVal(_)) => Scalar::Null,
-        Some(Val::Int64Val(i)) | Some(Val::UnixTimestampVal(i)) => Scalar::Int(i),
-        Some(Val::Int32Val(i)) => Scalar::Int(i as i64),
-        Some(Val::StringVal(s)) => Scalar::Str(s),
-        Some(Val::BytesVal(b)) => Scalar::Bytes(b),
-        Some(Val::BoolVal(b)) => Scalar::Bool(b),
-        Some(Val::DoubleVal(d)) => Scalar::Float(d),
-        Some(Val::FloatVal(f)) => Scalar::Float(f as f64),
-        Some(other) => Scalar::Other(format!("{other:?}")),
-    }
+/// A service error as a gRPC status: the code from the one table, Feast's error JSON as the
+/// message for Feast error classes (the SDK re-raises them).
+pub fn status(e: ServiceError) -> Status {
+    Status::new(tonic::Code::from(e.code.grpc_code()), e.grpc_message())
 }
 
 #[tonic::async_trait]
@@ -72,7 +53,12 @@ impl ServingService for ServingGrpc {
             entities: r
                 .entities
                 .into_iter()
-                .map(|(k, v)| (k.into(), v.val.into_iter().map(scalar).collect()))
+                .map(|(k, v)| {
+                    (
+                        k.into(),
+                        v.val.into_iter().map(Scalar::from_proto).collect(),
+                    )
+                })
                 .collect(),
             full_feature_names: r.full_feature_names,
             include_view_metadata: r.include_feature_view_version_metadata,

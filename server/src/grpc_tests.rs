@@ -17,15 +17,21 @@ use crate::service::fixture;
 #[tokio::test]
 async fn serving_service_and_health_over_grpc() {
     let online = fixture::service(OnlineTtl::Enforce, None).await;
-    let app = crate::app::app(online, None, None, None).await;
+    let app = crate::app::handlers(
+        online,
+        None,
+        None,
+        None,
+        std::sync::Arc::new(crate::net::Open),
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(crate::app::serve_connections(
-        listener,
-        None,
-        app,
-        std::future::pending(),
-    ));
+    let server = tokio::spawn(async move {
+        crate::net::Acceptor::new(None, crate::net::Limits::default())
+            .serve(listener, app, std::future::pending())
+            .await
+    });
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -8,6 +8,7 @@ mod grpc;
 #[cfg(test)]
 mod grpc_tests;
 mod http;
+mod net;
 mod service;
 
 use std::collections::HashMap;

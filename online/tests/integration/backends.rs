@@ -74,9 +74,9 @@ async fn redis_key_ttl_expires_the_whole_hash() {
     .await
     .unwrap();
     let l = larder_online::layout::ViewLayout::new("ttl", "v", vec!["f".into()]);
-    let key = larder_online::entity_key::serialize_entity_key(
-        &[("id", &larder_online::entity_key::EntityValue::Int64(1))],
-        larder_online::entity_key::KeyVersion::V3,
+    let key = larder_types::entity_key::serialize_entity_key(
+        &[("id", &larder_types::entity_key::EntityValue::Int64(1))],
+        larder_types::entity_key::KeyVersion::V3,
     );
     let row = larder_online::store::WriteRow {
         key: key.clone(),
@@ -118,10 +118,10 @@ async fn unreachable_redis_is_a_clear_error() {
 #[tokio::test]
 async fn a_key_of_another_type_is_a_clear_read_error() {
     use larder_online::{
-        entity_key::{EntityValue, KeyVersion, serialize_entity_key},
         layout::ViewLayout,
         store::{OnlineError, ViewRead},
     };
+    use larder_types::entity_key::{EntityValue, KeyVersion, serialize_entity_key};
     let (_servers, port) = Servers::standalone();
     let store = redis(RedisKind::Standalone, &format!("127.0.0.1:{port}")).await;
     let layout = ViewLayout::new("proj", "v", vec!["f".into()]);

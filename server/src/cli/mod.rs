@@ -2,6 +2,7 @@
 //! `-f/--feature-store-yaml`, the same verbs and the same output documents.
 
 mod list;
+mod materialize;
 
 use std::{collections::HashMap, path::PathBuf};
 
@@ -192,11 +193,11 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
                 (false, Some(s), Some(e)) => (Some(parse_ts(&s)?), parse_ts(&e)?),
                 (false, _, _) => anyhow::bail!("materialize needs START and END"),
             };
-            return crate::app::materialize(&config, &env, start, end, a.views).await;
+            return materialize::materialize(&config, &env, start, end, a.views).await;
         }
         Command::MaterializeIncremental(a) => {
             let end = parse_ts(&a.end)?;
-            return crate::app::materialize(&config, &env, None, end, a.views).await;
+            return materialize::materialize(&config, &env, None, end, a.views).await;
         }
         _ => {}
     }
@@ -205,7 +206,13 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
     let project = config.project.as_str();
     match cli.command {
         Command::RegistryDump => {
-            println!("{}", dump::render(&dump::registry_dump(&snapshot, project)));
+            let doc = dump::registry_dump(&snapshot, project).with_context(|| {
+                format!(
+                    "the registry at {} holds an invalid value",
+                    registry.location()
+                )
+            })?;
+            println!("{}", dump::render(&doc));
         }
         Command::Entities(a) => list::entities(&snapshot, project, &tags(&a)?)?,
         Command::FeatureViews(a) => list::feature_views(&snapshot, project, &tags(&a)?)?,
@@ -223,7 +230,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
 }
 
 fn parse_ts(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    crate::service::materialize::parse_timestamp(s).map_err(anyhow::Error::msg)
+    larder_types::value::parse_timestamp(s).map_err(anyhow::Error::msg)
 }
 
 fn tags(args: &ListArgs) -> anyhow::Result<Vec<(String, String)>> {

@@ -1,7 +1,6 @@
 //! The HTTP/JSON adapter: Feast's feature-server endpoints. Handlers decode the request, call
 //! one service method and encode the answer; statuses come from [`crate::error::ErrorCode`].
 
-pub mod h1;
 pub mod render;
 
 use std::{borrow::Cow, sync::Arc, time::Instant};
@@ -19,14 +18,13 @@ use serde::{Deserialize, de};
 use crate::{
     error::{ErrorCode, ServiceError},
     service::{
-        materialize::{JobAnswer, JobError, MaterializeJobs, MaterializeRequest, parse_timestamp},
+        materialize::{JobAnswer, JobError, MaterializeJobs, MaterializeRequest},
         online::{FeatureSelection, OnlineRequest, OnlineService, Scalar},
         push::PushService,
     },
 };
 
-/// Bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+pub use crate::net::h1::MAX_BODY_BYTES;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -276,8 +274,28 @@ async fn get_online_features(State(state): State<HttpState>, body: Bytes) -> Res
     json_response(status, json)
 }
 
+/// `POST /get-online-features` answered by the HTTP/1.1 loop straight from the bytes read
+/// ([`crate::net::FastPath`]).
+#[derive(Clone)]
+pub struct LookupFastPath(pub HttpState);
+
+impl crate::net::FastPath for LookupFastPath {
+    fn handles(&self, method: &str, path: &str) -> bool {
+        method == "POST" && path == "/get-online-features"
+    }
+
+    async fn answer(&self, body: &[u8]) -> crate::net::FastAnswer {
+        let (status, body) = online_features(&self.0, body).await;
+        crate::net::FastAnswer {
+            status,
+            content_type: "application/json",
+            body,
+        }
+    }
+}
+
 /// A `get-online-features` body's answer: the status and its JSON. The router's handler and
-/// the HTTP/1.1 fast path ([`h1`]) both answer through this.
+/// the HTTP/1.1 fast path ([`LookupFastPath`]) both answer through this.
 pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
     let started = Instant::now();
     let unprocessable = |e: serde_json::Error| {
@@ -459,7 +477,8 @@ async fn run_job(
             let v = v.as_deref().ok_or_else(|| {
                 ServiceError::new(ErrorCode::Unprocessable, format!("{name} is required"))
             })?;
-            parse_timestamp(v).map_err(|m| ServiceError::bad_request(format!("{name}: {m}")))
+            larder_types::value::parse_timestamp(v)
+                .map_err(|m| ServiceError::bad_request(format!("{name}: {m}")))
         };
     let req = if incremental {
         match ts("end_ts", &parsed.end_ts) {
@@ -565,6 +584,4 @@ async fn openapi() -> Response {
 }
 
 #[cfg(test)]
-mod h1_tests;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -18,7 +18,7 @@ async fn call(ttl: OnlineTtl, method: &str, path: &str, body: Vec<u8>) -> (u16, 
     call_with(online, method, path, body).await
 }
 
-pub(super) async fn call_with(
+pub(crate) async fn call_with(
     online: Arc<crate::service::online::OnlineService>,
     method: &str,
     path: &str,

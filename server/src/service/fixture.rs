@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use larder_online::{
-    entity_key::{EntityValue, KeyVersion, serialize_entity_key},
     layout::ViewLayout,
     memory::InMemoryOnlineStore,
     store::{OnlineStore, WriteRow},
@@ -23,6 +22,7 @@ use larder_registry::{
     config::OnlineTtl,
     store::{InMemoryRegistryStore, RegistrySnapshot},
 };
+use larder_types::entity_key::{EntityValue, KeyVersion, serialize_entity_key};
 
 use super::online::{OnlineConfig, OnlineService};
 

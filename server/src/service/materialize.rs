@@ -11,11 +11,7 @@ use larder_offline::{
     convert::{entity_values, feature_values, timestamp_at},
     source::{LatestRowsQuery, latest_rows, session},
 };
-use larder_online::{
-    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
-    layout::ViewLayout,
-    store::{OnlineStore, WriteRow},
-};
+use larder_online::store::{OnlineStore, WriteRow};
 use larder_protos::feast::{core::FeatureViewState, types::value_type::Enum as ValueType};
 use larder_registry::{
     clock::Clock,
@@ -24,6 +20,7 @@ use larder_registry::{
     store::RegistryStore,
     writeback::{MetaEdit, ViewField},
 };
+use larder_types::entity_key::{EntityValue, KeyVersion};
 use prost_types::Timestamp;
 
 use crate::error::{ErrorCode, ServiceError};
@@ -92,10 +89,6 @@ fn ts(t: DateTime<Utc>) -> Timestamp {
 
 fn from_ts(t: &Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).unwrap_or_default()
-}
-
-fn internal(e: impl std::fmt::Display) -> ServiceError {
-    ServiceError::new(ErrorCode::Internal, e.to_string())
 }
 
 impl MaterializeService {
@@ -196,18 +189,10 @@ impl MaterializeService {
                 req.end
             )));
         }
-        let snapshot = self
-            .registry
-            .load()
-            .await
-            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
-        let catalog = Catalog::new(&snapshot, self.config.project.as_str())
-            .map_err(|e| ServiceError::new(ErrorCode::NotFound, e.to_string()))?;
+        let snapshot = self.registry.load().await?;
+        let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
         let views = self.select(&catalog, req.views.as_deref())?;
-        let key_version = KeyVersion::from_config(self.config.entity_key_serialization_version)
-            .ok_or_else(|| {
-                ServiceError::bad_request("entity_key_serialization_version must be 1, 2 or 3")
-            })?;
+        let key_version = super::key_version(&self.config)?;
         let mut out = Vec::new();
         for v in views {
             let start = req.start.unwrap_or_else(|| self.incremental_start(v));
@@ -261,10 +246,10 @@ impl MaterializeService {
             last_updated: ts(self.clock.now()),
             append_interval: interval,
         };
-        self.registry
+        Ok(self
+            .registry
             .update_view_meta(self.config.project.as_str(), which, view, &edit)
-            .await
-            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))
+            .await?)
     }
 
     async fn materialize_view(
@@ -279,27 +264,7 @@ impl MaterializeService {
         let started = Instant::now();
         let (uri, bucket) = super::file_source(&self.config, &self.env, v, "materializes")?;
         let source = v.batch_source.as_ref().expect("file_source checked it");
-        let entityless = v.is_entityless();
-        let join_keys: Vec<(String, ValueType)> = if entityless {
-            Vec::new()
-        } else {
-            v.entity_columns
-                .iter()
-                .map(|c| {
-                    let declared = catalog
-                        .entities
-                        .iter()
-                        .find(|e| e.join_key == c.name)
-                        .map(|e| e.value_type);
-                    let t = if c.value_type == ValueType::Invalid {
-                        declared.unwrap_or(ValueType::String)
-                    } else {
-                        c.value_type
-                    };
-                    (c.name.clone(), t)
-                })
-                .collect()
-        };
+        let join_keys = catalog.join_keys(v);
         let mapping: std::collections::BTreeMap<String, String> = source.field_mapping.clone();
         let renamed = |c: &str| mapping.get(c).cloned().unwrap_or_else(|| c.to_owned());
         let query = LatestRowsQuery {
@@ -313,19 +278,15 @@ impl MaterializeService {
             start_micros: start.timestamp_micros(),
             end_micros: end.timestamp_micros(),
         };
-        let ctx = session(MEMORY_LIMIT).map_err(internal)?;
+        let in_view = |e: larder_offline::OfflineError| {
+            ServiceError::from(e).context(format!("feature view {}", v.name))
+        };
+        let ctx = session(MEMORY_LIMIT).map_err(in_view)?;
         if let Some(store) = bucket {
-            larder_offline::source::register_bucket(&ctx, &query.uri, store)
-                .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;
+            larder_offline::source::register_bucket(&ctx, &query.uri, store).map_err(in_view)?;
         }
-        let mut stream = latest_rows(&ctx, &query)
-            .await
-            .map_err(|e| ServiceError::bad_request(format!("feature view {}: {e}", v.name)))?;
-        let layout = ViewLayout::new(
-            self.config.project.as_str(),
-            &v.name,
-            query.features.clone(),
-        );
+        let mut stream = latest_rows(&ctx, &query).await.map_err(in_view)?;
+        let layout = super::view_layout(self.config.project.as_str(), v);
         let batch_size = self
             .config
             .materialization
@@ -384,7 +345,6 @@ impl MaterializeService {
                 &query,
                 &mut stream,
                 &join_keys,
-                entityless,
                 key_version,
                 batch_size,
                 &chunks,
@@ -392,18 +352,16 @@ impl MaterializeService {
             )
             .await;
         drop(chunks);
-        let written = writer.await.map_err(internal)?;
+        let written = writer.await.map_err(ServiceError::internal)?;
         let (written, skipped) = match written {
             Ok(done) => done,
             Err((e, before, lost)) => {
-                return Err(ServiceError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "feature view {}: {e}; {before} rows were written before the failure, a \
-                         batch of {lost} was not (no interval is recorded: run again to complete)",
-                        v.name
-                    ),
+                let mut e = ServiceError::from(e).context(format!("feature view {}", v.name));
+                e.message.push_str(&format!(
+                    "; {before} rows were written before the failure, a batch of {lost} was not \
+                     (no interval is recorded: run again to complete)"
                 ));
+                return Err(e);
             }
         };
         outcome.rows = produced?;
@@ -422,7 +380,6 @@ impl MaterializeService {
         query: &LatestRowsQuery,
         stream: &mut larder_offline::source::BatchStream,
         join_keys: &[(String, ValueType)],
-        entityless: bool,
         key_version: KeyVersion,
         batch_size: usize,
         chunks: &tokio::sync::mpsc::Sender<Vec<WriteRow>>,
@@ -430,15 +387,17 @@ impl MaterializeService {
     ) -> Result<usize, ServiceError> {
         let mut total = 0;
         while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(|e| {
-                ServiceError::bad_request(format!(
-                    "feature view {}: reading {}: {e}",
-                    v.name, query.uri
-                ))
+            let in_view = |e: ServiceError| e.context(format!("feature view {}", v.name));
+            let batch = batch.map_err(|source| {
+                in_view(
+                    larder_offline::OfflineError::Source {
+                        uri: query.uri.clone(),
+                        source,
+                    }
+                    .into(),
+                )
             })?;
-            let view_err = |e: larder_offline::convert::ConvertError| {
-                ServiceError::bad_request(format!("feature view {}: {e}", v.name))
-            };
+            let view_err = |e: larder_offline::convert::ConvertError| in_view(e.into());
             let column = |name: &str| {
                 batch.column_by_name(name).cloned().ok_or_else(|| {
                     ServiceError::bad_request(format!(
@@ -463,16 +422,12 @@ impl MaterializeService {
             };
             let mut rows = Vec::with_capacity(batch.num_rows());
             for i in 0..batch.num_rows() {
-                let key = if entityless {
-                    entityless_key(key_version)
-                } else {
-                    let pairs: Vec<(&str, &EntityValue)> = join_keys
-                        .iter()
-                        .zip(&keys)
-                        .map(|((k, _), col)| (k.as_str(), &col[i]))
-                        .collect();
-                    serialize_entity_key(&pairs, key_version)
-                };
+                let pairs: Vec<(&str, &EntityValue)> = join_keys
+                    .iter()
+                    .zip(&keys)
+                    .map(|((k, _), col)| (k.as_str(), &col[i]))
+                    .collect();
+                let key = super::entity_key(&pairs, key_version);
                 let event_ts = timestamp_at(event.as_ref(), i).ok_or_else(|| {
                     ServiceError::bad_request(format!(
                         "feature view {}: row {i} has no event timestamp",
@@ -502,55 +457,6 @@ impl MaterializeService {
             }
         }
         Ok(total)
-    }
-}
-
-/// Parses a CLI/HTTP timestamp as Feast does: ISO 8601, naive values are UTC.
-pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
-        return Ok(t.with_timezone(&Utc));
-    }
-    Err(format!(
-        "{s:?} is not an ISO 8601 timestamp (e.g. 2021-07-16T19:20:01)"
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_parse_like_feast() {
-        let want = DateTime::parse_from_rfc3339("2021-07-16T19:20:01Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(parse_timestamp("2021-07-16T19:20:01").unwrap(), want);
-        assert_eq!(parse_timestamp("2021-07-16 19:20:01").unwrap(), want);
-        assert_eq!(parse_timestamp("2021-07-16T21:20:01+02:00").unwrap(), want);
-        assert_eq!(parse_timestamp("2021-07-16T19:20:01.000Z").unwrap(), want);
-        assert!(parse_timestamp("2021-07-16").is_ok());
-        assert!(
-            parse_timestamp("yesterday")
-                .unwrap_err()
-                .contains("ISO 8601")
-        );
     }
 }
 
@@ -597,11 +503,10 @@ impl MaterializeJobs {
         run_async: bool,
         force: bool,
     ) -> Result<JobAnswer, JobError> {
-        let snapshot = self.service.registry.load().await.map_err(|e| {
-            JobError::Failed(ServiceError::new(ErrorCode::Unavailable, e.to_string()))
-        })?;
-        let catalog = Catalog::new(&snapshot, self.service.config.project.as_str())
-            .map_err(|e| JobError::Failed(ServiceError::new(ErrorCode::NotFound, e.to_string())))?;
+        let failed = |e: larder_registry::error::RegistryError| JobError::Failed(e.into());
+        let snapshot = self.service.registry.load().await.map_err(failed)?;
+        let catalog =
+            Catalog::new(&snapshot, self.service.config.project.as_str()).map_err(failed)?;
         let views: Vec<String> = self
             .service
             .select(&catalog, req.views.as_deref())
@@ -660,7 +565,7 @@ impl MaterializeJobs {
         } else {
             match job.await {
                 Ok(r) => r.map(|_| JobAnswer::Done).map_err(JobError::Failed),
-                Err(e) => Err(JobError::Failed(internal(e))),
+                Err(e) => Err(JobError::Failed(ServiceError::internal(e))),
             }
         }
     }

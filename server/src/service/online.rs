@@ -13,14 +13,13 @@ use std::{
 
 use arc_swap::ArcSwap;
 use larder_online::{
-    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
     layout::ViewLayout,
     store::{OnlineStore, ViewRead},
 };
 use larder_protos::feast::{
     core::FeatureViewState,
     serving::FieldStatus,
-    types::{Value, value::Val, value_type::Enum as ValueType},
+    types::{Value, value_type::Enum as ValueType},
 };
 use larder_registry::{
     cache::RegistryCache,
@@ -28,6 +27,8 @@ use larder_registry::{
     config::OnlineTtl,
     model::{Catalog, ViewKind},
 };
+use larder_types::entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key};
+pub use larder_types::scalar::Scalar;
 use prost_types::Timestamp;
 
 use crate::error::{ErrorCode, ServiceError};
@@ -36,19 +37,6 @@ use crate::error::{ErrorCode, ServiceError};
 /// (foldhash, seeded per process) instead of SipHash. Requests only look these maps up, so
 /// request strings cannot grow a table.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
-
-/// A request scalar, from JSON or from a gRPC `Value`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    /// Anything else (lists, maps): never a valid join-key value.
-    Other(String),
-}
 
 /// Which features a request wants (borrowed from the request where it can be).
 #[derive(Debug, Clone, PartialEq)]
@@ -209,7 +197,7 @@ impl ServingIndex {
         let catalog = match Catalog::new(snapshot, &cfg.project) {
             Ok(c) => c,
             Err(e) => {
-                index.error = Some(ServiceError::new(ErrorCode::Unavailable, e.to_string()));
+                index.error = Some(e.into());
                 return index;
             }
         };
@@ -231,21 +219,7 @@ impl ServingIndex {
             let join_keys: Vec<(String, ValueType)> = if entityless {
                 vec![("__dummy_id".to_owned(), ValueType::String)]
             } else {
-                v.entity_columns
-                    .iter()
-                    .map(|c| {
-                        let t = if c.value_type == ValueType::Invalid {
-                            index
-                                .join_key_types
-                                .get(&c.name)
-                                .copied()
-                                .unwrap_or(ValueType::String)
-                        } else {
-                            c.value_type
-                        };
-                        (c.name.clone(), t)
-                    })
-                    .collect()
+                catalog.join_keys(v)
             };
             if !entityless {
                 for (k, t) in &join_keys {
@@ -287,7 +261,7 @@ impl ServingIndex {
                         .enumerate()
                         .map(|(i, f)| (f.clone(), i))
                         .collect(),
-                    layout: ViewLayout::new(&cfg.project, &v.name, features),
+                    layout: super::view_layout(&cfg.project, v),
                     join_keys,
                     entityless,
                     ttl: v.ttl,
@@ -685,7 +659,7 @@ impl OnlineService {
             for row in 0..rows {
                 typed.clear();
                 for (_, col, t, values) in &key_columns {
-                    typed.push(to_entity_value(&values[row], *t).map_err(|m| {
+                    typed.push(values[row].to_entity_value(*t).map_err(|m| {
                         ServiceError::bad_request(format!("entity column {col}, row {row}: {m}"))
                     })?);
                 }
@@ -728,12 +702,7 @@ impl OnlineService {
             })
             .collect();
         let started = std::time::Instant::now();
-        let records = self.store.read(&reads).await.map_err(|e| match e {
-            larder_online::store::OnlineError::Unavailable { .. } => {
-                ServiceError::new(ErrorCode::Unavailable, e.to_string())
-            }
-            other => ServiceError::internal(other),
-        })?;
+        let records = self.store.read(&reads).await?;
         self.metrics
             .read_duration
             .record(started.elapsed().as_secs_f64());
@@ -758,9 +727,9 @@ impl OnlineService {
             let values = values
                 .iter()
                 .map(|v| {
-                    to_entity_value(v, *t)
+                    v.to_entity_value(*t)
                         .map(|e| e.to_proto())
-                        .unwrap_or_else(|_| scalar_value(v))
+                        .unwrap_or_else(|_| v.to_inferred_value())
                 })
                 .collect();
             out.feature_names.push((*name).to_owned());
@@ -838,72 +807,4 @@ fn first_repeat(names: &[String]) -> Option<&String> {
     }
     let mut seen = std::collections::HashSet::with_capacity(names.len());
     names.iter().find(|n| !seen.insert(n.as_str()))
-}
-
-/// Converts a request value to the join key's type, as Feast converts JSON entity values
-/// (a numeric string or an integral float is accepted for an integer key).
-pub fn to_entity_value(v: &Scalar, t: ValueType) -> Result<EntityValue, String> {
-    let int = |v: &Scalar| -> Result<i64, String> {
-        match v {
-            Scalar::Int(i) => Ok(*i),
-            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
-            Scalar::Str(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| format!("{s:?} is not an integer")),
-            Scalar::Bool(b) => Ok(*b as i64),
-            Scalar::Null => Err("null is not a valid join key value".into()),
-            other => Err(format!("{} is not an integer", describe(other))),
-        }
-    };
-    match t {
-        ValueType::Int64 => int(v).map(EntityValue::Int64),
-        ValueType::UnixTimestamp => int(v).map(EntityValue::UnixTimestamp),
-        ValueType::Int32 => {
-            let i = int(v)?;
-            i32::try_from(i)
-                .map(EntityValue::Int32)
-                .map_err(|_| format!("{i} does not fit in INT32"))
-        }
-        ValueType::String => match v {
-            Scalar::Str(s) => Ok(EntityValue::String(s.clone())),
-            Scalar::Int(i) => Ok(EntityValue::String(i.to_string())),
-            Scalar::Null => Err("null is not a valid join key value".into()),
-            other => Err(format!("{} is not a string", describe(other))),
-        },
-        ValueType::Bytes => match v {
-            Scalar::Bytes(b) => Ok(EntityValue::Bytes(b.clone())),
-            Scalar::Str(s) => Ok(EntityValue::Bytes(s.as_bytes().to_vec())),
-            other => Err(format!("{} is not bytes", describe(other))),
-        },
-        other => Err(format!(
-            "join keys of type {} are not supported",
-            other.as_str_name()
-        )),
-    }
-}
-
-fn describe(v: &Scalar) -> String {
-    match v {
-        Scalar::Null => "null".into(),
-        Scalar::Bool(b) => b.to_string(),
-        Scalar::Int(i) => i.to_string(),
-        Scalar::Float(f) => f.to_string(),
-        Scalar::Str(s) => format!("{s:?}"),
-        Scalar::Bytes(_) => "bytes".into(),
-        Scalar::Other(s) => s.clone(),
-    }
-}
-
-/// The `Value` Feast infers for an echoed request value it could not type.
-fn scalar_value(v: &Scalar) -> Value {
-    let val = match v {
-        Scalar::Null | Scalar::Other(_) => None,
-        Scalar::Bool(b) => Some(Val::BoolVal(*b)),
-        Scalar::Int(i) => Some(Val::Int64Val(*i)),
-        Scalar::Float(f) => Some(Val::DoubleVal(*f)),
-        Scalar::Str(s) => Some(Val::StringVal(s.clone())),
-        Scalar::Bytes(b) => Some(Val::BytesVal(b.clone())),
-    };
-    Value { val }
 }

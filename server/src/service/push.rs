@@ -6,30 +6,20 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use larder_offline::append::{self, AppendError, Prepared, SourceDir};
-use larder_online::{
-    entity_key::{EntityValue, KeyVersion, entityless_key, serialize_entity_key},
-    layout::ViewLayout,
-    store::{OnlineStore, WriteRow},
-};
-use larder_protos::feast::types::{
-    BoolList, DoubleList, FloatList, Int32List, Int64List, StringList, Value, value::Val,
-    value_type::Enum as T,
-};
+use larder_online::store::{OnlineStore, WriteRow};
 use larder_registry::{
     config::RepoConfig,
     model::{Catalog, FeatureView, SourceKind, ViewKind},
     store::RegistryStore,
 };
-use prost_types::Timestamp;
+use larder_types::{
+    entity_key::EntityValue,
+    scalar::Scalar,
+    value::{json_timestamp, json_value},
+};
 use serde_json::Value as Json;
 
-use crate::{
-    error::{ErrorCode, ServiceError},
-    service::{
-        materialize::parse_timestamp,
-        online::{Scalar, to_entity_value},
-    },
-};
+use crate::error::{ErrorCode, ServiceError};
 
 /// Rows as JSON columns: column name → one value per row.
 pub type Columns = Vec<(String, Vec<Json>)>;
@@ -55,125 +45,6 @@ pub enum Pushed {
 
 fn bad(view: &str, m: impl std::fmt::Display) -> ServiceError {
     ServiceError::bad_request(format!("feature view {view}: {m}"))
-}
-
-fn scalar(v: &Json) -> Scalar {
-    match v {
-        Json::Null => Scalar::Null,
-        Json::Bool(b) => Scalar::Bool(*b),
-        Json::Number(n) => n.as_i64().map_or_else(
-            || Scalar::Float(n.as_f64().unwrap_or(f64::NAN)),
-            Scalar::Int,
-        ),
-        Json::String(s) => Scalar::Str(s.clone()),
-        other => Scalar::Other(other.to_string()),
-    }
-}
-
-/// A JSON value as a Feast value of type `t` (null → the empty value).
-pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
-    let wrong = || format!("{v} is not a valid {} value", t.as_str_name());
-    let int = |v: &Json| {
-        v.as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    };
-    let float = |v: &Json| {
-        v.as_f64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-    };
-    let list = |v: &Json| v.as_array().cloned().ok_or_else(wrong);
-    if v.is_null() {
-        return Ok(Value::default());
-    }
-    let val = match t {
-        T::Int32 => Val::Int32Val(
-            int(v)
-                .and_then(|i| i32::try_from(i).ok())
-                .ok_or_else(wrong)?,
-        ),
-        T::Int64 => Val::Int64Val(int(v).ok_or_else(wrong)?),
-        T::Float => match float(v).ok_or_else(wrong)? {
-            f if f.is_nan() => return Ok(Value::default()),
-            f => Val::FloatVal(f as f32),
-        },
-        T::Double => match float(v).ok_or_else(wrong)? {
-            f if f.is_nan() => return Ok(Value::default()),
-            f => Val::DoubleVal(f),
-        },
-        T::Bool => Val::BoolVal(v.as_bool().ok_or_else(wrong)?),
-        T::String => Val::StringVal(
-            v.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string()),
-        ),
-        T::Json => Val::JsonVal(
-            v.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string()),
-        ),
-        T::UnixTimestamp => Val::UnixTimestampVal(match v.as_str() {
-            Some(s) => parse_timestamp(s)?.timestamp(),
-            None => int(v).ok_or_else(wrong)?,
-        }),
-        T::Int32List => Val::Int32ListVal(Int32List {
-            val: list(v)?
-                .iter()
-                .map(|x| int(x).map(|i| i as i32).ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        T::Int64List => Val::Int64ListVal(Int64List {
-            val: list(v)?
-                .iter()
-                .map(|x| int(x).ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        T::FloatList => Val::FloatListVal(FloatList {
-            val: list(v)?
-                .iter()
-                .map(|x| float(x).map(|f| f as f32).ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        T::DoubleList => Val::DoubleListVal(DoubleList {
-            val: list(v)?
-                .iter()
-                .map(|x| float(x).ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        T::BoolList => Val::BoolListVal(BoolList {
-            val: list(v)?
-                .iter()
-                .map(|x| x.as_bool().ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        T::StringList => Val::StringListVal(StringList {
-            val: list(v)?
-                .iter()
-                .map(|x| x.as_str().map(str::to_owned).ok_or_else(wrong))
-                .collect::<Result<_, _>>()?,
-        }),
-        other => {
-            return Err(format!(
-                "pushing {} values is not supported yet",
-                other.as_str_name()
-            ));
-        }
-    };
-    Ok(Value { val: Some(val) })
-}
-
-fn timestamp(v: &Json) -> Result<Timestamp, String> {
-    let t = match v {
-        Json::String(s) => parse_timestamp(s)?,
-        Json::Number(n) => {
-            chrono::DateTime::from_timestamp(n.as_i64().ok_or("not a timestamp")?, 0)
-                .ok_or("out of range")?
-        }
-        other => return Err(format!("{other} is not a timestamp")),
-    };
-    Ok(Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_micros() as i32 * 1000,
-    })
 }
 
 impl PushService {
@@ -225,27 +96,11 @@ impl PushService {
                 )
             })
             .flatten();
-        let entityless = v.is_entityless();
         let mut key_cols = Vec::new();
-        if !entityless {
-            for c in &v.entity_columns {
-                let t = if c.value_type == T::Invalid {
-                    catalog
-                        .entities
-                        .iter()
-                        .find(|e| e.join_key == c.name)
-                        .map_or(T::String, |e| e.value_type)
-                } else {
-                    c.value_type
-                };
-                key_cols.push((
-                    c.name.as_str(),
-                    t,
-                    column(&c.name).ok_or_else(|| {
-                        bad(&v.name, format!("join key column {} is missing", c.name))
-                    })?,
-                ));
-            }
+        for (k, t) in catalog.join_keys(v) {
+            let col = column(&k)
+                .ok_or_else(|| bad(&v.name, format!("join key column {k} is missing")))?;
+            key_cols.push((k, t, col));
         }
         let mut feature_cols = Vec::new();
         for f in &v.features {
@@ -259,29 +114,23 @@ impl PushService {
                     .ok_or_else(|| bad(&v.name, format!("feature column {} is missing", f.name)))?,
             ));
         }
-        let version = KeyVersion::from_config(self.config.entity_key_serialization_version)
-            .ok_or_else(|| {
-                ServiceError::bad_request("entity_key_serialization_version must be 1, 2 or 3")
-            })?;
+        let version = super::key_version(&self.config)?;
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
             let keys: Vec<EntityValue> = key_cols
                 .iter()
                 .map(|(k, t, col)| {
-                    to_entity_value(&scalar(&col[i]), *t)
+                    Scalar::from_json(&col[i])
+                        .to_entity_value(*t)
                         .map_err(|m| bad(&v.name, format!("column {k}, row {i}: {m}")))
                 })
                 .collect::<Result<_, _>>()?;
-            let key = if entityless {
-                entityless_key(version)
-            } else {
-                let pairs: Vec<(&str, &EntityValue)> = key_cols
-                    .iter()
-                    .zip(&keys)
-                    .map(|((k, ..), v)| (*k, v))
-                    .collect();
-                serialize_entity_key(&pairs, version)
-            };
+            let pairs: Vec<(&str, &EntityValue)> = key_cols
+                .iter()
+                .zip(&keys)
+                .map(|((k, ..), v)| (k.as_str(), v))
+                .collect();
+            let key = super::entity_key(&pairs, version);
             let values = feature_cols
                 .iter()
                 .map(|(f, col)| {
@@ -293,35 +142,22 @@ impl PushService {
             out.push(WriteRow {
                 key,
                 values,
-                event_ts: timestamp(&ts_col[i])
+                event_ts: json_timestamp(&ts_col[i])
                     .map_err(|m| bad(&v.name, format!("column {ts_name}, row {i}: {m}")))?,
                 created_ts: created_col
-                    .map(|c| timestamp(&c[i]))
+                    .map(|c| json_timestamp(&c[i]))
                     .transpose()
                     .map_err(|m| bad(&v.name, m))?,
             });
         }
-        let layout = ViewLayout::new(
-            self.config.project.as_str(),
-            &v.name,
-            v.features.iter().map(|f| f.name.clone()).collect(),
-        );
-        let w = self
-            .store
-            .write(&layout, &out)
-            .await
-            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
+        let layout = super::view_layout(self.config.project.as_str(), v);
+        let w = self.store.write(&layout, &out).await?;
         Ok(w.written)
     }
 
     async fn catalog(&self) -> Result<Catalog, ServiceError> {
-        let snapshot = self
-            .registry
-            .load()
-            .await
-            .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
-        Catalog::new(&snapshot, self.config.project.as_str())
-            .map_err(|e| ServiceError::new(ErrorCode::NotFound, e.to_string()))
+        let snapshot = self.registry.load().await?;
+        Ok(Catalog::new(&snapshot, self.config.project.as_str())?)
     }
 
     /// `/write-to-online-store`.
@@ -435,19 +271,10 @@ impl PushService {
     }
 }
 
-/// Statuses of offline appends: the source cannot take appends → 422, bad rows → 400, the
-/// store failed → 503.
-fn append_error(view: &str, e: AppendError) -> ServiceError {
-    let code = match &e {
-        AppendError::SingleFile { .. } | AppendError::Glob { .. } | AppendError::NoFiles { .. } => {
-            ErrorCode::Unprocessable
-        }
-        AppendError::Columns { .. } | AppendError::Ragged { .. } | AppendError::Value { .. } => {
-            ErrorCode::BadRequest
-        }
-        AppendError::Store { .. } => ErrorCode::Unavailable,
-    };
-    ServiceError::new(code, format!("{view}: {e}"))
+/// An offline append's error, in the context of the view or push source it was for (its code:
+/// the source cannot take appends → 422, bad rows → 400, the store failed → 503).
+fn append_error(context: &str, e: AppendError) -> ServiceError {
+    ServiceError::from(e).context(context)
 }
 
 /// Buffers the offline part of pushes (already converted to the source's columns) per batch

@@ -1,9 +1,13 @@
-//! The HTTP/1.1 loop over a real socket, through `serve_connections` (what `larder serve` runs):
+//! The HTTP/1.1 loop over a real socket, through the [`Acceptor`] (what `larder serve` runs):
 //! every answer is compared with the router's answer to the same request.
 
 use std::sync::Arc;
 
-use crate::service::{fixture, online::OnlineService};
+use super::{Acceptor, Handlers, Limits, Open};
+use crate::{
+    http::LookupFastPath,
+    service::{fixture, online::OnlineService},
+};
 use larder_online::{
     layout::ViewLayout,
     store::{OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow},
@@ -27,18 +31,17 @@ struct Server {
 }
 
 async fn server_with(online: Arc<OnlineService>) -> Server {
-    let handlers = crate::app::app(online.clone(), None, None, None).await;
+    let handlers = crate::app::handlers(online.clone(), None, None, None, Arc::new(Open)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(crate::app::serve_connections(
-        listener,
-        None,
-        handlers,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let done = tokio::spawn(async move {
+        Acceptor::new(None, Limits::default())
+            .serve(listener, handlers, async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
     Server {
         addr,
         online,
@@ -54,7 +57,8 @@ async fn server() -> Server {
 impl Server {
     /// The router's own answer to a request: (status, body).
     async fn router_answer(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        super::tests::call_with(self.online.clone(), method, path, body.as_bytes().to_vec()).await
+        crate::http::tests::call_with(self.online.clone(), method, path, body.as_bytes().to_vec())
+            .await
     }
 }
 
@@ -274,7 +278,7 @@ async fn connections_close_when_asked_or_after_a_refusal() {
             false,
         ),
         (
-            "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n".to_owned(),
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
             false,
         ),
     ] {
@@ -296,8 +300,8 @@ async fn connections_close_when_asked_or_after_a_refusal() {
     }
     // Refused before any handler: answered, then closed.
     let big = format!(
-        "POST /get-online-features HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
-        super::MAX_BODY_BYTES + 1
+        "POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        super::h1::MAX_BODY_BYTES + 1
     );
     let huge_head = format!(
         "GET /health HTTP/1.1\r\nx-big: {}\r\n\r\n",
@@ -391,9 +395,9 @@ async fn shutdown_closes_idle_connections_and_answers_requests_in_progress() {
 }
 
 /// The whole application over the fixture service.
-async fn fixture_handlers() -> super::h1::Handlers {
+async fn fixture_handlers() -> Handlers<LookupFastPath> {
     let online = fixture::service(OnlineTtl::Enforce, None).await;
-    crate::app::app(online, None, None, None).await
+    crate::app::handlers(online, None, None, None, Arc::new(Open)).await
 }
 
 /// Valid requests, pipelined, then damaged at random (bytes flipped, inserted, dropped, cut
@@ -406,7 +410,7 @@ async fn damaged_requests_are_answered_or_closed() {
         post("/get-online-features", LOOKUP, ""),
         "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
         format!(
-            "POST /get-online-features HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{LOOKUP}\r\n0\r\n\r\n",
+            "POST /get-online-features HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{LOOKUP}\r\n0\r\n\r\n",
             LOOKUP.len()
         ),
         post("/push", "{}", "Expect: 100-continue\r\n"),
@@ -442,6 +446,7 @@ async fn damaged_requests_are_answered_or_closed() {
                 &mut server_side,
                 bytes::BytesMut::new(),
                 &handlers,
+                &Limits::default(),
                 &mut stopped,
             )
             .await

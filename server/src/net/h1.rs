@@ -10,10 +10,18 @@
 //! with `connection: keep-alive`), pipelined requests answered in order, bodies framed by
 //! `content-length` or `transfer-encoding: chunked` (trailers read and dropped),
 //! `expect: 100-continue`, `HEAD`. Requests it cannot frame are answered 400 (bad syntax,
-//! conflicting lengths, both framings), 413 (body over [`MAX_BODY_BYTES`]), 431 (head over
+//! conflicting lengths, both framings, an HTTP/1.1 request without exactly one `Host`, HTTP/1.0
+//! with a transfer coding), 413 (body over [`MAX_BODY_BYTES`]), 431 (head over
 //! [`MAX_HEAD_BYTES`] or [`MAX_HEADERS`] headers) or 501 (another transfer coding), and the
 //! connection is closed after them. Once shutdown begins an idle connection is closed and a
 //! request in progress is answered with `connection: close`.
+//!
+//! Limits ([`super::Limits`]): a head must be complete within the header timeout of its first
+//! byte and a body within the body timeout of its head (else 408 and the connection closes); a
+//! kept-alive connection waits the idle timeout for its next request; an answer must be written
+//! within the write timeout. A body is buffered as its bytes arrive, never reserved from the
+//! length it declares. Every request passes the endpoint's [`super::Gate`] before a handler
+//! sees it, on the fast path and the router's alike.
 
 use std::{cell::RefCell, io, mem::MaybeUninit};
 
@@ -22,10 +30,16 @@ use axum::{
     http::{self, StatusCode},
 };
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    time::Instant,
+};
 use tower::ServiceExt;
 
-use super::{HttpState, MAX_BODY_BYTES};
+use super::{Denied, FastPath, Gate, Handlers, Limits, RequestParts};
+
+/// Bodies larger than this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Request heads larger than this are refused with 431.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -35,15 +49,6 @@ pub const MAX_HEADERS: usize = 100;
 const READ_CHUNK: usize = 8 * 1024;
 /// An idle connection's read buffer larger than this is replaced by a small one.
 const KEPT_CAPACITY: usize = 256 * 1024;
-
-/// What a connection's requests are answered by.
-#[derive(Clone)]
-pub struct Handlers {
-    /// Every route (the lookup's too: it serves lookups the fast path leaves to it).
-    pub router: axum::Router,
-    /// The lookup handler's state.
-    pub http: HttpState,
-}
 
 /// How a request's body is framed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,8 +62,10 @@ enum Framing {
 struct Head {
     /// Bytes of the head, its final empty line included.
     len: usize,
-    /// `POST /get-online-features`, served without the router.
-    lookup: bool,
+    /// Answered by the endpoint's [`FastPath`], without the router.
+    fast: bool,
+    /// Set when the gate refused the request (it is answered with this, unread by handlers).
+    denied: Option<Denied>,
     is_head: bool,
     http10: bool,
     framing: Framing,
@@ -70,8 +77,9 @@ struct Head {
 #[derive(Debug, PartialEq)]
 struct Refusal(StatusCode);
 
-/// Parses a request head at the start of `buf`: `Ok(None)` when more bytes are needed.
-fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
+/// Parses a request head at the start of `buf` and puts it to the gate: `Ok(None)` when more
+/// bytes are needed.
+fn parse_head(buf: &[u8], fast: &impl FastPath, gate: &dyn Gate) -> Result<Option<Head>, Refusal> {
     let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, &mut headers) {
@@ -89,9 +97,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
     let mut close = false;
     let mut keep_alive = false;
     let mut expect_continue = false;
+    let mut hosts = 0;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(h.value)
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
@@ -121,7 +132,13 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
             }
         }
     }
+    // An HTTP/1.1 request names its host exactly once; no request names two (RFC 9112 §3.2).
+    if hosts > 1 || (hosts == 0 && !http10) {
+        return Err(Refusal(StatusCode::BAD_REQUEST));
+    }
     let framing = match (length, chunked) {
+        // HTTP/1.0 has no transfer codings: such a message's framing is faulty (RFC 9112 §6.1).
+        (_, true) if http10 => return Err(Refusal(StatusCode::BAD_REQUEST)),
         // Both framings at once is how requests are smuggled past proxies (RFC 9112 §6.3).
         (Some(_), true) => return Err(Refusal(StatusCode::BAD_REQUEST)),
         (_, true) => Framing::Chunked,
@@ -132,9 +149,13 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, Refusal> {
     {
         return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE));
     }
+    let path = req.path.unwrap_or("/");
     Ok(Some(Head {
         len,
-        lookup: method == "POST" && req.path == Some("/get-online-features"),
+        fast: fast.handles(method, path),
+        denied: gate
+            .admit(&RequestParts::h1(method, path, req.headers))
+            .err(),
         is_head: method == "HEAD",
         http10,
         framing,
@@ -198,17 +219,21 @@ impl Dechunk {
 }
 
 /// Serves HTTP/1.1 requests on `io` until the peer closes, a request asks to close, a request
-/// is refused, or `stop` turns true while the connection is idle. `buf` holds bytes already read
-/// from `io` (the protocol sniff's).
-pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
+/// is refused or times out, the connection idles past the idle timeout, or `stop` turns true
+/// while the connection is idle. `buf` holds bytes already read from `io` (the protocol
+/// sniff's).
+pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
     io: &mut IO,
     mut buf: BytesMut,
-    handlers: &Handlers,
+    handlers: &Handlers<F>,
+    limits: &Limits,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
+    // The head's deadline runs from its first byte (bytes already read count from now).
+    let mut head_deadline = (!buf.is_empty()).then(|| Instant::now() + limits.header_timeout);
     loop {
         let head = loop {
-            match parse_head(&buf) {
+            match parse_head(&buf, &handlers.fast, &*handlers.gate) {
                 Ok(Some(head)) => break head,
                 Ok(None) if buf.len() >= MAX_HEAD_BYTES => {
                     return refuse(io, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE).await;
@@ -216,16 +241,28 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
                 Ok(None) => {}
                 Err(Refusal(status)) => return refuse(io, status).await,
             }
-            let Some(n) = read_unless_stopped(io, &mut buf, stop).await? else {
-                return io.shutdown().await;
+            let deadline = match head_deadline {
+                Some(d) => d,
+                None => Instant::now() + limits.idle_timeout,
             };
-            if n == 0 {
+            match read_until(io, &mut buf, deadline, stop).await? {
+                Read::Data(_) => {
+                    if head_deadline.is_none() {
+                        head_deadline = Some(Instant::now() + limits.header_timeout);
+                    }
+                }
+                // Idle (nothing of a request has arrived): close without an answer.
+                Read::Stopped => return io.shutdown().await,
+                Read::TimedOut if buf.is_empty() => return io.shutdown().await,
+                Read::TimedOut => return refuse(io, StatusCode::REQUEST_TIMEOUT).await,
                 // The peer closed (mid-head: nothing to answer).
-                return Ok(());
+                Read::Closed => return Ok(()),
             }
         };
 
-        // The body: borrowed from the buffer (content-length) or decoded (chunked).
+        // The body: borrowed from the buffer (content-length) or decoded (chunked), read as it
+        // arrives within the body timeout.
+        let body_deadline = Instant::now() + limits.body_timeout;
         let mut sent_continue = false;
         let mut dechunk = Dechunk::default();
         let consumed = loop {
@@ -241,32 +278,40 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             if let Some(end) = done {
                 break end;
             }
+            if head.denied.is_some() {
+                // Not read for a request that is refused anyway: answered, then closed.
+                break buf.len();
+            }
             if head.expect_continue && !sent_continue {
-                io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                write_all(io, &[b"HTTP/1.1 100 Continue\r\n\r\n"], limits).await?;
                 sent_continue = true;
             }
-            if let Framing::Length(n) = head.framing {
-                buf.reserve((head.len + n).saturating_sub(buf.len()));
-            } else {
-                buf.reserve(READ_CHUNK);
-            }
-            if io.read_buf(&mut buf).await? == 0 {
+            match read_until(io, &mut buf, body_deadline, stop).await? {
+                Read::Data(_) | Read::Stopped => {}
+                Read::TimedOut => return refuse(io, StatusCode::REQUEST_TIMEOUT).await,
                 // The peer closed mid-body.
-                return Ok(());
+                Read::Closed => return Ok(()),
             }
         };
+        head_deadline = None;
         let body: &[u8] = match head.framing {
-            Framing::Length(_) => &buf[head.len..consumed],
+            Framing::Length(_) => &buf[head.len..consumed.min(buf.len())],
             Framing::Chunked => &dechunk.body,
         };
 
-        let keep_alive = if head.lookup {
-            let (status, json) = super::online_features(&handlers.http, body).await;
-            let close = !head.keep_alive || *stop.borrow();
-            let mut out = ResponseHead::new(status);
+        let keep_alive = if let Some(denied) = &head.denied {
+            let body = serde_json::to_string(&denied.message).expect("a string serializes");
+            let mut out = ResponseHead::new(denied.code.http_status());
             out.header(b"content-type", b"application/json");
-            out.finish(Some(json.len()), close, head.http10);
-            write_all(io, &[&out.0, json.as_bytes()]).await?;
+            out.finish(Some(body.len()), true, head.http10);
+            return answer_and_close(io, &[&out.0, body.as_bytes()]).await;
+        } else if head.fast {
+            let answer = handlers.fast.answer(body).await;
+            let close = !head.keep_alive || *stop.borrow();
+            let mut out = ResponseHead::new(answer.status);
+            out.header(b"content-type", answer.content_type.as_bytes());
+            out.finish(Some(answer.body.len()), close, head.http10);
+            write_all(io, &[&out.0, answer.body.as_bytes()], limits).await?;
             !close
         } else {
             let request = match to_request(&buf[..head.len], Bytes::copy_from_slice(body)) {
@@ -304,7 +349,7 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             let length = (!bodiless && !head.is_head).then_some(body.len());
             out.finish(length, close, head.http10);
             let body: &[u8] = if bodiless || head.is_head { &[] } else { &body };
-            write_all(io, &[&out.0, body]).await?;
+            write_all(io, &[&out.0, body], limits).await?;
             !close
         };
         if !keep_alive {
@@ -315,25 +360,48 @@ pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
             // A large body's buffer is not kept for the connection's life.
             buf = BytesMut::with_capacity(READ_CHUNK);
         }
+        if !buf.is_empty() {
+            // A pipelined request's first bytes are here already.
+            head_deadline = Some(Instant::now() + limits.header_timeout);
+        }
     }
 }
 
-/// Reads more of the connection into `buf`: `None` instead when `stop` is (or turns) true
-/// while `buf` is empty — nothing of a request has arrived, so the connection can close.
-pub async fn read_unless_stopped<IO: AsyncRead + Unpin>(
+/// What [`read_until`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// This many more bytes are in the buffer.
+    Data(usize),
+    /// The peer closed its side.
+    Closed,
+    /// The deadline passed first.
+    TimedOut,
+    /// `stop` is (or turned) true while the buffer is empty: nothing of a request has arrived,
+    /// so the connection may close.
+    Stopped,
+}
+
+/// Reads more of the connection into `buf` (at most [`READ_CHUNK`] more room at a time: a
+/// body's buffer grows with the bytes that arrive, whatever length it declares), until
+/// `deadline`; watches `stop` while `buf` is empty.
+pub async fn read_until<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
+    deadline: Instant,
     stop: &mut tokio::sync::watch::Receiver<bool>,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Read> {
     let idle = buf.is_empty();
     if idle && *stop.borrow() {
-        return Ok(None);
+        return Ok(Read::Stopped);
     }
-    buf.reserve(READ_CHUNK);
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
     tokio::select! {
         biased;
-        n = io.read_buf(buf) => n.map(Some),
-        _ = stop.wait_for(|s| *s), if idle => Ok(None),
+        n = io.read_buf(buf) => n.map(|n| if n == 0 { Read::Closed } else { Read::Data(n) }),
+        _ = stop.wait_for(|s| *s), if idle => Ok(Read::Stopped),
+        () = tokio::time::sleep_until(deadline) => Ok(Read::TimedOut),
     }
 }
 
@@ -347,7 +415,19 @@ async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(
 ) -> io::Result<()> {
     let mut out = ResponseHead::new(status.as_u16());
     out.finish(Some(0), true, false);
-    write_all(io, &[&out.0]).await?;
+    answer_and_close(io, &[&out.0]).await
+}
+
+/// Writes a last answer and closes as [`refuse`] does.
+async fn answer_and_close<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut IO,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    // A client that does not read gets LINGER to take the answer.
+    match tokio::time::timeout(LINGER, write_parts(io, parts)).await {
+        Ok(r) => r?,
+        Err(_) => return Ok(()),
+    }
     io.shutdown().await?;
     let mut sink = [0u8; 8 * 1024];
     let drain = async {
@@ -450,8 +530,24 @@ impl CachedDate {
     }
 }
 
+/// Writes every byte of `parts` within the write timeout (else a `TimedOut` error, and the
+/// connection ends).
+async fn write_all<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    parts: &[&[u8]],
+    limits: &Limits,
+) -> io::Result<()> {
+    match tokio::time::timeout(limits.write_timeout, write_parts(io, parts)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client did not take the answer within the write timeout",
+        )),
+    }
+}
+
 /// Writes every byte of `parts`, vectored (a head and a body leave in one `writev`).
-async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
+async fn write_parts<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::Result<()> {
     let mut slices: Vec<io::IoSlice<'_>> = parts
         .iter()
         .filter(|p| !p.is_empty())
@@ -472,22 +568,37 @@ async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io::
 mod tests {
     use super::*;
 
+    /// The lookup's fast path, as `larder serve` has it.
+    #[derive(Clone)]
+    struct Lookup;
+
+    impl FastPath for Lookup {
+        fn handles(&self, method: &str, path: &str) -> bool {
+            method == "POST" && path == "/get-online-features"
+        }
+
+        async fn answer(&self, _: &[u8]) -> super::super::FastAnswer {
+            unreachable!("not called by parse_head")
+        }
+    }
+
     fn head(req: &str) -> Result<Option<Head>, Refusal> {
-        parse_head(req.as_bytes())
+        parse_head(req.as_bytes(), &Lookup, &super::super::Open)
     }
 
     #[test]
     fn heads_are_framed_by_length_or_chunks() {
-        let h = head("POST /get-online-features HTTP/1.1\r\nContent-Length: 12\r\n\r\n{}")
-            .unwrap()
-            .unwrap();
-        assert!(h.lookup && h.keep_alive && !h.http10 && !h.is_head);
+        let h =
+            head("POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n{}")
+                .unwrap()
+                .unwrap();
+        assert!(h.fast && h.keep_alive && !h.http10 && !h.is_head && h.denied.is_none());
         assert_eq!(h.framing, Framing::Length(12));
-        assert_eq!(h.len, 58);
-        let h = head("POST /push HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n")
+        assert_eq!(h.len, 67);
+        let h = head("POST /push HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert!(!h.lookup);
+        assert!(!h.fast);
         assert_eq!(h.framing, Framing::Chunked);
         let h = head("GET /health HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(h.http10 && !h.keep_alive);
@@ -496,17 +607,17 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.http10 && h.keep_alive && h.is_head);
-        let h = head("GET /health HTTP/1.1\r\nConnection: foo, close\r\n\r\n")
+        let h = head("GET /health HTTP/1.1\r\nHost: x\r\nConnection: foo, close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!h.keep_alive);
         // Only the exact path is the fast path; a query or another method goes to the router.
         for other in [
-            "POST /get-online-features?x=1 HTTP/1.1\r\n\r\n",
-            "GET /get-online-features HTTP/1.1\r\n\r\n",
-            "POST /get-online-features/ HTTP/1.1\r\n\r\n",
+            "POST /get-online-features?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /get-online-features HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /get-online-features/ HTTP/1.1\r\nHost: x\r\n\r\n",
         ] {
-            assert!(!head(other).unwrap().unwrap().lookup, "{other}");
+            assert!(!head(other).unwrap().unwrap().fast, "{other}");
         }
         assert!(
             head("POST /get-online-features HTTP/1.1\r\nHost: x")
@@ -547,15 +658,25 @@ mod tests {
         assert_eq!(refused("GARBAGE\r\n\r\n"), 400);
         assert_eq!(refused("GET / HTTP/2.0\r\n\r\n"), 400);
         let big = format!(
-            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
             MAX_BODY_BYTES + 1
         );
         assert_eq!(refused(&big), 413);
+        // Host: exactly one on HTTP/1.1, at most one on HTTP/1.0 (RFC 9112 §3.2).
+        assert_eq!(refused("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(refused("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(refused("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"), 400);
+        assert!(head("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        // HTTP/1.0 has no transfer codings (RFC 9112 §6.1).
+        assert_eq!(
+            refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
         let many: String = (0..=MAX_HEADERS).map(|i| format!("x-{i}: y\r\n")).collect();
         assert_eq!(refused(&format!("GET / HTTP/1.1\r\n{many}\r\n")), 431);
         // The same request with repeated but equal lengths is fine.
         assert!(
-            head("POST / HTTP/1.1\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n")
+            head("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\ncontent-length: 1\r\n\r\n")
                 .unwrap()
                 .is_some()
         );

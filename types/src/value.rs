@@ -1,0 +1,193 @@
+//! Untyped (JSON) values as Feast `Value`s of a declared type — the rows of `/push` and
+//! `/write-to-online-store` — and Feast's timestamp parsing.
+
+use chrono::{DateTime, Utc};
+use larder_protos::feast::types::{
+    BoolList, DoubleList, FloatList, Int32List, Int64List, StringList, Value, value::Val,
+    value_type::Enum as T,
+};
+use prost_types::Timestamp;
+use serde_json::Value as Json;
+
+/// A JSON value as a Feast value of type `t` (null, and NaN for floats, → the empty value).
+pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
+    let wrong = || format!("{v} is not a valid {} value", t.as_str_name());
+    let int = |v: &Json| {
+        v.as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let float = |v: &Json| {
+        v.as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    };
+    let list = |v: &Json| v.as_array().cloned().ok_or_else(wrong);
+    if v.is_null() {
+        return Ok(Value::default());
+    }
+    let val = match t {
+        T::Int32 => Val::Int32Val(
+            int(v)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(wrong)?,
+        ),
+        T::Int64 => Val::Int64Val(int(v).ok_or_else(wrong)?),
+        T::Float => match float(v).ok_or_else(wrong)? {
+            f if f.is_nan() => return Ok(Value::default()),
+            f => Val::FloatVal(f as f32),
+        },
+        T::Double => match float(v).ok_or_else(wrong)? {
+            f if f.is_nan() => return Ok(Value::default()),
+            f => Val::DoubleVal(f),
+        },
+        T::Bool => Val::BoolVal(v.as_bool().ok_or_else(wrong)?),
+        T::String => Val::StringVal(
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string()),
+        ),
+        T::Json => Val::JsonVal(
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string()),
+        ),
+        T::UnixTimestamp => Val::UnixTimestampVal(match v.as_str() {
+            Some(s) => parse_timestamp(s)?.timestamp(),
+            None => int(v).ok_or_else(wrong)?,
+        }),
+        T::Int32List => Val::Int32ListVal(Int32List {
+            val: list(v)?
+                .iter()
+                .map(|x| int(x).and_then(|i| i32::try_from(i).ok()).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::Int64List => Val::Int64ListVal(Int64List {
+            val: list(v)?
+                .iter()
+                .map(|x| int(x).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::FloatList => Val::FloatListVal(FloatList {
+            val: list(v)?
+                .iter()
+                .map(|x| float(x).map(|f| f as f32).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::DoubleList => Val::DoubleListVal(DoubleList {
+            val: list(v)?
+                .iter()
+                .map(|x| float(x).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::BoolList => Val::BoolListVal(BoolList {
+            val: list(v)?
+                .iter()
+                .map(|x| x.as_bool().ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        T::StringList => Val::StringListVal(StringList {
+            val: list(v)?
+                .iter()
+                .map(|x| x.as_str().map(str::to_owned).ok_or_else(wrong))
+                .collect::<Result<_, _>>()?,
+        }),
+        other => {
+            return Err(format!(
+                "pushing {} values is not supported yet",
+                other.as_str_name()
+            ));
+        }
+    };
+    Ok(Value { val: Some(val) })
+}
+
+/// A JSON event or created timestamp: an ISO 8601 string or whole seconds since the epoch
+/// (microsecond precision, as Python datetimes).
+pub fn json_timestamp(v: &Json) -> Result<Timestamp, String> {
+    let t = match v {
+        Json::String(s) => parse_timestamp(s)?,
+        Json::Number(n) => DateTime::from_timestamp(n.as_i64().ok_or("not a timestamp")?, 0)
+            .ok_or("out of range")?,
+        other => return Err(format!("{other} is not a timestamp")),
+    };
+    Ok(Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_micros() as i32 * 1000,
+    })
+}
+
+/// Parses a CLI/HTTP timestamp as Feast does: ISO 8601, naive values are UTC.
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    Err(format!(
+        "{s:?} is not an ISO 8601 timestamp (e.g. 2021-07-16T19:20:01)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn timestamps_parse_like_feast() {
+        let want = DateTime::parse_from_rfc3339("2021-07-16T19:20:01Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(parse_timestamp("2021-07-16T19:20:01").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16 19:20:01").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16T21:20:01+02:00").unwrap(), want);
+        assert_eq!(parse_timestamp("2021-07-16T19:20:01.000Z").unwrap(), want);
+        assert!(parse_timestamp("2021-07-16").is_ok());
+        assert!(
+            parse_timestamp("yesterday")
+                .unwrap_err()
+                .contains("ISO 8601")
+        );
+        assert_eq!(
+            json_timestamp(&json!(1626463201)).unwrap().seconds,
+            want.timestamp()
+        );
+    }
+
+    #[test]
+    fn json_values_take_the_declared_type() {
+        assert_eq!(
+            json_value(&json!("7"), T::Int64).unwrap().val,
+            Some(Val::Int64Val(7))
+        );
+        assert_eq!(
+            json_value(&json!(null), T::Int64).unwrap(),
+            Value::default()
+        );
+        assert_eq!(
+            json_value(&json!("NaN"), T::Double).unwrap(),
+            Value::default()
+        );
+        assert!(json_value(&json!(1i64 << 40), T::Int32).is_err());
+        assert!(json_value(&json!([1i64 << 40]), T::Int32List).is_err());
+        assert!(json_value(&json!("x"), T::Bool).is_err());
+        assert_eq!(
+            json_value(&json!({"a": 1}), T::Json).unwrap().val,
+            Some(Val::JsonVal("{\"a\":1}".into()))
+        );
+    }
+}
