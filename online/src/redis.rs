@@ -446,10 +446,14 @@ impl RedisOnlineStore {
                 fields.clear();
                 let n = replies
                     .array()
-                    .map_err(|e| self.hmget_failed(e.0))?
+                    .map_err(|e| self.hmget_failed(e.to_string()))?
                     .unwrap_or(0);
                 for _ in 0..n {
-                    fields.push(replies.bulk().map_err(|e| self.hmget_failed(e.0))?);
+                    fields.push(
+                        replies
+                            .bulk()
+                            .map_err(|e| self.hmget_failed(e.to_string()))?,
+                    );
                 }
                 let b = replies.bytes();
                 self.record(r, fields, |f| f.clone().map(|x| &b[x]))
