@@ -20,7 +20,9 @@
 //! [`MAX_DEPTH`], lengths beyond Redis's own limits ([`MAX_BULK_LEN`], [`MAX_AGGREGATE_LEN`]),
 //! overlong lines, a CR without its LF and a bulk string without its CRLF; nothing is
 //! allocated from a declared length. A malformed reply fails the requests waiting on the
-//! connection, which is dropped like a broken one.
+//! connection, which is dropped like a broken one. The queue is bounded too: at most
+//! [`QUEUED_REQUESTS`] waiting to be written and [`IN_FLIGHT_REQUESTS`] written and not yet
+//! answered; beyond that, a request waits for room.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -45,6 +47,16 @@ pub struct PipeConfig {
     pub response_timeout: Duration,
 }
 
+/// How many requests may wait for the connection's task to take them. Beyond this a request
+/// waits to be queued (backpressure) rather than failing: a full queue means Redis is behind,
+/// and waiting keeps requests in order without turning a burst into errors; the wait is
+/// bounded anyway, since a Redis that does not answer fails every request on the connection,
+/// queued or waiting to be, after the response timeout.
+pub const QUEUED_REQUESTS: usize = 4096;
+/// How many requests may be written to Redis and not yet answered; while this many are, the
+/// connection's task takes no more from the queue (so its own queue is bounded too).
+pub const IN_FLIGHT_REQUESTS: usize = 4096;
+
 struct Job {
     bytes: Vec<u8>,
     replies: usize,
@@ -67,7 +79,7 @@ pub struct Pipe {
 
 struct Inner {
     config: PipeConfig,
-    sender: std::sync::Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    sender: std::sync::Mutex<Option<mpsc::Sender<Job>>>,
     /// Held while connecting, so concurrent first requests make one connection.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -90,7 +102,7 @@ impl Pipe {
         Ok(pipe)
     }
 
-    fn live_sender(&self) -> Option<mpsc::UnboundedSender<Job>> {
+    fn live_sender(&self) -> Option<mpsc::Sender<Job>> {
         self.inner
             .sender
             .lock()
@@ -100,7 +112,7 @@ impl Pipe {
             .cloned()
     }
 
-    async fn sender(&self) -> RedisResult<mpsc::UnboundedSender<Job>> {
+    async fn sender(&self) -> RedisResult<mpsc::Sender<Job>> {
         if let Some(tx) = self.live_sender() {
             return Ok(tx);
         }
@@ -123,7 +135,7 @@ impl Pipe {
                     format!("connecting to {}:{} timed out", c.host, c.port),
                 )
             })??;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUED_REQUESTS);
         tokio::spawn(drive(stream, rx, c.response_timeout));
         *self.inner.sender.lock().expect("not poisoned") = Some(tx.clone());
         Ok(tx)
@@ -155,12 +167,14 @@ impl Pipe {
     async fn send(&self, bytes: Vec<u8>, replies: usize, raw: bool) -> RedisResult<Replies> {
         let tx = self.sender().await?;
         let (done, wait) = oneshot::channel();
+        // Waits while the queue is full (see [`QUEUED_REQUESTS`]).
         tx.send(Job {
             bytes,
             replies,
             raw,
             done,
         })
+        .await
         .map_err(|_| {
             io_error(
                 std::io::ErrorKind::BrokenPipe,
@@ -291,7 +305,7 @@ struct Waiting {
 
 /// The connection's task: gathers ready requests into one write, hands replies back in order,
 /// and gives up on the connection when the oldest request has waited `timeout`.
-async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeout: Duration) {
+async fn drive(stream: TcpStream, mut jobs: mpsc::Receiver<Job>, timeout: Duration) {
     let (mut rd, mut wr) = stream.into_split();
     let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
@@ -320,7 +334,7 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
                     break e;
                 }
             }
-            job = jobs.recv(), if open => {
+            job = jobs.recv(), if open && waiting.len() < IN_FLIGHT_REQUESTS => {
                 let Some(job) = job else {
                     open = false;
                     continue;
@@ -331,7 +345,9 @@ async fn drive(stream: TcpStream, mut jobs: mpsc::UnboundedReceiver<Job>, timeou
                 let mut batch = vec![job];
                 // Let the other requests of this scheduler pass queue theirs: one write for all.
                 requeue().await;
-                while let Ok(job) = jobs.try_recv() {
+                while waiting.len() + batch.len() < IN_FLIGHT_REQUESTS
+                    && let Ok(job) = jobs.try_recv()
+                {
                     batch.push(job);
                 }
                 let sent = tokio::time::Instant::now();

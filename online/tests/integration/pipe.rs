@@ -1,6 +1,7 @@
 //! Larder's auto-pipelining Redis connection against real `redis-server` processes: concurrent
 //! requests share writes but get their own replies, AUTH/SELECT, a restarted server, and the
-//! connection's response timeout; and against a fake server: malformed replies.
+//! connection's response timeout; and against fake servers: malformed replies, and the
+//! bounded request queue.
 
 use std::{
     collections::VecDeque,
@@ -13,7 +14,7 @@ use std::{
 };
 
 use larder_online::{
-    resp::{Pipe, PipeConfig},
+    resp::{IN_FLIGHT_REQUESTS, Pipe, PipeConfig, QUEUED_REQUESTS},
     testkit::{free_port, redis_server},
 };
 use redis::{AsyncCommands, Value};
@@ -270,4 +271,75 @@ async fn a_malformed_reply_fails_the_request_and_the_next_one_reconnects() {
         assert_eq!(pong, "PONG");
     }
     assert_eq!(connections.load(Ordering::SeqCst), cases.len() + 1);
+}
+
+/// Requests beyond what the connection holds wait (backpressure): at most
+/// `IN_FLIGHT_REQUESTS` are written to a server that does not answer, and once it does,
+/// every request is answered.
+#[tokio::test]
+async fn a_full_queue_makes_requests_wait_not_pile_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (r, wake) = (received.clone(), release.clone());
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let (mut buf, mut chunk, mut pending) = (Vec::new(), vec![0u8; 64 * 1024], 0);
+        let mut answering = false;
+        loop {
+            tokio::select! {
+                read = sock.read(&mut chunk) => {
+                    let n = match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while buf.starts_with(PING) {
+                        buf.drain(..PING.len());
+                        pending += 1;
+                        r.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                () = wake.notified(), if !answering => answering = true,
+            }
+            if answering && pending > 0 {
+                let pongs = b"+PONG\r\n".repeat(pending);
+                pending = 0;
+                if sock.write_all(&pongs).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut c = config(port);
+    c.response_timeout = Duration::from_secs(60);
+    let pipe = Pipe::connect(c).await.unwrap();
+    let requests = QUEUED_REQUESTS + IN_FLIGHT_REQUESTS + 100;
+    let tasks: Vec<_> = (0..requests)
+        .map(|_| {
+            let mut p = pipe.clone();
+            tokio::spawn(async move { redis::cmd("PING").query_async::<String>(&mut p).await })
+        })
+        .collect();
+    // Until the server has read all that will be written.
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = received.load(Ordering::SeqCst);
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    assert_eq!(
+        seen, IN_FLIGHT_REQUESTS,
+        "requests written before any answer"
+    );
+    assert!(tasks.iter().all(|t| !t.is_finished()));
+    release.notify_one();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "PONG");
+    }
+    assert_eq!(received.load(Ordering::SeqCst), requests);
 }
