@@ -467,12 +467,14 @@ impl std::fmt::Display for UnexpectedReply {
 }
 
 impl UnexpectedReply {
+    #[cold]
     fn truncated() -> Self {
         UnexpectedReply::Other("a truncated reply".into())
     }
 
-    fn malformed(e: RedisError) -> Self {
-        UnexpectedReply::Other(e.to_string())
+    #[cold]
+    fn malformed(m: Malformed) -> Self {
+        UnexpectedReply::Other(m.0.to_owned())
     }
 }
 
@@ -481,78 +483,65 @@ impl RawReplies {
         Self { buf, pos: 0 }
     }
 
-    /// The next reply's type byte and the rest of its first line; consumes the line.
-    fn head(&mut self) -> Result<(u8, &[u8]), UnexpectedReply> {
+    /// The next reply, which must be an array: its length (`None` for a nil array). An error
+    /// reply comes back as its text (and is consumed); a failed read consumes nothing else.
+    #[inline]
+    pub fn array(&mut self) -> Result<Option<usize>, UnexpectedReply> {
         match header(&self.buf, self.pos) {
-            Ok(Some((kind, head, after))) => {
+            Ok(Some((b'*', n, after))) => match length(n, MAX_AGGREGATE_LEN) {
+                Ok(n) => {
+                    self.pos = after;
+                    Ok(n)
+                }
+                Err(e) => Err(UnexpectedReply::malformed(e)),
+            },
+            Ok(Some((b'-', text, after))) => {
+                let text = String::from_utf8_lossy(text).into_owned();
                 self.pos = after;
-                Ok((kind, head))
+                Err(UnexpectedReply::Error(text))
             }
+            Ok(Some(_)) => Err(self.not_a("an array")),
             Ok(None) => Err(UnexpectedReply::truncated()),
             Err(e) => Err(UnexpectedReply::malformed(e)),
         }
     }
 
-    /// The next reply, which must be an array: its length (`None` for a nil array). An error
-    /// reply comes back as its text.
-    pub fn array(&mut self) -> Result<Option<usize>, UnexpectedReply> {
-        let start = self.pos;
-        match self.head()? {
-            (b'*', n) => match length(n, MAX_AGGREGATE_LEN) {
-                Ok(n) => Ok(n),
-                Err(e) => {
-                    self.pos = start;
-                    Err(UnexpectedReply::malformed(e))
+    /// The next reply or array item, which must be a bulk string or nil: its bytes, as a range
+    /// of [`Self::bytes`]. A failed read consumes nothing.
+    #[inline]
+    pub fn bulk(&mut self) -> Result<Option<std::ops::Range<usize>>, UnexpectedReply> {
+        let buf = &self.buf[..];
+        match header(buf, self.pos) {
+            Ok(Some((b'$', n, after))) => match length(n, MAX_BULK_LEN) {
+                Ok(Some(n)) => match payload_end(buf, after, n) {
+                    Ok(Some(end)) => {
+                        self.pos = end;
+                        Ok(Some(after..after + n))
+                    }
+                    Ok(None) => Err(UnexpectedReply::truncated()),
+                    Err(e) => Err(UnexpectedReply::malformed(e)),
+                },
+                Ok(None) => {
+                    self.pos = after;
+                    Ok(None)
                 }
+                Err(e) => Err(UnexpectedReply::malformed(e)),
             },
-            (b'-', text) => Err(UnexpectedReply::Error(
-                String::from_utf8_lossy(text).into_owned(),
-            )),
-            _ => {
-                self.pos = start;
-                Err(UnexpectedReply::Other(format!(
-                    "not an array: {}",
-                    self.describe_next()
-                )))
+            Ok(Some((b'_', _, after))) => {
+                self.pos = after;
+                Ok(None)
             }
+            Ok(Some(_)) => Err(self.not_a("a bulk string")),
+            Ok(None) => Err(UnexpectedReply::truncated()),
+            Err(e) => Err(UnexpectedReply::malformed(e)),
         }
     }
 
-    /// The next reply or array item, which must be a bulk string or nil: its bytes, as a range
-    /// of [`Self::bytes`].
-    pub fn bulk(&mut self) -> Result<Option<std::ops::Range<usize>>, UnexpectedReply> {
-        let start = self.pos;
-        let len = match self.head()? {
-            (b'$', n) => length(n, MAX_BULK_LEN),
-            (b'_', _) => return Ok(None),
-            _ => {
-                self.pos = start;
-                return Err(UnexpectedReply::Other(format!(
-                    "not a bulk string: {}",
-                    self.describe_next()
-                )));
-            }
-        };
-        let read = match len {
-            Ok(Some(n)) => payload_end(&self.buf, self.pos, n).map(|end| end.map(|end| (n, end))),
-            Ok(None) => return Ok(None),
-            Err(e) => Err(e),
-        };
-        match read {
-            Ok(Some((n, end))) => {
-                let from = self.pos;
-                self.pos = end;
-                Ok(Some(from..from + n))
-            }
-            Ok(None) => {
-                self.pos = start;
-                Err(UnexpectedReply::truncated())
-            }
-            Err(e) => {
-                self.pos = start;
-                Err(UnexpectedReply::malformed(e))
-            }
-        }
+    /// The next reply is not `what` was asked for: a description of what it is.
+    #[cold]
+    #[inline(never)]
+    fn not_a(&self, what: &str) -> UnexpectedReply {
+        UnexpectedReply::Other(format!("not {what}: {}", self.describe_next()))
     }
 
     /// The bytes the ranges of [`Self::bulk`] point into.
@@ -596,21 +585,39 @@ pub const MAX_LINE_LEN: usize = 64 << 10;
 /// The longest line of a length header: a sign and 19 digits.
 const MAX_LENGTH_LINE: usize = 20;
 
-fn malformed(m: &'static str) -> RedisError {
-    RedisError::from((ErrorKind::Parse, m))
+/// What is wrong with a malformed reply. Small and `Copy`, so the framing functions of the hot
+/// path return it cheaply; a [`RedisError`] (kind `Parse`) at the connection's boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Malformed(&'static str);
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
+
+impl From<Malformed> for RedisError {
+    fn from(m: Malformed) -> Self {
+        RedisError::from((ErrorKind::Parse, m.0))
+    }
+}
+
+/// A reply's first line: its type byte, the rest of the line without CRLF, and where the line
+/// ends (after its CRLF).
+type Header<'a> = (u8, &'a [u8], usize);
 
 /// The reply header at `pos`: its type byte, the rest of its line (without CRLF) and where the
 /// line ends (after its CRLF); `None` while the line is incomplete. An unknown type byte, a CR
 /// not followed by LF, or an overlong line is an error.
-fn header(buf: &[u8], pos: usize) -> RedisResult<Option<(u8, &[u8], usize)>> {
+#[inline]
+fn header(buf: &[u8], pos: usize) -> Result<Option<Header<'_>>, Malformed> {
     let Some(&kind) = buf.get(pos) else {
         return Ok(None);
     };
     let max = match kind {
         b'$' | b'*' | b'%' | b'~' | b'>' | b'|' | b'!' | b'=' => MAX_LENGTH_LINE,
         b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => MAX_LINE_LEN,
-        _ => return Err(malformed("unknown redis reply type")),
+        _ => return Err(Malformed("unknown redis reply type")),
     };
     let from = pos + 1;
     let window = &buf[from..buf.len().min(from + max + 1)];
@@ -619,28 +626,28 @@ fn header(buf: &[u8], pos: usize) -> RedisResult<Option<(u8, &[u8], usize)>> {
             let cr = from + i;
             match buf.get(cr + 1) {
                 Some(b'\n') => Ok(Some((kind, &buf[from..cr], cr + 2))),
-                Some(_) => Err(malformed("a CR not followed by LF in a redis reply")),
+                Some(_) => Err(Malformed("a CR not followed by LF in a redis reply")),
                 None => Ok(None),
             }
         }
-        None if window.len() > max => Err(malformed("an overlong line in a redis reply")),
+        None if window.len() > max => Err(Malformed("an overlong line in a redis reply")),
         None => Ok(None),
     }
 }
 
 /// A signed decimal integer, checked for overflow.
-fn int(s: &[u8]) -> RedisResult<i64> {
+fn int(s: &[u8]) -> Result<i64, Malformed> {
     let (neg, digits) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
     };
     if digits.is_empty() {
-        return Err(malformed("an empty integer in a redis reply"));
+        return Err(Malformed("an empty integer in a redis reply"));
     }
     let mut n: i64 = 0;
     for &d in digits {
         if !d.is_ascii_digit() {
-            return Err(malformed("an invalid integer in a redis reply"));
+            return Err(Malformed("an invalid integer in a redis reply"));
         }
         let d = i64::from(d - b'0');
         n = n
@@ -652,36 +659,50 @@ fn int(s: &[u8]) -> RedisResult<i64> {
                     n.checked_add(d)
                 }
             })
-            .ok_or_else(|| malformed("an integer out of range in a redis reply"))?;
+            .ok_or(Malformed("an integer out of range in a redis reply"))?;
     }
     Ok(n)
 }
 
 /// A length header's value: `None` for -1 (RESP2's nil); any other negative length, or one
-/// beyond `max`, is an error.
-fn length(s: &[u8], max: usize) -> RedisResult<Option<usize>> {
-    match int(s)? {
-        -1 => Ok(None),
-        n if n < 0 => Err(malformed("a negative length in a redis reply")),
-        n => match usize::try_from(n) {
-            Ok(n) if n <= max => Ok(Some(n)),
-            _ => Err(malformed("a length beyond redis's limits in a redis reply")),
-        },
+/// beyond `max` (at most [`MAX_BULK_LEN`], 9 digits), is an error.
+#[inline]
+fn length(s: &[u8], max: usize) -> Result<Option<usize>, Malformed> {
+    match s {
+        b"-1" => Ok(None),
+        [] => Err(Malformed("an empty length in a redis reply")),
+        [b'-', ..] => Err(Malformed("a negative length in a redis reply")),
+        // More digits than any length within the limits has (and than a u64 could hold).
+        _ if s.len() > 10 => Err(Malformed("a length beyond redis's limits in a redis reply")),
+        _ => {
+            let mut n: u64 = 0;
+            for &d in s {
+                if !d.is_ascii_digit() {
+                    return Err(Malformed("an invalid length in a redis reply"));
+                }
+                n = n * 10 + u64::from(d - b'0');
+            }
+            if n > max as u64 {
+                return Err(Malformed("a length beyond redis's limits in a redis reply"));
+            }
+            Ok(Some(n as usize))
+        }
     }
 }
 
 /// Where a payload of `n` bytes at `from` ends, after the CRLF that must follow it; `None`
 /// while incomplete.
-fn payload_end(buf: &[u8], from: usize, n: usize) -> RedisResult<Option<usize>> {
+#[inline]
+fn payload_end(buf: &[u8], from: usize, n: usize) -> Result<Option<usize>, Malformed> {
     let end = from
         .checked_add(n)
-        .ok_or_else(|| malformed("a length beyond redis's limits in a redis reply"))?;
+        .ok_or(Malformed("a length beyond redis's limits in a redis reply"))?;
     match buf.get(end..end + 2) {
         Some(crlf) if crlf == b"\r\n" => Ok(Some(end + 2)),
-        Some(_) => Err(malformed(
+        Some(_) => Err(Malformed(
             "a bulk string not followed by CRLF in a redis reply",
         )),
-        None if buf.get(end).is_some_and(|&b| b != b'\r') => Err(malformed(
+        None if buf.get(end).is_some_and(|&b| b != b'\r') => Err(Malformed(
             "a bulk string not followed by CRLF in a redis reply",
         )),
         None => Ok(None),
@@ -690,7 +711,7 @@ fn payload_end(buf: &[u8], from: usize, n: usize) -> RedisResult<Option<usize>> 
 
 /// Where the reply starting at `pos` ends, or `None` while it is incomplete. Not recursive:
 /// each open aggregate is a counter of the items it still needs, at most [`MAX_DEPTH`].
-fn reply_end(buf: &[u8], pos: usize) -> RedisResult<Option<usize>> {
+fn reply_end(buf: &[u8], pos: usize) -> Result<Option<usize>, Malformed> {
     let mut open = [0usize; MAX_DEPTH];
     let mut depth = 0;
     let mut at = pos;
@@ -705,7 +726,7 @@ fn reply_end(buf: &[u8], pos: usize) -> RedisResult<Option<usize>> {
                     None => return Ok(None),
                 },
                 None if kind == b'$' => after,
-                None => return Err(malformed("a nil blob error or verbatim string")),
+                None => return Err(Malformed("a nil blob error or verbatim string")),
             },
             b'*' | b'~' | b'>' | b'%' | b'|' => {
                 let items = match length(head, MAX_AGGREGATE_LEN)? {
@@ -714,11 +735,11 @@ fn reply_end(buf: &[u8], pos: usize) -> RedisResult<Option<usize>> {
                     Some(n) if kind == b'|' => 2 * n + 1,
                     Some(n) => n,
                     None if kind == b'*' => 0,
-                    None => return Err(malformed("a nil set, map or push in a redis reply")),
+                    None => return Err(Malformed("a nil set, map or push in a redis reply")),
                 };
                 if items > 0 {
                     if depth == MAX_DEPTH {
-                        return Err(malformed("a redis reply nested deeper than 16 levels"));
+                        return Err(Malformed("a redis reply nested deeper than 16 levels"));
                     }
                     open[depth] = items;
                     depth += 1;
@@ -754,7 +775,7 @@ fn parse(buf: &[u8], pos: usize) -> RedisResult<Option<(Value, usize)>> {
     };
     let (value, at) = decode(&buf[..end], pos, 0)?;
     if at != end {
-        return Err(malformed("a redis reply framed and decoded differently"));
+        return Err(Malformed("a redis reply framed and decoded differently").into());
     }
     Ok(Some((value, end)))
 }
@@ -762,7 +783,7 @@ fn parse(buf: &[u8], pos: usize) -> RedisResult<Option<(Value, usize)>> {
 /// Decodes the framed reply at `pos` (`buf` ends where the reply does; `depth` aggregates
 /// enclose it).
 fn decode(buf: &[u8], pos: usize, depth: usize) -> RedisResult<(Value, usize)> {
-    let early = || malformed("a redis reply framed and decoded differently");
+    let early = || Malformed("a redis reply framed and decoded differently");
     let (kind, head, after) = header(buf, pos)?.ok_or_else(early)?;
     let value = match kind {
         b'$' => {
@@ -777,7 +798,7 @@ fn decode(buf: &[u8], pos: usize, depth: usize) -> RedisResult<(Value, usize)> {
                 return Ok((Value::Nil, after));
             };
             if depth >= MAX_DEPTH {
-                return Err(malformed("a redis reply nested deeper than 16 levels"));
+                return Err(Malformed("a redis reply nested deeper than 16 levels").into());
             }
             // An item takes at least 3 bytes: what the buffer holds bounds the allocation.
             let mut items = Vec::with_capacity(n.min((buf.len() - after) / 3));
@@ -813,7 +834,7 @@ pub mod fuzzing {
 
     /// Where the first reply in `bytes` ends (`None`: incomplete), as the connection frames it.
     pub fn frame(bytes: &[u8]) -> RedisResult<Option<usize>> {
-        super::reply_end(bytes, 0)
+        Ok(super::reply_end(bytes, 0)?)
     }
 
     /// The first reply in `bytes`, decoded, and where it ends (`None`: incomplete).
