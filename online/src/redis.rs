@@ -9,14 +9,26 @@
 //! pipelines of concurrent requests into one write; on sentinel, to the master the sentinels
 //! name); on a cluster, one command per key sent concurrently over the multiplexed
 //! per-node connections (a single pipeline may not span slots).
+//!
+//! Every failed request, on every path and topology, is classified once ([`classify`]):
+//! [`OnlineError::Unavailable`] when the server cannot answer now and a retry may work (a
+//! lost connection, a timeout, LOADING, BUSY, READONLY, CLUSTERDOWN, ...),
+//! [`OnlineError::Backend`] when it answered deliberately (WRONGTYPE, ERR, NOSCRIPT, ...).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use larder_protos::feast::types::Value;
 use prost::Message;
 use prost_types::Timestamp;
 use redis::{
-    Cmd, RedisResult, Value as RV,
+    Cmd, ErrorKind, RedisError, RedisResult, Value as RV,
     aio::ConnectionLike,
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
@@ -27,7 +39,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     layout::ViewLayout,
-    resp::{Pipe, PipeConfig, RawReplies},
+    resp::{Pipe, PipeConfig, RawReplies, UnexpectedReply},
     store::{
         OlderWrites, OnlineError, OnlineStore, Record, ViewRead, WriteOutcome, WriteRow, ts_nanos,
     },
@@ -166,11 +178,16 @@ struct SentinelConn {
     /// Everything but the address, which the sentinels give.
     template: PipeConfig,
     conn: Mutex<Option<Pipe>>,
+    /// Set when a failure says the master may have moved: the next request asks the sentinels.
+    stale: AtomicBool,
 }
 
 impl SentinelConn {
     async fn get(&self) -> RedisResult<Pipe> {
         let mut guard = self.conn.lock().await;
+        if self.stale.swap(false, Ordering::AcqRel) {
+            *guard = None;
+        }
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
@@ -192,8 +209,9 @@ impl SentinelConn {
         Ok(conn)
     }
 
-    async fn reset(&self) {
-        *self.conn.lock().await = None;
+    /// Forgets the master (at the next request).
+    fn reset(&self) {
+        self.stale.store(true, Ordering::Release);
     }
 }
 
@@ -313,6 +331,7 @@ impl RedisOnlineStore {
                     client: Mutex::new(client),
                     template: pipe_to(String::new(), 0),
                     conn: Mutex::new(None),
+                    stale: AtomicBool::new(false),
                 }))
             }
         };
@@ -326,53 +345,62 @@ impl RedisOnlineStore {
         Ok(store)
     }
 
-    fn unavailable(&self, e: redis::RedisError) -> OnlineError {
-        OnlineError::Unavailable {
-            store: self.describe.clone(),
-            message: e.to_string(),
+    /// The one way a failed Redis request becomes an [`OnlineError`], on every path
+    /// ([`classify`]); on a sentinel setup, a failure that says the master may have moved
+    /// (connection lost, READONLY after a failover) makes the next request ask the sentinels.
+    fn failed(&self, doing: &str, f: Failure<'_>) -> OnlineError {
+        let class = classify(f);
+        if class == Class::Reconnect
+            && let Conn::Sentinel(s) = &self.conn
+        {
+            s.reset();
+        }
+        let store = self.describe.clone();
+        let message = match f {
+            Failure::Client(e) => format!("{doing} failed: {e}"),
+            Failure::Reply(text) => format!("{doing} failed: {text}"),
+        };
+        match class {
+            Class::Backend => OnlineError::Backend { store, message },
+            Class::Unavailable | Class::Reconnect => OnlineError::Unavailable { store, message },
         }
     }
 
-    /// Sends `cmds` in one round trip; the replies in order.
-    async fn exec(&self, cmds: Vec<Cmd>) -> Result<Vec<RV>, OnlineError> {
+    /// [`Self::failed`] for a redis-rs or connection error.
+    fn client_failed<'a>(&'a self, doing: &'a str) -> impl Fn(RedisError) -> OnlineError + 'a {
+        move |e| self.failed(doing, Failure::Client(&e))
+    }
+
+    /// The connection to the master the sentinels name.
+    async fn master(&self, s: &SentinelConn) -> Result<Pipe, OnlineError> {
+        s.get()
+            .await
+            .map_err(self.client_failed("connecting to the sentinels' master"))
+    }
+
+    /// Sends `cmds` (`doing`: what they do, for messages) in one round trip; the replies in
+    /// order.
+    async fn exec(&self, doing: &str, cmds: Vec<Cmd>) -> Result<Vec<RV>, OnlineError> {
         if cmds.is_empty() {
             return Ok(Vec::new());
         }
-        match &self.conn {
-            Conn::Standalone(p) => pipeline(cmds)
-                .query_async(&mut p.clone())
-                .await
-                .map_err(|e| self.unavailable(e)),
-            Conn::Sentinel(s) => {
-                let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
-                match pipeline(cmds).query_async(&mut c).await {
-                    Ok(v) => Ok(v),
-                    Err(e) => Err(self.sentinel_failed(s, e).await),
-                }
-            }
+        let mut pipe = match &self.conn {
+            Conn::Standalone(p) => p.clone(),
+            Conn::Sentinel(s) => self.master(s).await?,
             Conn::Cluster(c) => {
                 let futs = cmds.into_iter().map(|cmd| {
                     let mut c = c.clone();
                     async move { cmd.query_async::<RV>(&mut c).await }
                 });
-                futures::future::try_join_all(futs)
+                return futures::future::try_join_all(futs)
                     .await
-                    .map_err(|e| self.unavailable(e))
+                    .map_err(self.client_failed(doing));
             }
-        }
-    }
-
-    /// After a failed request to a sentinel-named master: forget the master when the failure
-    /// says it may have moved (connection lost, READONLY after a failover).
-    async fn sentinel_failed(&self, s: &SentinelConn, e: redis::RedisError) -> OnlineError {
-        if e.is_connection_dropped()
-            || e.is_io_error()
-            || e.is_connection_refusal()
-            || e.to_string().contains("READONLY")
-        {
-            s.reset().await;
-        }
-        self.unavailable(e)
+        };
+        pipeline(cmds)
+            .query_async(&mut pipe)
+            .await
+            .map_err(self.client_failed(doing))
     }
 
     /// The HMGET commands of `reads`, in order (a key, then each feature's field, then the
@@ -399,9 +427,9 @@ impl RedisOnlineStore {
     async fn hmget(&self, reads: &[ViewRead<'_>]) -> Result<HmgetReplies, OnlineError> {
         let pipe = match &self.conn {
             Conn::Standalone(p) => p.clone(),
-            Conn::Sentinel(s) => s.get().await.map_err(|e| self.unavailable(e))?,
+            Conn::Sentinel(s) => self.master(s).await?,
             Conn::Cluster(_) => {
-                let replies = self.exec(Self::hmget_cmds(reads)).await?;
+                let replies = self.exec("HMGET", Self::hmget_cmds(reads)).await?;
                 return Ok(HmgetReplies::Values(replies.into_iter()));
             }
         };
@@ -414,16 +442,14 @@ impl RedisOnlineStore {
                 n += 1;
             }
         }
-        match pipe.request_raw(buf, n).await {
-            Ok(replies) => Ok(HmgetReplies::Raw {
-                replies,
-                fields: Vec::new(),
-            }),
-            Err(e) => Err(match &self.conn {
-                Conn::Sentinel(s) => self.sentinel_failed(s, e).await,
-                _ => self.unavailable(e),
-            }),
-        }
+        let replies = pipe
+            .request_raw(buf, n)
+            .await
+            .map_err(self.client_failed("HMGET"))?;
+        Ok(HmgetReplies::Raw {
+            replies,
+            fields: Vec::new(),
+        })
     }
 
     /// The next entity's record of view read `r`.
@@ -444,12 +470,13 @@ impl RedisOnlineStore {
             }
             HmgetReplies::Raw { replies, fields } => {
                 fields.clear();
-                let n = replies
-                    .array()
-                    .map_err(|e| self.hmget_failed(e.0))?
-                    .unwrap_or(0);
+                let unexpected = |e: UnexpectedReply| match e {
+                    UnexpectedReply::Error(text) => self.failed("HMGET", Failure::Reply(&text)),
+                    UnexpectedReply::Other(m) => self.hmget_failed(m),
+                };
+                let n = replies.array().map_err(unexpected)?.unwrap_or(0);
                 for _ in 0..n {
-                    fields.push(replies.bulk().map_err(|e| self.hmget_failed(e.0))?);
+                    fields.push(replies.bulk().map_err(unexpected)?);
                 }
                 let b = replies.bytes();
                 self.record(r, fields, |f| f.clone().map(|x| &b[x]))
@@ -457,6 +484,7 @@ impl RedisOnlineStore {
         }
     }
 
+    /// A reply of another shape than an HMGET's.
     fn hmget_failed(&self, message: String) -> OnlineError {
         OnlineError::Backend {
             store: self.describe.clone(),
@@ -512,7 +540,7 @@ impl RedisOnlineStore {
         match &self.conn {
             Conn::Standalone(m) => scan_all(&mut m.clone(), None, &pattern, &mut keys).await,
             Conn::Sentinel(s) => {
-                let mut c = s.get().await.map_err(|e| self.unavailable(e))?;
+                let mut c = self.master(s).await?;
                 scan_all(&mut c, None, &pattern, &mut keys).await
             }
             Conn::Cluster(c) => {
@@ -521,20 +549,95 @@ impl RedisOnlineStore {
                     .arg("SLOTS")
                     .query_async(&mut c)
                     .await
-                    .map_err(|e| self.unavailable(e))?;
+                    .map_err(self.client_failed("CLUSTER SLOTS"))?;
                 for (host, port) in primaries(&slots) {
                     let route =
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
                     let mut routed = c.clone();
                     scan_all(&mut c, Some((&mut routed, route)), &pattern, &mut keys)
                         .await
-                        .map_err(|e| self.unavailable(e))?;
+                        .map_err(self.client_failed("SCAN"))?;
                 }
                 Ok(())
             }
         }
-        .map_err(|e| self.unavailable(e))?;
+        .map_err(self.client_failed("SCAN"))?;
         Ok(keys)
+    }
+}
+
+/// A failed Redis request, as [`classify`] reads it.
+#[derive(Debug, Clone, Copy)]
+enum Failure<'a> {
+    /// An error of redis-rs or of Larder's connection: I/O, timeouts, malformed replies, and
+    /// the error replies they decoded.
+    Client(&'a RedisError),
+    /// The text of an error reply read in place (the standalone and sentinel HMGET path):
+    /// its first word is the error code.
+    Reply(&'a str),
+}
+
+/// What a failed request means, for the caller and for the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// The server answered deliberately: a problem of the request or of the data
+    /// (WRONGTYPE, ERR, NOSCRIPT, any error code not named below); the same request fails the
+    /// same way again. [`OnlineError::Backend`].
+    Backend,
+    /// The server cannot answer now and a retry may work (LOADING, BUSY, MASTERDOWN, ...).
+    /// [`OnlineError::Unavailable`].
+    Unavailable,
+    /// Unavailable, and the connection no longer leads to the server to ask: it was lost
+    /// (I/O errors and timeouts, a malformed reply), or the server was demoted (READONLY after
+    /// a failover). A sentinel-named master is asked for again.
+    Reconnect,
+}
+
+/// The one classification of Redis failures, for every path: by the error code when the
+/// server sent one (redis-rs's [`redis::ServerErrorKind`] for the codes it knows, the code
+/// itself for the others, such as WRONGTYPE and BUSY), by the [`ErrorKind`] otherwise.
+fn classify(f: Failure<'_>) -> Class {
+    let pipeline_errors;
+    let code = match f {
+        Failure::Reply(text) => text.split(' ').next(),
+        Failure::Client(e) => match e.code() {
+            Some(code) => Some(code),
+            // A pipeline whose first error reply has a code redis-rs does not know.
+            None => {
+                pipeline_errors = e.clone().into_server_errors();
+                pipeline_errors
+                    .as_deref()
+                    .and_then(|errors| errors.first())
+                    .map(|(_, first)| first.code())
+            }
+        },
+    };
+    match (code, f) {
+        (Some("READONLY"), _) => Class::Reconnect,
+        // Loading a dump, running a script, a master or the cluster down, a slot migrating
+        // (MOVED and ASK reach Larder only once redis-rs's redirects gave up), and refusals
+        // for a state of the server's own (memory full, snapshots failing, too few replicas,
+        // a connection the server no longer accepts as authenticated).
+        (
+            Some(
+                "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK"
+                | "OOM" | "MISCONF" | "NOREPLICAS" | "NOAUTH",
+            ),
+            _,
+        ) => Class::Unavailable,
+        (Some(_), _) | (None, Failure::Reply(_)) => Class::Backend,
+        (None, Failure::Client(e)) => match e.kind() {
+            ErrorKind::Io | ErrorKind::Parse => Class::Reconnect,
+            ErrorKind::AuthenticationFailed
+            | ErrorKind::InvalidClientConfig
+            | ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel
+            | ErrorKind::EmptySentinelList
+            | ErrorKind::RESP3NotSupported => Class::Unavailable,
+            // A reply of an unexpected type, a client-side refusal.
+            _ => Class::Backend,
+        },
     }
 }
 
@@ -720,7 +823,10 @@ impl OnlineStore for RedisOnlineStore {
                     c
                 })
                 .collect();
-            for (k, reply) in keys.iter().zip(self.exec(cmds).await?) {
+            for (k, reply) in keys
+                .iter()
+                .zip(self.exec("HMGET of event times", cmds).await?)
+            {
                 if let RV::Array(v) = reply
                     && let Some(ts) = v.first().and_then(as_bytes).and_then(decode_ts)
                 {
@@ -758,7 +864,7 @@ impl OnlineStore for RedisOnlineStore {
             }
             out.written += 1;
         }
-        self.exec(cmds).await?;
+        self.exec("HSET", cmds).await?;
         Ok(out)
     }
 
@@ -778,7 +884,7 @@ impl OnlineStore for RedisOnlineStore {
                 c
             })
             .collect();
-        let replies = self.exec(hkeys).await?;
+        let replies = self.exec("HKEYS", hkeys).await?;
         let mut cmds = Vec::new();
         for (key, reply) in keys.iter().zip(replies) {
             let fields: Vec<Vec<u8>> = redis::from_redis_value(reply).unwrap_or_default();
@@ -800,12 +906,12 @@ impl OnlineStore for RedisOnlineStore {
                 cmds.push(c);
             }
         }
-        self.exec(cmds).await?;
+        self.exec("deleting the view", cmds).await?;
         Ok(())
     }
 
     async fn check(&self) -> Result<(), OnlineError> {
-        let replies = self.exec(vec![redis::cmd("PING")]).await?;
+        let replies = self.exec("PING", vec![redis::cmd("PING")]).await?;
         match replies.first() {
             Some(RV::SimpleString(s)) if s == "PONG" => Ok(()),
             Some(RV::Okay) => Ok(()),
@@ -846,5 +952,188 @@ mod tests {
                 .to_string()
                 .contains("ssl")
         );
+    }
+
+    /// Error replies seen by Redis: the code decides, on the raw path and through redis-rs
+    /// alike.
+    #[test]
+    fn error_replies_are_classified_by_their_code() {
+        let backend = [
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR unknown command 'FOO', with args beginning with: ",
+            "NOSCRIPT No matching script. Please use EVAL.",
+            "BUSYKEY Target key name already exists.",
+            "NOPERM User default has no permissions to run the 'hmget' command",
+            "CROSSSLOT Keys in request don't hash to the same slot",
+            "EXECABORT Transaction discarded because of previous errors.",
+            "loading is not a code in lower case",
+            "",
+        ];
+        let unavailable = [
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "MOVED 3999 127.0.0.1:6381",
+            "OOM command not allowed when used memory > 'maxmemory'.",
+            "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+            "NOREPLICAS Not enough good replicas to write.",
+            "NOAUTH Authentication required.",
+        ];
+        let reconnect = ["READONLY You can't write against a read only replica."];
+        for (texts, class) in [
+            (&backend[..], Class::Backend),
+            (&unavailable[..], Class::Unavailable),
+            (&reconnect[..], Class::Reconnect),
+        ] {
+            for text in texts {
+                assert_eq!(classify(Failure::Reply(text)), class, "{text:?}");
+                let e = redis::parse_redis_value(format!("-{text}\r\n").as_bytes())
+                    .unwrap()
+                    .extract_error()
+                    .unwrap_err();
+                assert_eq!(classify(Failure::Client(&e)), class, "{text:?} as {e:?}");
+            }
+        }
+    }
+
+    /// A connection that answers every pipeline with the same replies.
+    struct Canned(Vec<RV>);
+
+    impl ConnectionLike for Canned {
+        fn req_packed_command<'a>(&'a mut self, _: &'a Cmd) -> redis::RedisFuture<'a, RV> {
+            let first = self.0[0].clone();
+            Box::pin(async move { Ok(first) })
+        }
+
+        fn req_packed_commands<'a>(
+            &'a mut self,
+            _: &'a redis::Pipeline,
+            _: usize,
+            _: usize,
+        ) -> redis::RedisFuture<'a, Vec<RV>> {
+            let all = self.0.clone();
+            Box::pin(async move { Ok(all) })
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_failure_is_classified_by_its_first_error_reply() {
+        let error = |text: &str| redis::parse_redis_value(format!("-{text}\r\n").as_bytes());
+        for (first, class) in [
+            ("WRONGTYPE Operation against a key", Class::Backend),
+            ("LOADING Redis is loading", Class::Unavailable),
+            (
+                "READONLY You can't write against a read only replica.",
+                Class::Reconnect,
+            ),
+        ] {
+            let mut conn = Canned(vec![
+                RV::Okay,
+                error(first).unwrap(),
+                error("ERR later").unwrap(),
+            ]);
+            let cmds = vec![redis::cmd("SET"), redis::cmd("HMGET"), redis::cmd("GET")];
+            let e = pipeline(cmds)
+                .query_async::<RV>(&mut conn)
+                .await
+                .unwrap_err();
+            assert_eq!(classify(Failure::Client(&e)), class, "{first:?} as {e:?}");
+        }
+    }
+
+    #[test]
+    fn client_errors_are_classified_by_their_kind() {
+        use std::io::{Error, ErrorKind as Io};
+        let cases = [
+            (
+                RedisError::from(Error::from(Io::ConnectionRefused)),
+                Class::Reconnect,
+            ),
+            (
+                RedisError::from(Error::from(Io::TimedOut)),
+                Class::Reconnect,
+            ),
+            (
+                RedisError::from(Error::from(Io::ConnectionAborted)),
+                Class::Reconnect,
+            ),
+            (
+                RedisError::from((ErrorKind::Parse, "bad reply")),
+                Class::Reconnect,
+            ),
+            (
+                RedisError::from((ErrorKind::AuthenticationFailed, "no")),
+                Class::Unavailable,
+            ),
+            (
+                RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, "no")),
+                Class::Unavailable,
+            ),
+            (
+                RedisError::from((ErrorKind::UnexpectedReturnType, "not a list")),
+                Class::Backend,
+            ),
+            (RedisError::from((ErrorKind::Client, "no")), Class::Backend),
+        ];
+        for (e, class) in cases {
+            assert_eq!(classify(Failure::Client(&e)), class, "{e:?}");
+        }
+    }
+
+    /// READONLY (a failover demoted the master) and a lost connection make a sentinel store
+    /// ask the sentinels again; a request problem does not.
+    #[test]
+    fn a_sentinel_store_forgets_its_master_when_the_classification_says_so() {
+        let client = SentinelClient::build(
+            vec!["redis://127.0.0.1:1"],
+            "mymaster".into(),
+            None,
+            SentinelServerType::Master,
+        )
+        .unwrap();
+        let sentinel = Arc::new(SentinelConn {
+            client: Mutex::new(client),
+            template: PipeConfig {
+                host: String::new(),
+                port: 0,
+                db: 0,
+                username: None,
+                password: None,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(1),
+            },
+            conn: Mutex::new(None),
+            stale: AtomicBool::new(false),
+        });
+        let store = RedisOnlineStore {
+            conn: Conn::Sentinel(sentinel.clone()),
+            describe: "redis sentinel test".into(),
+            key_ttl_seconds: None,
+            skip_dedup: false,
+        };
+        let stale = || sentinel.stale.swap(false, Ordering::AcqRel);
+        let e = store.failed("HMGET", Failure::Reply("WRONGTYPE Operation against a key"));
+        assert!(matches!(e, OnlineError::Backend { .. }), "{e:?}");
+        assert!(!stale());
+        let e = store.failed("HMGET", Failure::Reply("READONLY You can't write"));
+        assert!(matches!(e, OnlineError::Unavailable { .. }), "{e:?}");
+        assert!(stale());
+        let io = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        let e = store.failed("HSET", Failure::Client(&io));
+        assert!(matches!(e, OnlineError::Unavailable { .. }), "{e:?}");
+        assert!(stale());
+        let loading = redis::parse_redis_value(b"-LOADING Redis is loading\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        let e = store.failed("HSET", Failure::Client(&loading));
+        assert!(matches!(e, OnlineError::Unavailable { .. }), "{e:?}");
+        assert!(!stale(), "the same master, still loading");
     }
 }

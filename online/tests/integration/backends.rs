@@ -113,30 +113,25 @@ async fn unreachable_redis_is_a_clear_error() {
     assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
 
-/// A key holding something other than a hash (written by another program) fails the read with
-/// Redis's own reason; the store stays usable.
-#[tokio::test]
-async fn a_key_of_another_type_is_a_clear_read_error() {
+/// `id`'s Redis key in project `proj`, and the entity key it is made of.
+fn proj_key(id: i64) -> (Vec<u8>, Vec<u8>) {
+    use larder_types::entity_key::{EntityValue, KeyVersion, serialize_entity_key};
+    let key = serialize_entity_key(&[("id", &EntityValue::Int64(id))], KeyVersion::V3);
+    let mut redis_key = key.clone();
+    redis_key.extend_from_slice(b"proj");
+    (redis_key, key)
+}
+
+/// Entity 1 of project `proj` holds a string (written by another program): reading or writing
+/// it fails with Redis's own reason, as a request problem (`Backend`: the server answered, a
+/// retry fails the same way), not as `Unavailable`; the store stays usable.
+async fn another_type_is_a_backend_error(store: &RedisOnlineStore) {
     use larder_online::{
         layout::ViewLayout,
-        store::{OnlineError, ViewRead},
+        store::{OnlineError, ViewRead, WriteRow},
     };
-    use larder_types::entity_key::{EntityValue, KeyVersion, serialize_entity_key};
-    let (_servers, port) = Servers::standalone();
-    let store = redis(RedisKind::Standalone, &format!("127.0.0.1:{port}")).await;
     let layout = ViewLayout::new("proj", "v", vec!["f".into()]);
-    let key = |id| serialize_entity_key(&[("id", &EntityValue::Int64(id))], KeyVersion::V3);
-    let mut bad = key(1);
-    bad.extend_from_slice(b"proj");
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let () = redis::cmd("SET")
-        .arg(bad)
-        .arg("not a hash")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let keys = [key(1)];
+    let keys = [proj_key(1).1];
     let read = ViewRead {
         layout: &layout,
         features: &[0],
@@ -147,11 +142,71 @@ async fn a_key_of_another_type_is_a_clear_read_error() {
         matches!(&err, OnlineError::Backend { message, .. } if message.contains("WRONGTYPE")),
         "{err:?}"
     );
-    let keys = [key(2)];
+    let row = WriteRow {
+        key: proj_key(1).1,
+        values: vec![Some(Default::default())],
+        event_ts: prost_types::Timestamp {
+            seconds: 1,
+            nanos: 0,
+        },
+        created_ts: None,
+    };
+    let err = store.write(&layout, &[row]).await.unwrap_err();
+    assert!(
+        matches!(&err, OnlineError::Backend { message, .. } if message.contains("WRONGTYPE")),
+        "{err:?}"
+    );
+    let keys = [proj_key(2).1];
     let read = ViewRead {
         layout: &layout,
         features: &[0],
         keys: &keys,
     };
     assert_eq!(store.read(&[read]).await.unwrap(), vec![vec![None]]);
+    store.check().await.unwrap();
+}
+
+/// A key holding something other than a hash (written by another program) fails the read with
+/// Redis's own reason; the store stays usable.
+#[tokio::test]
+async fn a_key_of_another_type_is_a_clear_read_error() {
+    let (_servers, port) = Servers::standalone();
+    let store = redis(RedisKind::Standalone, &format!("127.0.0.1:{port}")).await;
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(proj_key(1).0)
+        .arg("not a hash")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    another_type_is_a_backend_error(&store).await;
+}
+
+/// The same on a cluster, whose reads take redis-rs's path, not the raw one.
+#[tokio::test]
+async fn a_key_of_another_type_is_a_clear_read_error_on_a_cluster() {
+    let (_servers, ports) = Servers::cluster();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let store = redis(
+        RedisKind::Cluster,
+        &ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+    .await;
+    let client = redis::cluster::ClusterClient::new(urls).unwrap();
+    let mut c = client.get_async_connection().await.unwrap();
+    let () = redis::cmd("SET")
+        .arg(proj_key(1).0)
+        .arg("not a hash")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    another_type_is_a_backend_error(&store).await;
 }

@@ -1,17 +1,27 @@
 //! Larder's auto-pipelining Redis connection against real `redis-server` processes: concurrent
 //! requests share writes but get their own replies, AUTH/SELECT, a restarted server, and the
-//! connection's response timeout.
+//! connection's response timeout; and against fake servers: malformed replies, and the
+//! bounded request queue.
 
 use std::{
+    collections::VecDeque,
     process::{Child, Command},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use larder_online::{
-    resp::{Pipe, PipeConfig},
+    resp::{IN_FLIGHT_REQUESTS, Pipe, PipeConfig, QUEUED_REQUESTS},
     testkit::{free_port, redis_server},
 };
 use redis::{AsyncCommands, Value};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
 
 struct Server(Child);
 
@@ -167,4 +177,169 @@ async fn a_silent_server_times_out() {
     sleeper.join().unwrap();
     let v: Option<String> = p.get("a").await.unwrap();
     assert_eq!(v, None);
+}
+
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
+
+/// A fake Redis on a loopback port that answers the PINGs it reads, in order across its
+/// connections, with `script`'s replies, then with `+PONG`; counts the connections made.
+async fn fake_redis(script: Vec<Vec<u8>>) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let script = script.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while buf.starts_with(PING) {
+                        buf.drain(..PING.len());
+                        let next = script.lock().unwrap().pop_front();
+                        let reply = next.unwrap_or_else(|| b"+PONG\r\n".to_vec());
+                        if sock.write_all(&reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, connections)
+}
+
+/// A malformed reply fails its request with the reason (not a hang, not a panic of the
+/// connection's task), and the next request on the same handle reconnects and is answered.
+#[tokio::test]
+async fn a_malformed_reply_fails_the_request_and_the_next_one_reconnects() {
+    let deep = b"*1\r\n".repeat(100_000);
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"\r\n", "unknown redis reply type"),
+        (b"?\r\n", "unknown redis reply type"),
+        (b"+OK\rX", "CR not followed by LF"),
+        (b"$3\r\nabcXY", "not followed by CRLF"),
+        (b"$x\r\n", "invalid length"),
+        (b"$-2\r\n", "negative length"),
+        (b"*99999999999999999999\r\n", "beyond redis's limits"),
+        (b"$536870913\r\n", "beyond redis's limits"),
+        (b"*2000000000\r\n", "beyond redis's limits"),
+        (&deep, "nested deeper than 16 levels"),
+    ];
+    let script = cases
+        .iter()
+        .flat_map(|(bad, _)| [bad.to_vec(), b"+PONG\r\n".to_vec()])
+        .collect();
+    let (port, connections) = fake_redis(script).await;
+    let mut c = config(port);
+    // Longer than the test's own limit: an error here is the reader's, not the timeout's.
+    c.response_timeout = Duration::from_secs(30);
+    let mut pipe = Pipe::connect(c).await.unwrap();
+    let limit = Duration::from_secs(5);
+    for (i, (bad, reason)) in cases.iter().enumerate() {
+        let what = String::from_utf8_lossy(&bad[..bad.len().min(24)]).into_owned();
+        // Both read paths: decoded values, and raw replies (the store's lookups).
+        let err = if i % 2 == 0 {
+            tokio::time::timeout(limit, redis::cmd("PING").query_async::<String>(&mut pipe))
+                .await
+                .unwrap_or_else(|_| panic!("{what:?} hung"))
+                .unwrap_err()
+        } else {
+            tokio::time::timeout(limit, pipe.request_raw(PING.to_vec(), 1))
+                .await
+                .unwrap_or_else(|_| panic!("{what:?} hung"))
+                .err()
+                .expect("a malformed reply is an error")
+        };
+        assert!(err.to_string().contains(reason), "{what:?}: {err}");
+        assert!(
+            err.is_io_error(),
+            "{what:?}: the connection is dropped: {err}"
+        );
+        let pong = tokio::time::timeout(limit, redis::cmd("PING").query_async::<String>(&mut pipe))
+            .await
+            .unwrap_or_else(|_| panic!("after {what:?}, the next request hung"))
+            .unwrap_or_else(|e| panic!("after {what:?}, the next request failed: {e}"));
+        assert_eq!(pong, "PONG");
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), cases.len() + 1);
+}
+
+/// Requests beyond what the connection holds wait (backpressure): at most
+/// `IN_FLIGHT_REQUESTS` are written to a server that does not answer, and once it does,
+/// every request is answered.
+#[tokio::test]
+async fn a_full_queue_makes_requests_wait_not_pile_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (r, wake) = (received.clone(), release.clone());
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let (mut buf, mut chunk, mut pending) = (Vec::new(), vec![0u8; 64 * 1024], 0);
+        let mut answering = false;
+        loop {
+            tokio::select! {
+                read = sock.read(&mut chunk) => {
+                    let n = match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    buf.extend_from_slice(&chunk[..n]);
+                    while buf.starts_with(PING) {
+                        buf.drain(..PING.len());
+                        pending += 1;
+                        r.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                () = wake.notified(), if !answering => answering = true,
+            }
+            if answering && pending > 0 {
+                let pongs = b"+PONG\r\n".repeat(pending);
+                pending = 0;
+                if sock.write_all(&pongs).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let mut c = config(port);
+    c.response_timeout = Duration::from_secs(60);
+    let pipe = Pipe::connect(c).await.unwrap();
+    let requests = QUEUED_REQUESTS + IN_FLIGHT_REQUESTS + 100;
+    let tasks: Vec<_> = (0..requests)
+        .map(|_| {
+            let mut p = pipe.clone();
+            tokio::spawn(async move { redis::cmd("PING").query_async::<String>(&mut p).await })
+        })
+        .collect();
+    // Until the server has read all that will be written.
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = received.load(Ordering::SeqCst);
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    assert_eq!(
+        seen, IN_FLIGHT_REQUESTS,
+        "requests written before any answer"
+    );
+    assert!(tasks.iter().all(|t| !t.is_finished()));
+    release.notify_one();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "PONG");
+    }
+    assert_eq!(received.load(Ordering::SeqCst), requests);
 }
