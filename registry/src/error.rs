@@ -64,6 +64,25 @@ pub enum RegistryError {
         #[source]
         source: crate::writeback::WriteBackError,
     },
+    #[error(
+        "registry at {location} is no longer at {} (another writer committed first): re-read it and retry",
+        expected.as_ref().map_or_else(|| "no registry / an empty registry".to_owned(), |r| format!("revision {r}"))
+    )]
+    Conflict {
+        location: String,
+        /// The revision the refused commit expected.
+        expected: Option<crate::store::Revision>,
+    },
+    #[error("invalid {kind} for the registry: {message}")]
+    InvalidObject { kind: &'static str, message: String },
+    #[error(
+        "sql registry {url} has no table {table} for {kind} objects: create Feast's schema first (feast apply with schema_mode auto)"
+    )]
+    SqlTableMissing {
+        url: String,
+        table: &'static str,
+        kind: &'static str,
+    },
     #[error("registry type {0} is not supported by this command yet")]
     Unsupported(String),
     #[error("project {project} does not exist in the registry")]

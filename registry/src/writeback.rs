@@ -1,8 +1,9 @@
 //! Registry write-back at the protobuf wire level: a materialization changes one view's
 //! `meta` (state, `last_updated_timestamp`, one more `materialization_intervals` entry) and the
-//! registry's `version_id`/`last_updated`. Every other byte is copied as it was — other objects,
-//! field order and fields this version of Larder does not know (written by newer Feast
-//! releases) included — because the edit splices raw fields instead of re-encoding messages.
+//! registry's `version_id`/`last_updated`; a commit ([`apply_changes`]) replaces, appends or
+//! removes whole objects. Every other byte is copied as it was — other objects, field order and
+//! fields this version of Larder does not know (written by newer Feast releases) included —
+//! because the edit splices raw fields instead of re-encoding messages.
 
 use prost::{
     Message,
@@ -12,6 +13,8 @@ use prost::{
 use prost_types::Timestamp;
 
 use larder_protos::feast::core::{FeatureViewState, MaterializationInterval};
+
+use crate::store::{Change, ChangeSet, ObjectKey, ObjectKind};
 
 /// Just the name and project of a view: fields 1 and 2 of the spec in both `FeatureView` and
 /// `StreamFeatureView` (whose other spec fields differ). Everything else is skipped.
@@ -62,6 +65,8 @@ pub enum WriteBackError {
     Malformed(String),
     #[error("view {view} of project {project} is not in the registry")]
     ViewNotFound { project: String, view: String },
+    #[error("{key} is not in the registry")]
+    ObjectNotFound { key: ObjectKey },
     #[error("view {view} of project {project} appears {count} times in the registry")]
     Ambiguous {
         project: String,
@@ -230,6 +235,123 @@ pub fn edit_registry(
     Ok(out)
 }
 
+/// The fields of a serialized `feast.core.Registry` holding objects, each with its key.
+fn keyed_fields(registry: &[u8]) -> Result<Vec<(RawField<'_>, Option<ObjectKey>)>, WriteBackError> {
+    fields(registry)?
+        .into_iter()
+        .map(|f| {
+            let key = match ObjectKind::from_registry_field(f.number) {
+                Some(kind) => Some(
+                    kind.key_of(f.payload)
+                        .map_err(|e| malformed(format!("a {kind} in the registry: {e}")))?,
+                ),
+                None => None,
+            };
+            Ok((f, key))
+        })
+        .collect()
+}
+
+/// Every object of a serialized `feast.core.Registry`: its key and its bytes as stored.
+pub fn registry_objects(registry: &[u8]) -> Result<Vec<(ObjectKey, &[u8])>, WriteBackError> {
+    Ok(keyed_fields(registry)?
+        .into_iter()
+        .filter_map(|(f, key)| key.map(|k| (k, f.payload)))
+        .collect())
+}
+
+/// Whether a serialized `feast.core.Registry` holds any object (of any [`ObjectKind`]); other
+/// fields (infra, metadata, fields unknown to Larder) do not count.
+pub fn has_objects(registry: &[u8]) -> Result<bool, WriteBackError> {
+    Ok(fields(registry)?
+        .iter()
+        .any(|f| ObjectKind::from_registry_field(f.number).is_some()))
+}
+
+/// Applies a change set to a serialized `feast.core.Registry` (empty bytes: a new registry):
+/// an upserted object replaces the entry of the same key where it stands (further entries of
+/// that key are dropped) or, if new, follows the last entry of its field (or goes at the end);
+/// a deleted object's entries are removed, and deleting an object that is not there is an
+/// error. Sets `version_id` and `last_updated` as Feast's commit does, and
+/// `registry_schema_version` "1" if the registry has none. Every other field is copied as it
+/// was.
+pub fn apply_changes(
+    registry: &[u8],
+    changes: &ChangeSet,
+    version_id: &str,
+    last_updated: &Timestamp,
+) -> Result<Vec<u8>, WriteBackError> {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    let fs = keyed_fields(registry)?;
+    let present: BTreeSet<&ObjectKey> = fs.iter().filter_map(|(_, k)| k.as_ref()).collect();
+    let mut pending: BTreeMap<u32, Vec<&[u8]>> = BTreeMap::new();
+    for (key, change) in changes.iter() {
+        match change {
+            Change::Upsert(bytes) if !present.contains(key) => pending
+                .entry(key.kind().registry_field())
+                .or_default()
+                .push(bytes),
+            Change::Delete if !present.contains(key) => {
+                return Err(WriteBackError::ObjectNotFound { key: key.clone() });
+            }
+            _ => {}
+        }
+    }
+    let mut last_of: HashMap<u32, usize> = HashMap::new();
+    for (i, (f, key)) in fs.iter().enumerate() {
+        if key.is_some() {
+            last_of.insert(f.number, i);
+        }
+    }
+    let added: usize = changes
+        .iter()
+        .map(|(_, c)| match c {
+            Change::Upsert(b) => b.len() + 8,
+            Change::Delete => 0,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(registry.len() + added + 64);
+    let mut written: BTreeSet<&ObjectKey> = BTreeSet::new();
+    let mut has_schema_version = false;
+    for (i, (f, key)) in fs.iter().enumerate() {
+        match (f.number, key) {
+            // version_id (4) and last_updated (5) are rewritten at the end.
+            (4 | 5, _) => {}
+            (3, _) => {
+                has_schema_version = true;
+                out.extend_from_slice(f.raw);
+            }
+            (n, Some(key)) => match changes.get(key) {
+                None => out.extend_from_slice(f.raw),
+                Some(Change::Delete) => {}
+                Some(Change::Upsert(bytes)) => {
+                    if written.insert(key) {
+                        put_message(&mut out, n, bytes);
+                    }
+                }
+            },
+            _ => out.extend_from_slice(f.raw),
+        }
+        if key.is_some() && last_of.get(&f.number) == Some(&i) {
+            for bytes in pending.remove(&f.number).unwrap_or_default() {
+                put_message(&mut out, f.number, bytes);
+            }
+        }
+    }
+    for (number, objects) in pending {
+        for bytes in objects {
+            put_message(&mut out, number, bytes);
+        }
+    }
+    if !has_schema_version {
+        put_message(&mut out, 3, b"1");
+    }
+    put_message(&mut out, 4, version_id.as_bytes());
+    put_message(&mut out, 5, &last_updated.encode_to_vec());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +495,77 @@ mod tests {
             ),
             Err(WriteBackError::Malformed(_))
         ));
+    }
+
+    fn entity(name: &str, project: &str, description: &str) -> Vec<u8> {
+        use larder_protos::feast::core::{Entity, EntitySpecV2};
+        Entity {
+            spec: Some(EntitySpecV2 {
+                name: name.into(),
+                project: project.into(),
+                description: description.into(),
+                ..Default::default()
+            }),
+            meta: None,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn changes_replace_append_and_remove_whole_entries() {
+        let mut registry = Vec::new();
+        put_message(&mut registry, 1, &with_unknown(entity("a", "p", "old")));
+        put_message(&mut registry, 6, &fv("v", "p").encode_to_vec());
+        put_message(&mut registry, 1, &entity("b", "p", ""));
+        put_message(&mut registry, 3, b"1");
+        put_message(&mut registry, 4, b"old-version");
+        let registry = with_unknown(registry);
+        let before = fields(&registry).unwrap();
+
+        let mut changes = ChangeSet::new();
+        changes
+            .upsert(ObjectKind::Entity, entity("a", "p", "new"))
+            .unwrap();
+        changes
+            .upsert(ObjectKind::Entity, entity("c", "p", ""))
+            .unwrap();
+        changes.delete(ObjectKey::new(ObjectKind::FeatureView, "p", "v").unwrap());
+        let out = apply_changes(&registry, &changes, "new-version", &ts(7)).unwrap();
+        let after = fields(&out).unwrap();
+        let numbers: Vec<u32> = after.iter().map(|f| f.number).collect();
+        // a replaced in place, b kept, c after the last entity, the view gone, the unknown
+        // field kept, version and time at the end.
+        assert_eq!(numbers, [1, 1, 1, 3, 99, 4, 5]);
+        assert_eq!(after[0].payload, entity("a", "p", "new"));
+        assert_eq!(after[1].raw, before[2].raw);
+        assert_eq!(after[2].payload, entity("c", "p", ""));
+        assert_eq!(after[4].raw, before[5].raw);
+        let r = Registry::decode(out.as_slice()).unwrap();
+        assert_eq!(r.version_id, "new-version");
+        assert_eq!(r.last_updated, Some(ts(7)));
+        assert_eq!(r.registry_schema_version, "1");
+    }
+
+    #[test]
+    fn a_new_registry_gets_a_schema_version_and_a_missing_delete_fails() {
+        let mut changes = ChangeSet::new();
+        changes
+            .upsert(ObjectKind::Entity, entity("a", "p", ""))
+            .unwrap();
+        let out = apply_changes(&[], &changes, "v1", &ts(1)).unwrap();
+        let r = Registry::decode(out.as_slice()).unwrap();
+        assert_eq!(r.registry_schema_version, "1");
+        assert_eq!(r.entities.len(), 1);
+        assert!(has_objects(&out).unwrap());
+        assert!(!has_objects(&[]).unwrap());
+        assert_eq!(registry_objects(&out).unwrap().len(), 1);
+
+        let mut delete = ChangeSet::new();
+        let key = ObjectKey::new(ObjectKind::Entity, "other", "a").unwrap();
+        delete.delete(key.clone());
+        assert_eq!(
+            apply_changes(&out, &delete, "v2", &ts(2)),
+            Err(WriteBackError::ObjectNotFound { key })
+        );
     }
 }

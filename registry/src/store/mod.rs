@@ -3,7 +3,11 @@
 //! Contract of [`RegistryStore::load`]: it returns the whole registry (every project) as it is
 //! stored now, or an error naming the location; it never returns a partially read registry.
 //! Stores hold no cache of their own — [`crate::cache::RegistryCache`] does that.
+//! Writers commit a [`ChangeSet`] against the [`Revision`] they read
+//! ([`RegistryStore::commit`]); the contract is written on the trait and checked for every store
+//! by the conformance suite (`crate::conformance`, feature `testkit`).
 
+mod change;
 mod file;
 mod memory;
 mod s3;
@@ -13,6 +17,7 @@ use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
 
 use larder_protos::feast::core::{Infra, Registry};
 
+pub use change::{Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, StoredObjects};
 pub use file::FileRegistryStore;
 pub use memory::InMemoryRegistryStore;
 pub use object_store::{ObjectStore, ObjectStoreExt};
@@ -22,7 +27,7 @@ pub use sql::SqlRegistryStore;
 use crate::{
     config::{RegistryLocation, RepoConfig},
     error::RegistryError,
-    writeback::{MetaEdit, ViewField},
+    writeback::{MetaEdit, ViewField, WriteBackError},
 };
 
 /// One read of the registry.
@@ -59,6 +64,12 @@ impl RegistrySnapshot {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revision(String);
 
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The result of [`RegistryStore::load_if_changed`].
 #[derive(Debug)]
 pub enum Fetched {
@@ -71,7 +82,35 @@ pub enum Fetched {
     },
 }
 
-/// A place the registry is read from.
+/// A place the registry is read from and committed to.
+///
+/// # Contract (checked for every store by the conformance suite)
+///
+/// - **Fresh store.** Reading a store nothing was committed to yet fails the way the store
+///   says a registry is missing ([`FileRegistryStore`]: [`RegistryError::FileNotFound`];
+///   [`ObjectRegistryStore`]: [`RegistryError::ObjectNotFound`]), or returns an empty registry
+///   ([`SqlRegistryStore`] with Feast's tables and no rows, [`InMemoryRegistryStore::default`]).
+/// - **Revisions.** Every read that tells a revision, and every commit, names the stored state:
+///   `load_if_changed(Some(r))` answers [`Fetched::Unchanged`] while the store is still at `r`
+///   and `Changed` after any commit; the revision [`RegistryStore::commit`] returns is the one
+///   a read right after it tells.
+/// - **Optimistic commits.** [`RegistryStore::commit`] applies a whole [`ChangeSet`] or
+///   nothing, and only if the store is still at the revision the writer read: `expected =
+///   None` means "no registry, or one with no objects". Otherwise it fails with
+///   [`RegistryError::Conflict`] and changes nothing; the caller re-reads and retries. Of two
+///   commits from the same revision at most one succeeds.
+/// - **Bytes kept.** An upserted object is stored as exactly the bytes given (fields unknown to
+///   Larder included) and read back so by [`RegistryStore::load_objects`]; objects a change set
+///   does not name stay byte for byte as they were, and so do the registry's own fields unknown
+///   to Larder (file-style stores). A delete removes exactly the named object; deleting an
+///   object that is not there is [`RegistryError::ObjectMissing`] and changes nothing.
+/// - **Metadata.** File-style stores set the registry's `version_id` (a new UUID4) and
+///   `last_updated` on every commit, as Feast's commit does; the SQL store sets the rows'
+///   `last_updated_timestamp` and the changed projects' `last_updated_timestamp` in
+///   `feast_metadata`. The SQL registry lists objects by project: an object whose project has
+///   no `projects` row is stored but, as in Feast, not part of [`RegistryStore::load`].
+/// - **Materialization.** [`RegistryStore::update_view_meta`] appends the interval, sets the
+///   state and last update of one view, and keeps every other byte.
 #[async_trait::async_trait]
 pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Where the registry lives, for messages and logs (credentials removed).
@@ -97,6 +136,22 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     async fn load(&self) -> Result<RegistrySnapshot, RegistryError> {
         Ok(self.load_revised().await?.0)
     }
+
+    /// Every object as stored (its serialized proto, unknown fields included) with the
+    /// revision of the read — what a writer reads before building a [`ChangeSet`] when it must
+    /// not lose fields it does not know. A missing registry fails as [`RegistryStore::load`]
+    /// does.
+    async fn load_objects(&self) -> Result<StoredObjects, RegistryError>;
+
+    /// Applies `changes` atomically if the store is still at revision `expected` (`None`: the
+    /// writer saw no registry or one with no objects) and returns the new revision; otherwise
+    /// fails with [`RegistryError::Conflict`] and changes nothing. See the trait's contract.
+    async fn commit(
+        &self,
+        expected: Option<&Revision>,
+        changes: &ChangeSet,
+        options: &CommitOptions,
+    ) -> Result<Revision, RegistryError>;
 
     /// Changes one view's meta (state, last update, a new materialization interval) and
     /// commits, leaving every other object byte for byte as it was. Stores that cannot write
@@ -158,6 +213,77 @@ pub(crate) fn fetched(
     }
     Ok(Fetched::Changed {
         snapshot: Box::new(RegistrySnapshot::from_proto(decode(location, bytes)?)),
+        revision: Some(revision),
+    })
+}
+
+/// Whether a registry whose bytes (`None`: missing) have revision `current` satisfies a
+/// commit's `expected` revision; the [`RegistryError::Conflict`] if not.
+pub(crate) fn check_expected(
+    location: &str,
+    current: Option<(&[u8], &Revision)>,
+    expected: Option<&Revision>,
+) -> Result<(), RegistryError> {
+    let ok = match (current, expected) {
+        (None, None) => true,
+        (None, Some(_)) => false,
+        (Some((_, revision)), Some(expected)) => revision == expected,
+        (Some((bytes, _)), None) => {
+            !crate::writeback::has_objects(bytes).map_err(|e| write_back_err(location, e))?
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::Conflict {
+            location: location.to_owned(),
+            expected: expected.cloned(),
+        })
+    }
+}
+
+/// The bytes of a file-style registry after a commit of `changes` (`current`: empty when the
+/// registry did not exist), with a new `version_id`.
+pub(crate) fn committed_bytes(
+    location: &str,
+    current: &[u8],
+    changes: &ChangeSet,
+    options: &CommitOptions,
+) -> Result<Vec<u8>, RegistryError> {
+    let version_id = uuid::Uuid::new_v4().to_string();
+    crate::writeback::apply_changes(current, changes, &version_id, &options.last_updated())
+        .map_err(|e| write_back_err(location, e))
+}
+
+/// A wire-level edit's error: a missing object as [`RegistryError::ObjectMissing`], the rest
+/// as [`RegistryError::WriteBack`].
+pub(crate) fn write_back_err(location: &str, e: WriteBackError) -> RegistryError {
+    match e {
+        WriteBackError::ObjectNotFound { key } => RegistryError::ObjectMissing {
+            kind: key.kind().label(),
+            name: key.name().to_owned(),
+            project: key.project_name().to_owned(),
+        },
+        source => RegistryError::WriteBack {
+            location: location.to_owned(),
+            source,
+        },
+    }
+}
+
+/// The objects of a file-style registry's bytes.
+pub(crate) fn blob_objects(
+    location: &str,
+    bytes: &bytes::Bytes,
+    revision: Revision,
+) -> Result<StoredObjects, RegistryError> {
+    let objects = crate::writeback::registry_objects(bytes)
+        .map_err(|e| write_back_err(location, e))?
+        .into_iter()
+        .map(|(key, payload)| (key, bytes.slice_ref(payload)))
+        .collect();
+    Ok(StoredObjects {
+        objects,
         revision: Some(revision),
     })
 }

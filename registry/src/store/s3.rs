@@ -7,7 +7,10 @@ use object_store::{
     path::Path,
 };
 
-use super::{Fetched, RegistryStore, Revision, content_revision, fetched};
+use super::{
+    ChangeSet, CommitOptions, Fetched, RegistryStore, Revision, StoredObjects, blob_objects,
+    check_expected, committed_bytes, content_revision, fetched,
+};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_registry},
@@ -53,7 +56,6 @@ impl ObjectRegistryStore {
         })
     }
 
-    /// The underlying object store and the registry object's path in it.
     /// The object's bytes and ETag (as a revision), or `None` when it still has the ETag of
     /// revision `seen`.
     async fn read(
@@ -96,6 +98,7 @@ impl ObjectRegistryStore {
         }
     }
 
+    /// The underlying object store and the registry object's path in it.
     pub fn object(&self) -> (Arc<dyn ObjectStore>, Path) {
         (self.store.clone(), self.path.clone())
     }
@@ -162,6 +165,39 @@ impl RegistryStore for ObjectRegistryStore {
         fetched(&self.url, &bytes, revision, seen)
     }
 
+    async fn load_objects(&self) -> Result<StoredObjects, RegistryError> {
+        let (bytes, etag) = self
+            .read(None)
+            .await?
+            .expect("a read that names no revision returns the object");
+        let revision = etag.unwrap_or_else(|| content_revision(&bytes));
+        blob_objects(&self.url, &bytes, revision)
+    }
+
+    /// Reads the object and its ETag, compares its revision with `expected`, applies the change
+    /// set at the wire level and puts the result only if the object is still the one read
+    /// (`If-Match` on its ETag; `If-None-Match: *` when there was none): a commit that lost a
+    /// race is refused by the store itself, and reported as a conflict.
+    async fn commit(
+        &self,
+        expected: Option<&Revision>,
+        changes: &ChangeSet,
+        options: &CommitOptions,
+    ) -> Result<Revision, RegistryError> {
+        // A missing object is for `check_expected` to judge: fine for `None`, a conflict for a
+        // revision (the object was removed since it was read).
+        self.rewrite(true, |current| {
+            check_expected(&self.url, current, expected)?;
+            committed_bytes(
+                &self.url,
+                current.map(|(b, _)| b).unwrap_or_default(),
+                changes,
+                options,
+            )
+        })
+        .await
+    }
+
     /// Read, edit, and put back only if the object is still the one read (`If-Match` on its
     /// ETag): a concurrent writer's commit is never overwritten silently.
     async fn update_view_meta(
@@ -171,33 +207,73 @@ impl RegistryStore for ObjectRegistryStore {
         view: &str,
         edit: &MetaEdit,
     ) -> Result<(), RegistryError> {
-        let err = |source| RegistryError::ObjectStore {
-            url: self.url.clone(),
-            source,
-        };
-        let got = self.store.get(&self.path).await.map_err(err)?;
-        let version = UpdateVersion {
-            e_tag: got.meta.e_tag.clone(),
-            version: got.meta.version.clone(),
-        };
-        let bytes = got.bytes().await.map_err(err)?;
-        let version_id = uuid::Uuid::new_v4().to_string();
-        let edited =
-            edit_registry(&bytes, which, project, view, edit, &version_id).map_err(|source| {
+        self.rewrite(false, |current| {
+            let (bytes, _) = current.expect("rewrite reads an existing object");
+            let version_id = uuid::Uuid::new_v4().to_string();
+            edit_registry(bytes, which, project, view, edit, &version_id).map_err(|source| {
                 RegistryError::WriteBack {
                     location: self.url.clone(),
                     source,
                 }
-            })?;
+            })
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+impl ObjectRegistryStore {
+    /// The one read-edit-conditional-put path of commits and meta edits. `edit` gets the
+    /// object's bytes and revision (`None`: there is no object, which only `missing_ok`
+    /// allows; otherwise a missing object is the store's error) and returns the new bytes,
+    /// which are put only if the object is still the one read. Returns the new revision.
+    async fn rewrite<F>(&self, missing_ok: bool, edit: F) -> Result<Revision, RegistryError>
+    where
+        F: FnOnce(Option<(&[u8], &Revision)>) -> Result<Vec<u8>, RegistryError>,
+    {
+        let err = |source| RegistryError::ObjectStore {
+            url: self.url.clone(),
+            source,
+        };
+        let (current, mode) = match self.store.get(&self.path).await {
+            Ok(got) => {
+                let version = UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                };
+                let etag = got.meta.e_tag.clone();
+                let bytes = got.bytes().await.map_err(err)?;
+                let revision = etag
+                    .map(|e| Revision(format!("etag:{e}")))
+                    .unwrap_or_else(|| content_revision(&bytes));
+                (Some((bytes, revision)), PutMode::Update(version))
+            }
+            Err(object_store::Error::NotFound { .. }) if missing_ok => (None, PutMode::Create),
+            Err(e) => return Err(err(e)),
+        };
+        let edited = bytes::Bytes::from(edit(current.as_ref().map(|(b, r)| (&b[..], r)))?);
         let opts = PutOptions {
-            mode: PutMode::Update(version),
+            mode,
             ..Default::default()
         };
-        self.store
-            .put_opts(&self.path, PutPayload::from(edited), opts)
+        match self
+            .store
+            .put_opts(&self.path, PutPayload::from(edited.clone()), opts)
             .await
-            .map_err(err)?;
-        Ok(())
+        {
+            Ok(put) => Ok(put
+                .e_tag
+                .map(|e| Revision(format!("etag:{e}")))
+                .unwrap_or_else(|| content_revision(&edited))),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Err(RegistryError::Conflict {
+                location: self.url.clone(),
+                expected: current.map(|(_, r)| r),
+            }),
+            Err(e) => Err(err(e)),
+        }
     }
 }
 

@@ -6,9 +6,12 @@ use larder_protos::feast::core::{
     ValidationReference,
 };
 use prost::Message;
-use tokio_postgres::{Client, NoTls, error::SqlState};
+use tokio_postgres::{Client, NoTls};
 
-use super::{Fetched, RegistrySnapshot, RegistryStore, Revision, content_revision};
+use super::{
+    Change, ChangeSet, CommitOptions, Fetched, ObjectKey, ObjectKind, RegistrySnapshot,
+    RegistryStore, Revision, StoredObjects, content_revision,
+};
 use crate::{
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_view},
@@ -173,8 +176,143 @@ impl RegistryStore for SqlRegistryStore {
         result
     }
 
+    /// Every row of every object table, as stored, in one read-only `REPEATABLE READ`
+    /// transaction with its revision.
+    async fn load_objects(&self) -> Result<StoredObjects, RegistryError> {
+        let (client, conn_task) = self.connect().await?;
+        let result = async {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            let read = Read {
+                tables: self.existing_tables(&client).await?,
+                client: &client,
+            };
+            let revision = self.revision(&read).await?;
+            let mut objects = BTreeMap::new();
+            for kind in ObjectKind::ALL {
+                let (table, name_col, proto_col) = table_of(kind);
+                for (project, name, bytes) in self.rows(&read, table, name_col, proto_col).await? {
+                    objects.insert(ObjectKey::stored(kind, project, name), bytes.into());
+                }
+            }
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            Ok(StoredObjects {
+                objects,
+                revision: Some(revision),
+            })
+        }
+        .await;
+        drop(client);
+        let _ = conn_task.await;
+        result
+    }
+
+    /// One transaction: locks every registry table against writers, computes the revision as
+    /// [`RegistryStore::load_if_changed`] does, compares it with `expected`, then inserts,
+    /// updates (only rows whose bytes differ) and deletes rows, sets the changed projects'
+    /// `last_updated_timestamp` in `feast_metadata`, and reads the new revision before
+    /// committing.
+    ///
+    /// Why table locks rather than `SERIALIZABLE`: the revision covers every table, so the
+    /// check must be serialized with any write to any of them, including Feast's own writers,
+    /// which run plain `READ COMMITTED` transactions. `SHARE ROW EXCLUSIVE` conflicts with
+    /// itself and with the `ROW EXCLUSIVE` lock every `INSERT`/`UPDATE`/`DELETE` takes, but not
+    /// with readers: while a commit holds it, no one else can change the registry, so the
+    /// revision it checked is the one it writes over, and a second commit from the same
+    /// revision waits, then sees the first one's rows and is refused. Serializable snapshot
+    /// isolation would only detect conflicts among serializable transactions (not Feast's),
+    /// and would report them as retryable serialization failures at any statement, some
+    /// false positives included. The tables are locked in one statement in a fixed order, so
+    /// two commits cannot deadlock each other.
+    async fn commit(
+        &self,
+        expected: Option<&Revision>,
+        changes: &ChangeSet,
+        options: &CommitOptions,
+    ) -> Result<Revision, RegistryError> {
+        let (client, conn_task) = self.connect().await?;
+        let result = async {
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            let tables = self.existing_tables(&client).await?;
+            for (key, _) in changes.iter() {
+                let (table, _, _) = table_of(key.kind());
+                if !tables.contains(table) {
+                    return Err(RegistryError::SqlTableMissing {
+                        url: self.display_url.clone(),
+                        table,
+                        kind: key.kind().label(),
+                    });
+                }
+            }
+            let locked: Vec<&str> = TABLES
+                .iter()
+                .copied()
+                .filter(|t| tables.contains(*t))
+                .collect();
+            if !locked.is_empty() {
+                client
+                    .batch_execute(&format!(
+                        "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+                        locked.join(", ")
+                    ))
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+            }
+            let read = Read {
+                client: &client,
+                tables,
+            };
+            let still = match expected {
+                Some(expected) => self.revision(&read).await? == *expected,
+                None => !self.has_objects(&read).await?,
+            };
+            if !still {
+                client
+                    .batch_execute("ROLLBACK")
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                return Err(RegistryError::Conflict {
+                    location: self.display_url.clone(),
+                    expected: expected.cloned(),
+                });
+            }
+            let now = options.last_updated().seconds;
+            let mut changed_projects = std::collections::BTreeSet::new();
+            for (key, change) in changes.iter() {
+                if self.apply(&client, key, change, now).await? {
+                    changed_projects.insert(key.project_name());
+                }
+            }
+            if read.tables.contains("feast_metadata") {
+                for project in changed_projects {
+                    self.set_last_updated(&client, project, now).await?;
+                }
+            }
+            let revision = self.revision(&read).await?;
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            Ok(revision)
+        }
+        .await;
+        drop(client);
+        let _ = conn_task.await;
+        result
+    }
+
     /// Edits the view's row in one transaction (`SELECT … FOR UPDATE`, then `UPDATE`), as
-    /// Feast's SQL registry updates one object per row.
+    /// Feast's SQL registry updates one object per row. The view's table (and `feast_metadata`)
+    /// are locked first as [`RegistryStore::commit`] locks them, so a meta edit and a commit
+    /// wait for each other instead of deadlocking on the row.
     async fn update_view_meta(
         &self,
         project: &str,
@@ -188,7 +326,19 @@ impl RegistryStore for SqlRegistryStore {
         };
         let (mut client, conn_task) = self.connect().await?;
         let result = async {
+            let has_metadata = self
+                .existing_tables(&client)
+                .await?
+                .contains("feast_metadata");
             let tx = client.transaction().await.map_err(|e| self.sql_err(e))?;
+            let locked = if has_metadata {
+                format!("{table}, feast_metadata")
+            } else {
+                table.to_owned()
+            };
+            tx.batch_execute(&format!("LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE"))
+                .await
+                .map_err(|e| self.sql_err(e))?;
             let row = tx
                 .query_opt(
                     &format!("SELECT feature_view_proto FROM {table} WHERE feature_view_name = $1 AND project_id = $2 FOR UPDATE"),
@@ -213,18 +363,16 @@ impl RegistryStore for SqlRegistryStore {
             )
             .await
             .map_err(|e| self.sql_err(e))?;
-            // Feast keeps the project's last update time in feast_metadata.
-            let updated = tx
-                .execute(
+            // Feast keeps the project's last update time in feast_metadata. (A failed
+            // statement would abort the transaction, so a missing table is not queried.)
+            if has_metadata {
+                tx.execute(
                     "UPDATE feast_metadata SET metadata_value = $1, last_updated_timestamp = $2 \
                      WHERE project_id = $3 AND metadata_key = 'last_updated_timestamp'",
                     &[&now.to_string(), &now, &project],
                 )
-                .await;
-            if let Err(e) = updated
-                && e.code() != Some(&SqlState::UNDEFINED_TABLE)
-            {
-                return Err(self.sql_err(e));
+                .await
+                .map_err(|e| self.sql_err(e))?;
             }
             tx.commit().await.map_err(|e| self.sql_err(e))
         }
@@ -255,6 +403,44 @@ impl SqlRegistryStore {
 struct Read<'a> {
     client: &'a Client,
     tables: std::collections::BTreeSet<String>,
+}
+
+/// The table of a kind of object, its name column and its proto column (spec §2.4). A
+/// project's row also has `project_id` = its name.
+fn table_of(kind: ObjectKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        ObjectKind::Project => ("projects", "project_name", "project_proto"),
+        ObjectKind::Entity => ("entities", "entity_name", "entity_proto"),
+        ObjectKind::DataSource => ("data_sources", "data_source_name", "data_source_proto"),
+        ObjectKind::FeatureView => ("feature_views", "feature_view_name", "feature_view_proto"),
+        ObjectKind::StreamFeatureView => (
+            "stream_feature_views",
+            "feature_view_name",
+            "feature_view_proto",
+        ),
+        ObjectKind::OnDemandFeatureView => (
+            "on_demand_feature_views",
+            "feature_view_name",
+            "feature_view_proto",
+        ),
+        ObjectKind::LabelView => ("label_views", "feature_view_name", "feature_view_proto"),
+        ObjectKind::FeatureService => (
+            "feature_services",
+            "feature_service_name",
+            "feature_service_proto",
+        ),
+        ObjectKind::SavedDataset => (
+            "saved_datasets",
+            "saved_dataset_name",
+            "saved_dataset_proto",
+        ),
+        ObjectKind::ValidationReference => (
+            "validation_references",
+            "validation_reference_name",
+            "validation_reference_proto",
+        ),
+        ObjectKind::Permission => ("permissions", "permission_name", "permission_proto"),
+    }
 }
 
 /// The tables a registry read covers.
@@ -319,6 +505,114 @@ impl SqlRegistryStore {
             .await
             .map_err(|e| self.sql_err(e))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Whether any object table has a row (`managed_infra` and `feast_metadata` do not count).
+    async fn has_objects(&self, read: &Read<'_>) -> Result<bool, RegistryError> {
+        for kind in ObjectKind::ALL {
+            let (table, _, _) = table_of(kind);
+            if !read.tables.contains(table) {
+                continue;
+            }
+            let row = read
+                .client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+                .await
+                .map_err(|e| self.sql_err(e))?;
+            if row.get::<_, bool>(0) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Writes one change inside a commit's transaction; whether a row changed. An upsert of
+    /// the bytes a row already holds leaves the row alone; deleting a missing row fails.
+    async fn apply(
+        &self,
+        client: &Client,
+        key: &ObjectKey,
+        change: &Change,
+        now: i64,
+    ) -> Result<bool, RegistryError> {
+        let (table, name_col, proto_col) = table_of(key.kind());
+        let (name, project) = (key.name(), key.project_name());
+        let where_key = format!("{name_col} = $1 AND project_id = $2");
+        match change {
+            Change::Upsert(bytes) => {
+                let bytes: &[u8] = bytes;
+                let stored = client
+                    .query_opt(
+                        &format!("SELECT {proto_col} FROM {table} WHERE {where_key}"),
+                        &[&name, &project],
+                    )
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                let sql = match stored {
+                    Some(row) if row.get::<_, &[u8]>(0) == bytes => return Ok(false),
+                    Some(_) => format!(
+                        "UPDATE {table} SET {proto_col} = $3, last_updated_timestamp = $4 \
+                         WHERE {where_key}"
+                    ),
+                    None => format!(
+                        "INSERT INTO {table} ({name_col}, project_id, {proto_col}, \
+                         last_updated_timestamp) VALUES ($1, $2, $3, $4)"
+                    ),
+                };
+                client
+                    .execute(&sql, &[&name, &project, &bytes, &now])
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                Ok(true)
+            }
+            Change::Delete => {
+                let deleted = client
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE {where_key}"),
+                        &[&name, &project],
+                    )
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                if deleted == 0 {
+                    return Err(RegistryError::ObjectMissing {
+                        kind: key.kind().label(),
+                        name: name.to_owned(),
+                        project: project.to_owned(),
+                    });
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Sets a project's `last_updated_timestamp` metadata row (epoch seconds, as text and as
+    /// the row's own timestamp), inserting it if the project has none yet, as Feast does.
+    async fn set_last_updated(
+        &self,
+        client: &Client,
+        project: &str,
+        now: i64,
+    ) -> Result<(), RegistryError> {
+        let value = now.to_string();
+        let updated = client
+            .execute(
+                "UPDATE feast_metadata SET metadata_value = $1, last_updated_timestamp = $2 \
+                 WHERE project_id = $3 AND metadata_key = 'last_updated_timestamp'",
+                &[&value, &now, &project],
+            )
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        if updated == 0 {
+            client
+                .execute(
+                    "INSERT INTO feast_metadata (project_id, metadata_key, metadata_value, \
+                     last_updated_timestamp) VALUES ($1, 'last_updated_timestamp', $2, $3)",
+                    &[&project, &value, &now],
+                )
+                .await
+                .map_err(|e| self.sql_err(e))?;
+        }
+        Ok(())
     }
 
     async fn read_all(&self, read: &Read<'_>) -> Result<RegistrySnapshot, RegistryError> {
