@@ -121,6 +121,9 @@ impl larder_types::error::Coded for RegistryError {
                 C::NotFound
             }
             RegistryError::Unsupported(_) => C::NotImplemented,
+            RegistryError::Conflict { .. } => C::Conflict,
+            RegistryError::InvalidObject { .. } => C::BadRequest,
+            RegistryError::SqlTableMissing { .. } => C::Unavailable,
             RegistryError::WriteBack {
                 source: crate::writeback::WriteBackError::ViewNotFound { .. },
                 ..
