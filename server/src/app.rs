@@ -294,6 +294,7 @@ pub async fn serve(
         tls,
         limits: net::Limits::from_config(&config.larder.server),
         handlers: Arc::new(per_thread),
+        release_memory: Some(crate::release_free_memory),
     };
     let running = endpoint.start().await?;
     let scheme = if running.tls { "https" } else { "http" };

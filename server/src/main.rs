@@ -20,6 +20,18 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Gives memory the allocator holds free back to the system: mimalloc purges freed pages only
+/// when the thread that freed them allocates again after a delay, so a serving thread that
+/// freed large request buffers and then idles would keep them resident (measured: 200 bodies of
+/// 64 KiB left 33 MB resident after their connections closed; with this, none). The network
+/// layer calls this on a thread that freed large buffers, at most every few seconds, so the
+/// forced collection's cost never lands on the lookup path.
+pub fn release_free_memory() {
+    // SAFETY: mi_collect only walks the calling thread's heap and the allocator's own
+    // structures; it takes no pointers from us.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")

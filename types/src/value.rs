@@ -105,8 +105,13 @@ pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
 pub fn json_timestamp(v: &Json) -> Result<Timestamp, String> {
     let t = match v {
         Json::String(s) => parse_timestamp(s)?,
-        Json::Number(n) => DateTime::from_timestamp(n.as_i64().ok_or("not a timestamp")?, 0)
-            .ok_or("out of range")?,
+        Json::Number(n) => {
+            let t = n
+                .as_i64()
+                .and_then(|secs| DateTime::from_timestamp(secs, 0))
+                .ok_or_else(|| format!("{n} is not a timestamp"))?;
+            in_range(t, &n.to_string())?
+        }
         other => return Err(format!("{other} is not a timestamp")),
     };
     Ok(Timestamp {
@@ -115,8 +120,26 @@ pub fn json_timestamp(v: &Json) -> Result<Timestamp, String> {
     })
 }
 
-/// Parses a CLI/HTTP timestamp as Feast does: ISO 8601, naive values are UTC.
+/// The times a `google.protobuf.Timestamp` holds (0001-01-01 to 9999-12-31, as Python's
+/// datetime): a time outside them could be stored but never rendered or read back by Feast.
+fn in_range(t: DateTime<Utc>, text: &str) -> Result<DateTime<Utc>, String> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(format!(
+            "{text} is outside the timestamps Feast can store (years 1 to 9999)"
+        ))
+    }
+}
+
+/// Parses a CLI/HTTP timestamp as Feast does: ISO 8601, naive values are UTC; years 1 to
+/// 9999 only.
 pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_any_timestamp(s).and_then(|t| in_range(t, &format!("{:?}", s.trim())))
+}
+
+fn parse_any_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -166,6 +189,19 @@ mod tests {
             json_timestamp(&json!(1626463201)).unwrap().seconds,
             want.timestamp()
         );
+        // Beyond what a protobuf Timestamp (and Python) can hold.
+        for bad in [
+            "+262142-01-01T00:00:00",
+            "0000-01-01",
+            "-0001-06-01T00:00:00",
+        ] {
+            let e = parse_timestamp(bad).unwrap_err();
+            assert!(e.contains("years 1 to 9999"), "{bad}: {e}");
+        }
+        assert!(json_timestamp(&json!(253402300800i64)).is_err());
+        assert!(json_timestamp(&json!(253402300799i64)).is_ok());
+        assert!(parse_timestamp("9999-12-31T23:59:59.999999").is_ok());
+        assert!(parse_timestamp("0001-01-01").is_ok());
     }
 
     #[test]

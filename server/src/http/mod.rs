@@ -305,13 +305,24 @@ pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
             validation_body(&e.to_string()),
         )
     };
+    if let Err(e) = object_body(body) {
+        return unprocessable(e);
+    }
     let parsed: GetOnlineFeaturesBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         Err(e) => return unprocessable(e),
     };
     let refs: Arc<[String]>;
     let selection = match (parsed.feature_service, parsed.features) {
-        (Some(s), _) => FeatureSelection::Service(s.0),
+        (Some(s), features) => {
+            // Feast checks `features` even when a service is named.
+            if let Some(text) = features
+                && let Err(e) = state.feature_lists.read(text.get())
+            {
+                return unprocessable(e);
+            }
+            FeatureSelection::Service(s.0)
+        }
         (None, None) => FeatureSelection::Refs(Vec::new()),
         (None, Some(text)) => {
             refs = match state.feature_lists.read(text.get()) {
@@ -333,6 +344,23 @@ pub async fn online_features(state: &HttpState, body: &[u8]) -> (u16, String) {
     };
     state.get_online_features_metrics.record(answer.0, started);
     answer
+}
+
+/// Request bodies are JSON objects: serde's derived structs also read an array of the fields'
+/// values in order, which Feast (pydantic) refuses — so does this, before parsing.
+fn object_body(body: &[u8]) -> Result<(), serde_json::Error> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(<serde_json::Error as de::Error>::custom(
+            "Input should be a valid dictionary or object to extract fields from",
+        )),
+    }
+}
+
+/// Parses a request body that must be a JSON object.
+fn parse_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, serde_json::Error> {
+    object_body(body)?;
+    serde_json::from_slice(body)
 }
 
 /// A column-oriented `df`, in request order.
@@ -383,7 +411,7 @@ async fn push(State(state): State<HttpState>, body: Bytes) -> Response {
             "push is not enabled on this server",
         ));
     };
-    let parsed: PushBody = match serde_json::from_slice(&body) {
+    let parsed: PushBody = match parse_object(&body) {
         Ok(b) => b,
         Err(e) => return validation_error(&e.to_string()),
     };
@@ -409,7 +437,7 @@ async fn write_to_online_store(State(state): State<HttpState>, body: Bytes) -> R
             "writes are not enabled on this server",
         ));
     };
-    let parsed: WriteBody = match serde_json::from_slice(&body) {
+    let parsed: WriteBody = match parse_object(&body) {
         Ok(b) => b,
         Err(e) => return validation_error(&e.to_string()),
     };
@@ -468,7 +496,7 @@ async fn run_job(
             "materialization is not enabled on this server",
         ));
     };
-    let parsed: MaterializeBody = match serde_json::from_slice(&body) {
+    let parsed: MaterializeBody = match parse_object(&body) {
         Ok(b) => b,
         Err(e) => return validation_error(&e.to_string()),
     };

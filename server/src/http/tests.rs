@@ -374,3 +374,110 @@ fn feature_lists_are_read_once_per_text() {
     let a = lists.read(&long).unwrap();
     assert!(!Arc::ptr_eq(&a, &lists.read(&long).unwrap()));
 }
+
+/// Fuzz target (`cargo bolero test -p larder-server --bin larder
+/// http::tests::fuzz_lookup_bodies` for a coverage-guided run; `cargo test` runs it on random
+/// inputs for a second): any body is answered with a status and a JSON document, never a
+/// panic, and never a server error (a 5xx other than 501) — a request cannot break the server.
+#[test]
+fn fuzz_lookup_bodies() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = HttpState::new(
+        rt.block_on(fixture::service(OnlineTtl::Enforce, None)),
+        None,
+    );
+    // A panic fails the target; nothing is observed after one.
+    let (rt, state) = (
+        std::panic::AssertUnwindSafe(rt),
+        std::panic::AssertUnwindSafe(state),
+    );
+    let check = |body: &[u8]| {
+        let (status, json) = rt.block_on(super::online_features(&state, body));
+        assert!(status < 500 || status == 501, "{status} {json}");
+        assert!(
+            serde_json::from_str::<Json>(&json).is_ok(),
+            "not JSON: {json}"
+        );
+    };
+    bolero::check!().for_each(|bytes: &[u8]| check(bytes));
+}
+
+/// Fuzz target: structured lookups — references and entity columns drawn from the fixture's
+/// names and from anywhere, values of every JSON kind — are answered 200 or a client error.
+#[test]
+fn fuzz_lookup_requests() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let state = HttpState::new(
+        rt.block_on(fixture::service(OnlineTtl::Enforce, None)),
+        None,
+    );
+    let (rt, state) = (
+        std::panic::AssertUnwindSafe(rt),
+        std::panic::AssertUnwindSafe(state),
+    );
+    const REFS: &[&str] = &[
+        "driver_hourly_stats:conv_rate",
+        "driver_hourly_stats:avg_daily_trips",
+        "other_stats:conv_rate",
+        "disabled_view:x",
+        "materializing_view:x",
+        "odfv:y",
+        "driver_hourly_stats@v2:conv_rate",
+        "nope:x",
+        "::",
+    ];
+    const COLUMNS: &[&str] = &["driver_id", "driver", "other_driver", "x"];
+    bolero::check!()
+        .with_type::<(
+            Vec<(u8, String)>,
+            Option<String>,
+            Vec<(u8, Vec<(u8, i64, String)>)>,
+            bool,
+        )>()
+        .for_each(|(refs, service, columns, full)| {
+            let pick = |i: u8, list: &[&str], other: &str| -> String {
+                list.get(i as usize)
+                    .map_or_else(|| other.to_owned(), |s| (*s).to_owned())
+            };
+            let mut body = serde_json::Map::new();
+            body.insert(
+                "features".into(),
+                refs.iter()
+                    .map(|(i, s)| Json::String(pick(*i, REFS, s)))
+                    .collect(),
+            );
+            if let Some(s) = service {
+                body.insert("feature_service".into(), Json::String(s.clone()));
+            }
+            let mut entities = serde_json::Map::new();
+            for (i, values) in columns {
+                let values: Vec<Json> = values
+                    .iter()
+                    .map(|(kind, n, s)| match kind % 6 {
+                        0 => json!(n),
+                        1 => json!(*n as f64 / 3.0),
+                        2 => json!(s),
+                        3 => Json::Null,
+                        4 => json!([n]),
+                        _ => json!(n.to_string()),
+                    })
+                    .collect();
+                entities.insert(pick(*i, COLUMNS, "col"), Json::Array(values));
+            }
+            body.insert("entities".into(), Json::Object(entities));
+            body.insert("full_feature_names".into(), json!(full));
+            let body = Json::Object(body).to_string();
+            let (status, json) = rt.block_on(super::online_features(&state, body.as_bytes()));
+            assert!(status < 500 || status == 501, "{body} -> {status} {json}");
+            assert!(
+                serde_json::from_str::<Json>(&json).is_ok(),
+                "not JSON: {json}"
+            );
+        });
+}

@@ -472,29 +472,88 @@ async fn damaged_requests_are_answered_or_closed() {
             .await
             .unwrap_or_else(|_| panic!("case {case}: the loop did not end"));
         assert!(served.is_ok(), "case {case}: the loop panicked");
-        // Whole answers only.
-        let mut rest = &out[..];
-        while !rest.is_empty() {
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut resp = httparse::Response::new(&mut headers);
-            let n = match resp.parse(rest) {
-                Ok(httparse::Status::Complete(n)) => n,
-                other => panic!(
-                    "case {case}: not an answer: {other:?} {:?}",
-                    String::from_utf8_lossy(rest)
-                ),
-            };
-            let len: usize = resp
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |h| {
-                    std::str::from_utf8(h.value).unwrap().parse().unwrap()
-                });
-            assert!(rest.len() >= n + len, "case {case}: a cut answer");
-            rest = &rest[n + len..];
-        }
+        whole_answers(&out, &format!("case {case}"));
     }
+}
+
+/// `out` is a sequence of whole HTTP/1.1 answers (each framed by its `content-length`).
+fn whole_answers(out: &[u8], what: &str) {
+    let mut rest = out;
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(rest) {
+            Ok(httparse::Status::Complete(n)) => n,
+            other => panic!(
+                "{what}: not an answer: {other:?} {:?}",
+                String::from_utf8_lossy(rest)
+            ),
+        };
+        let len: usize = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .map_or(0, |h| {
+                std::str::from_utf8(h.value).unwrap().parse().unwrap()
+            });
+        assert!(rest.len() >= n + len, "{what}: a cut answer");
+        rest = &rest[n + len..];
+    }
+}
+
+/// Fuzz target (`cargo bolero test -p larder-server --bin larder
+/// net::h1_tests::fuzz_connections` for a coverage-guided run; `cargo test` runs it on random
+/// inputs for a second): any bytes sent on a connection are answered with whole HTTP/1.1
+/// answers or the connection is closed — the loop never panics or hangs.
+#[test]
+fn fuzz_connections() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let handlers = rt.block_on(fixture_handlers());
+    let limits = Limits {
+        header_timeout: std::time::Duration::from_millis(200),
+        body_timeout: std::time::Duration::from_millis(200),
+        ..Limits::default()
+    };
+    // A panic fails the target; nothing is observed after one.
+    let (rt, handlers) = (
+        std::panic::AssertUnwindSafe(rt),
+        std::panic::AssertUnwindSafe(handlers),
+    );
+    bolero::check!().for_each(|bytes: &[u8]| {
+        rt.block_on(async {
+            let (mut client, mut server_side) = tokio::io::duplex(1 << 16);
+            let (handlers, limits) = ((*handlers).clone(), limits.clone());
+            let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+            let server = tokio::spawn(async move {
+                super::h1::serve(
+                    &mut server_side,
+                    bytes::BytesMut::new(),
+                    &handlers,
+                    &limits,
+                    &mut stopped,
+                )
+                .await
+            });
+            let _ = client.write_all(bytes).await;
+            let _ = client.shutdown().await;
+            let mut out = Vec::new();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                client.read_to_end(&mut out),
+            )
+            .await
+            .expect("the connection ends")
+            .unwrap();
+            let served = tokio::time::timeout(std::time::Duration::from_secs(5), server)
+                .await
+                .expect("the loop ends");
+            assert!(served.is_ok(), "the loop panicked");
+            whole_answers(&out, "fuzzed input");
+        })
+    });
 }
 
 #[tokio::test]

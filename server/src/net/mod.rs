@@ -243,6 +243,24 @@ pub fn denied_response(denied: &Denied, grpc: bool) -> axum::response::Response 
         .expect("a valid response")
 }
 
+thread_local! {
+    /// Set when this thread freed a large buffer since its last housekeeping tick.
+    static LARGE_FREED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Buffers at least this large are reported freed, so the thread gives memory back.
+pub(crate) const LARGE_BUFFER: usize = 64 * 1024;
+
+/// Notes that this thread freed a buffer of `capacity` bytes.
+pub(crate) fn freed(capacity: usize) {
+    if capacity >= LARGE_BUFFER {
+        LARGE_FREED.with(|f| f.set(true));
+    }
+}
+
+/// How often a serving thread that freed large buffers gives free memory back.
+const HOUSEKEEPING: Duration = Duration::from_secs(2);
+
 /// One port of a server.
 pub struct Endpoint<F: FastPath> {
     /// What it serves, for messages ("online features").
@@ -255,6 +273,9 @@ pub struct Endpoint<F: FastPath> {
     /// Builds one thread's handlers, on that thread's runtime (so per-thread connections, such
     /// as Redis's, are driven by the thread that uses them).
     pub handlers: Arc<dyn Fn() -> BoxFuture<anyhow::Result<Handlers<F>>> + Send + Sync>,
+    /// Gives the allocator's free memory back to the system; called on a serving thread that
+    /// freed large buffers (request bodies), at most every [`HOUSEKEEPING`].
+    pub release_memory: Option<fn()>,
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -285,6 +306,7 @@ impl<F: FastPath> Endpoint<F> {
             started.push(is_ready);
             let thread = Thread {
                 handlers: self.handlers.clone(),
+                release_memory: self.release_memory,
                 tls: self.tls.clone(),
                 limits: self.limits.clone(),
                 open: open.clone(),
@@ -336,6 +358,7 @@ impl Running {
 /// One serving thread of an endpoint.
 struct Thread<F: FastPath> {
     handlers: Arc<dyn Fn() -> BoxFuture<anyhow::Result<Handlers<F>>> + Send + Sync>,
+    release_memory: Option<fn()>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
     open: Arc<AtomicUsize>,
@@ -361,6 +384,7 @@ impl<F: FastPath> Thread<F> {
         runtime.block_on(async move {
             let Thread {
                 handlers,
+                release_memory,
                 tls,
                 limits,
                 open,
@@ -381,6 +405,19 @@ impl<F: FastPath> Thread<F> {
                     return;
                 }
             };
+            if let Some(release) = release_memory {
+                // Runs on this thread (a current-thread runtime): sees this thread's frees.
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(HOUSEKEEPING);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        if LARGE_FREED.with(|f| f.replace(false)) {
+                            release();
+                        }
+                    }
+                });
+            }
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
@@ -502,16 +539,19 @@ impl Acceptor {
                 self.open.fetch_sub(1, Ordering::Relaxed);
                 refused.increment(1);
                 tracing::debug!(%peer, "connection refused: too many open connections");
-                let write_timeout = self.limits.write_timeout;
                 tokio::spawn(async move {
-                    use tokio::io::AsyncWriteExt;
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut tcp = tcp;
-                    let _ =
-                        tokio::time::timeout(write_timeout.min(Duration::from_secs(1)), async {
-                            tcp.write_all(TOO_MANY).await?;
-                            tcp.shutdown().await
-                        })
-                        .await;
+                    // Answered, then what the client sent is read (so closing does not reset
+                    // the connection before the answer is read) — all within a second.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        tcp.write_all(TOO_MANY).await?;
+                        tcp.shutdown().await?;
+                        let mut sink = [0u8; 512];
+                        while tcp.read(&mut sink).await? > 0 {}
+                        std::io::Result::Ok(())
+                    })
+                    .await;
                 });
                 continue;
             }
@@ -591,7 +631,9 @@ impl<F: FastPath> Connection<F> {
             loop {
                 let n = buf.len().min(H2_PREFACE.len());
                 if buf[..n] != H2_PREFACE[..n] {
-                    break false;
+                    // `PRI * HTTP/2.0` with anything else after it is a damaged h2 preface:
+                    // h2 refuses it (RFC 9113 §3.4) rather than HTTP/1.1 answering it.
+                    break buf.starts_with(b"PRI * HTTP/2.0");
                 }
                 if n == H2_PREFACE.len() {
                     break true;

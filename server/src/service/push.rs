@@ -237,19 +237,26 @@ impl PushService {
                 appends.push((target, prepared));
             }
         }
+        // Room in the batcher's bounded buffer is taken before anything is written, so a full
+        // buffer refuses the push whole (503) instead of writing only its online part.
+        let queued = match &self.batcher {
+            Some(batcher) if !appends.is_empty() => {
+                Some(batcher.reserve(appends.iter().map(|(_, p)| p.rows()).sum())?)
+            }
+            _ => None,
+        };
         let mut written = 0;
         if online {
             for v in &views {
                 written += self.write_view(&catalog, v, df).await?;
             }
         }
-        if let Some(batcher) = &self.batcher
-            && !appends.is_empty()
-        {
+        if let Some(room) = queued {
             // Checked and converted above; written when the batch fills or ages.
             for (target, prepared) in appends {
-                batcher.queue(target, prepared);
+                room.batcher.queue(target, prepared);
             }
+            room.keep();
             return Ok(Pushed::Queued);
         }
         for (target, prepared) in appends {
@@ -284,7 +291,38 @@ fn append_error(context: &str, e: AppendError) -> ServiceError {
 /// [`OfflineBatcher::flush`] writes everything (the server calls it when it stops).
 pub struct OfflineBatcher {
     queue: tokio::sync::mpsc::UnboundedSender<Batched>,
+    /// Rows buffered or reserved, at most `capacity`: a store that keeps failing fills the
+    /// buffer, and then pushes are refused (503) instead of the buffer growing without bound.
+    buffered: Arc<std::sync::atomic::AtomicUsize>,
+    capacity: usize,
 }
+
+/// Room for rows in the batcher's buffer; given back when dropped unless kept (then the rows
+/// hold it until they are written).
+pub struct Reserved<'a> {
+    batcher: &'a OfflineBatcher,
+    rows: usize,
+    kept: bool,
+}
+
+impl Reserved<'_> {
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.batcher
+                .buffered
+                .fetch_sub(self.rows, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// How many batches' worth of rows the batcher buffers at most.
+const BUFFERED_BATCHES: usize = 100;
 
 enum Batched {
     Rows(SourceDir, Prepared),
@@ -300,9 +338,16 @@ struct Buffer {
 }
 
 impl OfflineBatcher {
-    /// Starts the batcher's task on the current runtime.
+    /// Starts the batcher's task on the current runtime. It buffers at most
+    /// [`BUFFERED_BATCHES`] batches' worth of rows (at least 100,000).
     pub fn start(batching: larder_registry::config::PushBatching) -> Arc<Self> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Batched>();
+        let buffered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let written = buffered.clone();
+        let capacity = batching
+            .batch_size
+            .saturating_mul(BUFFERED_BATCHES)
+            .max(100_000);
         tokio::spawn(async move {
             let mut buffers: Vec<Buffer> = Vec::new();
             let mut tick = tokio::time::interval(batching.interval.min(Duration::from_secs(1)));
@@ -344,10 +389,13 @@ impl OfflineBatcher {
                         continue;
                     }
                     match append::write(&b.target, &b.parts).await {
-                        Ok(done) => tracing::info!(
-                            source = %b.target.uri, file = %done.file, rows = done.rows,
-                            "wrote batched offline pushes"
-                        ),
+                        Ok(done) => {
+                            written.fetch_sub(b.rows, std::sync::atomic::Ordering::Relaxed);
+                            tracing::info!(
+                                source = %b.target.uri, file = %done.file, rows = done.rows,
+                                "wrote batched offline pushes"
+                            )
+                        }
                         Err(e) => {
                             tracing::error!(
                                 source = %b.target.uri, rows = b.rows, error = %e,
@@ -367,7 +415,33 @@ impl OfflineBatcher {
                 }
             }
         });
-        Arc::new(Self { queue: tx })
+        Arc::new(Self {
+            queue: tx,
+            buffered,
+            capacity,
+        })
+    }
+
+    /// Room for `rows` more rows, or 503 when the buffer is full (its writes keep failing).
+    fn reserve(&self, rows: usize) -> Result<Reserved<'_>, ServiceError> {
+        use std::sync::atomic::Ordering;
+        let before = self.buffered.fetch_add(rows, Ordering::Relaxed);
+        let reserved = Reserved {
+            batcher: self,
+            rows,
+            kept: false,
+        };
+        if before + rows > self.capacity && before > 0 {
+            return Err(ServiceError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the offline push buffer holds {before} rows not yet written (at most {}): \
+                     the offline store is not taking writes; try again later",
+                    self.capacity
+                ),
+            ));
+        }
+        Ok(reserved)
     }
 
     fn queue(&self, target: SourceDir, rows: Prepared) {
@@ -389,5 +463,35 @@ impl OfflineBatcher {
         if self.queue.send(Batched::Flush(done)).is_ok() {
             let _ = wait.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_batchers_buffer_is_bounded() {
+        let batcher = OfflineBatcher::start(larder_registry::config::PushBatching {
+            batch_size: 10,
+            interval: Duration::from_secs(3600),
+        });
+        assert_eq!(batcher.capacity, 100_000);
+        // Rows held (queued, not yet written) count against the bound.
+        let held = batcher.reserve(99_990).unwrap();
+        held.keep();
+        let more = batcher.reserve(10).unwrap();
+        let e = batcher.reserve(1).err().expect("the buffer is full");
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert!(e.message.contains("100000"), "{}", e.message);
+        // Room not kept (a push that failed before queuing) is given back.
+        drop(more);
+        assert!(batcher.reserve(10).is_ok());
+        // One push larger than the bound is still taken into an empty buffer.
+        let empty = OfflineBatcher::start(larder_registry::config::PushBatching {
+            batch_size: 10,
+            interval: Duration::from_secs(3600),
+        });
+        assert!(empty.reserve(1_000_000).is_ok());
     }
 }

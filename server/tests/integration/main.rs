@@ -3,7 +3,9 @@
 //! need what `scripts/test` provides (see `support::Oracle`).
 
 mod cli_errors;
+mod limits;
 mod materialize_faults;
+mod openapi;
 mod oracle_materialize;
 mod oracle_registry;
 mod oracle_serving;
