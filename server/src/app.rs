@@ -208,7 +208,7 @@ async fn unknown_path(req: axum::extract::Request) -> axum::response::Response {
     if grpc {
         tonic::Status::unimplemented(format!("no gRPC method {}", req.uri().path())).into_http()
     } else {
-        axum::response::IntoResponse::into_response(axum::http::StatusCode::NOT_FOUND)
+        crate::http::not_found()
     }
 }
 

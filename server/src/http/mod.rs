@@ -100,8 +100,19 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// A known path asked with another method: 405 with the body Feast's server (FastAPI) sends.
+async fn method_not_allowed() -> Response {
+    json_response(405, r#"{"detail":"Method Not Allowed"}"#.to_owned())
+}
+
+/// An unknown path: 404 with the body Feast's server (FastAPI) sends.
+pub fn not_found() -> Response {
+    json_response(404, r#"{"detail":"Not Found"}"#.to_owned())
 }
 
 fn json_response(status: u16, body: String) -> Response {

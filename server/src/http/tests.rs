@@ -10,7 +10,7 @@ use larder_registry::config::OnlineTtl;
 use serde_json::{Value as Json, json};
 use tower::ServiceExt;
 
-use super::{HttpState, MAX_BODY_BYTES, router};
+use super::{HttpState, MAX_BODY_BYTES};
 use crate::service::fixture;
 
 async fn call(ttl: OnlineTtl, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
@@ -24,7 +24,8 @@ pub(crate) async fn call_with(
     path: &str,
     body: Vec<u8>,
 ) -> (u16, String) {
-    let app = router(HttpState::new(online, None));
+    // The application's routes, as `larder serve` has them (gRPC and the 404 fallback too).
+    let (app, _) = crate::app::routes(online, None, None, None).await;
     let resp = app
         .oneshot(
             Request::builder()
