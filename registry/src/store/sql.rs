@@ -147,14 +147,7 @@ impl RegistryStore for SqlRegistryStore {
     async fn load_if_changed(&self, seen: Option<&Revision>) -> Result<Fetched, RegistryError> {
         let (client, conn_task) = self.connect().await?;
         let result = async {
-            client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map_err(|e| self.sql_err(e))?;
-            let read = Read {
-                tables: self.existing_tables(&client).await?,
-                client: &client,
-            };
+            let read = self.begin_read(&client).await?;
             let revision = self.revision(&read).await?;
             let fetched = if seen == Some(&revision) {
                 Fetched::Unchanged
@@ -164,10 +157,7 @@ impl RegistryStore for SqlRegistryStore {
                     revision: Some(revision),
                 }
             };
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| self.sql_err(e))?;
+            self.end_read(read).await?;
             Ok(fetched)
         }
         .await;
@@ -181,14 +171,7 @@ impl RegistryStore for SqlRegistryStore {
     async fn load_objects(&self) -> Result<StoredObjects, RegistryError> {
         let (client, conn_task) = self.connect().await?;
         let result = async {
-            client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map_err(|e| self.sql_err(e))?;
-            let read = Read {
-                tables: self.existing_tables(&client).await?,
-                client: &client,
-            };
+            let read = self.begin_read(&client).await?;
             let revision = self.revision(&read).await?;
             let mut objects = BTreeMap::new();
             for kind in ObjectKind::ALL {
@@ -197,10 +180,7 @@ impl RegistryStore for SqlRegistryStore {
                     objects.insert(ObjectKey::stored(kind, project, name), bytes.into());
                 }
             }
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| self.sql_err(e))?;
+            self.end_read(read).await?;
             Ok(StoredObjects {
                 objects,
                 revision: Some(revision),
@@ -403,6 +383,28 @@ impl SqlRegistryStore {
 struct Read<'a> {
     client: &'a Client,
     tables: std::collections::BTreeSet<String>,
+}
+
+impl SqlRegistryStore {
+    /// Begins a registry read: one read-only `REPEATABLE READ` transaction, so everything read
+    /// in it (the revision and the objects) is of one snapshot.
+    async fn begin_read<'a>(&self, client: &'a Client) -> Result<Read<'a>, RegistryError> {
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(Read {
+            tables: self.existing_tables(client).await?,
+            client,
+        })
+    }
+
+    async fn end_read(&self, read: Read<'_>) -> Result<(), RegistryError> {
+        read.client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| self.sql_err(e))
+    }
 }
 
 /// The table of a kind of object, its name column and its proto column (spec §2.4). A

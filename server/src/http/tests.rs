@@ -382,6 +382,13 @@ fn feature_lists_are_read_once_per_text() {
 /// panic, and never a server error (a 5xx other than 501) — a request cannot break the server.
 #[test]
 fn fuzz_lookup_bodies() {
+    let answer = lookup_answerer();
+    bolero::check!().for_each(|bytes: &[u8]| answer(bytes));
+}
+
+/// Answers lookup bodies with the fixture service, on a runtime of its own, and checks the
+/// answer: a status and a JSON document, never a server error (a 5xx other than 501).
+fn lookup_answerer() -> impl Fn(&[u8]) + std::panic::RefUnwindSafe {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -395,33 +402,25 @@ fn fuzz_lookup_bodies() {
         std::panic::AssertUnwindSafe(rt),
         std::panic::AssertUnwindSafe(state),
     );
-    let check = |body: &[u8]| {
+    move |body: &[u8]| {
         let (status, json) = rt.block_on(super::online_features(&state, body));
-        assert!(status < 500 || status == 501, "{status} {json}");
+        assert!(
+            status < 500 || status == 501,
+            "{} -> {status} {json}",
+            String::from_utf8_lossy(body)
+        );
         assert!(
             serde_json::from_str::<Json>(&json).is_ok(),
             "not JSON: {json}"
         );
-    };
-    bolero::check!().for_each(|bytes: &[u8]| check(bytes));
+    }
 }
 
 /// Fuzz target: structured lookups — references and entity columns drawn from the fixture's
 /// names and from anywhere, values of every JSON kind — are answered 200 or a client error.
 #[test]
 fn fuzz_lookup_requests() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let state = HttpState::new(
-        rt.block_on(fixture::service(OnlineTtl::Enforce, None)),
-        None,
-    );
-    let (rt, state) = (
-        std::panic::AssertUnwindSafe(rt),
-        std::panic::AssertUnwindSafe(state),
-    );
+    let answer = lookup_answerer();
     const REFS: &[&str] = &[
         "driver_hourly_stats:conv_rate",
         "driver_hourly_stats:avg_daily_trips",
@@ -473,12 +472,6 @@ fn fuzz_lookup_requests() {
             }
             body.insert("entities".into(), Json::Object(entities));
             body.insert("full_feature_names".into(), json!(full));
-            let body = Json::Object(body).to_string();
-            let (status, json) = rt.block_on(super::online_features(&state, body.as_bytes()));
-            assert!(status < 500 || status == 501, "{body} -> {status} {json}");
-            assert!(
-                serde_json::from_str::<Json>(&json).is_ok(),
-                "not JSON: {json}"
-            );
+            answer(Json::Object(body).to_string().as_bytes());
         });
 }

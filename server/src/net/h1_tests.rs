@@ -438,42 +438,55 @@ async fn damaged_requests_are_answered_or_closed() {
                 _ => bytes.truncate(at),
             }
         }
-        let (mut client, mut server_side) = tokio::io::duplex(1 << 16);
-        let handlers = handlers.clone();
-        let (_stop, mut stopped) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(async move {
-            super::h1::serve(
-                &mut server_side,
-                bytes::BytesMut::new(),
-                &handlers,
-                &Limits::default(),
-                &mut stopped,
-            )
-            .await
-        });
-        let mut sent = 0;
-        while sent < bytes.len() {
-            let n = (1 + next(64)).min(bytes.len() - sent);
-            if client.write_all(&bytes[sent..sent + n]).await.is_err() {
-                break;
-            }
-            sent += n;
-        }
-        let _ = client.shutdown().await;
-        let mut out = Vec::new();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.read_to_end(&mut out),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("case {case}: no end"))
-        .unwrap();
-        let served = tokio::time::timeout(std::time::Duration::from_secs(5), server)
-            .await
-            .unwrap_or_else(|_| panic!("case {case}: the loop did not end"));
-        assert!(served.is_ok(), "case {case}: the loop panicked");
+        let pieces = std::iter::from_fn(|| Some(1 + next(64)));
+        let out = converse(&handlers, &Limits::default(), &bytes, pieces).await;
         whole_answers(&out, &format!("case {case}"));
     }
+}
+
+/// Sends `bytes` to the HTTP/1.1 loop in pieces of the sizes `pieces` gives, then closes the
+/// sending side; what the loop answered. Fails when the loop hangs or panics.
+async fn converse(
+    handlers: &Handlers<LookupFastPath>,
+    limits: &Limits,
+    bytes: &[u8],
+    mut pieces: impl Iterator<Item = usize>,
+) -> Vec<u8> {
+    let (mut client, mut server_side) = tokio::io::duplex(1 << 16);
+    let (handlers, limits) = (handlers.clone(), limits.clone());
+    let (_stop, mut stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        super::h1::serve(
+            &mut server_side,
+            bytes::BytesMut::new(),
+            &handlers,
+            &limits,
+            &mut stopped,
+        )
+        .await
+    });
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let n = pieces.next().unwrap_or(usize::MAX).min(bytes.len() - sent);
+        if client.write_all(&bytes[sent..sent + n]).await.is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = client.shutdown().await;
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        client.read_to_end(&mut out),
+    )
+    .await
+    .expect("the connection ends")
+    .unwrap();
+    let served = tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .expect("the loop ends");
+    assert!(served.is_ok(), "the loop panicked");
+    out
 }
 
 /// `out` is a sequence of whole HTTP/1.1 answers (each framed by its `content-length`).
@@ -524,33 +537,7 @@ fn fuzz_connections() {
     );
     bolero::check!().for_each(|bytes: &[u8]| {
         rt.block_on(async {
-            let (mut client, mut server_side) = tokio::io::duplex(1 << 16);
-            let (handlers, limits) = ((*handlers).clone(), limits.clone());
-            let (_stop, mut stopped) = tokio::sync::watch::channel(false);
-            let server = tokio::spawn(async move {
-                super::h1::serve(
-                    &mut server_side,
-                    bytes::BytesMut::new(),
-                    &handlers,
-                    &limits,
-                    &mut stopped,
-                )
-                .await
-            });
-            let _ = client.write_all(bytes).await;
-            let _ = client.shutdown().await;
-            let mut out = Vec::new();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                client.read_to_end(&mut out),
-            )
-            .await
-            .expect("the connection ends")
-            .unwrap();
-            let served = tokio::time::timeout(std::time::Duration::from_secs(5), server)
-                .await
-                .expect("the loop ends");
-            assert!(served.is_ok(), "the loop panicked");
+            let out = converse(&handlers, &limits, bytes, std::iter::repeat(usize::MAX)).await;
             whole_answers(&out, "fuzzed input");
         })
     });
