@@ -322,7 +322,8 @@ pub struct ServerLimits {
     pub header_timeout_seconds: f64,
     /// A request body must be complete this long after its head (408 after).
     pub body_timeout_seconds: f64,
-    /// A kept-alive HTTP/1.1 connection is closed after this long without a request.
+    /// A connection is closed after this long without a request (before its first, or between
+    /// two on a kept-alive one).
     pub idle_timeout_seconds: f64,
     /// Writing one answer may take this long (a client that does not read is dropped).
     pub write_timeout_seconds: f64,

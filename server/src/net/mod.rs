@@ -33,12 +33,13 @@ use larder_types::error::ErrorCode;
 /// The limits of one endpoint's connections (`larder.server` in `feature_store.yaml`).
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// From a request's first byte (or the connection's start, or a TLS handshake's start) to
-    /// its complete head; the connection is answered 408 and closed after it.
+    /// From a request's first byte (or a TLS handshake's start) to its complete head; the
+    /// connection is answered 408 and closed after it.
     pub header_timeout: Duration,
     /// From a complete head to the complete body; 408 and closed after it.
     pub body_timeout: Duration,
-    /// How long a kept-alive HTTP/1.1 connection may wait for its next request.
+    /// How long a connection may wait for its first request, and a kept-alive HTTP/1.1
+    /// connection for its next one.
     pub idle_timeout: Duration,
     /// How long writing one answer may take (a client that does not read).
     pub write_timeout: Duration,
@@ -625,9 +626,11 @@ impl<F: FastPath> Connection<F> {
         };
         let mut buf = bytes::BytesMut::with_capacity(8 * 1024);
         let h2 = alpn_h2 || {
-            // Read until the bytes part from the h2 preface, or hold all of it: within the
-            // header timeout, like a request head.
-            let deadline = tokio::time::Instant::now() + self.limits.header_timeout;
+            // Read until the bytes part from the h2 preface, or hold all of it: a connection
+            // that has sent nothing waits as an idle one does; once its first bytes are in,
+            // the rest of the preface or head is due within the header timeout.
+            let mut deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
+            let mut started = false;
             loop {
                 let n = buf.len().min(H2_PREFACE.len());
                 if buf[..n] != H2_PREFACE[..n] {
@@ -639,6 +642,10 @@ impl<F: FastPath> Connection<F> {
                     break true;
                 }
                 match h1::read_until(&mut io, &mut buf, deadline, &mut self.stop).await? {
+                    h1::Read::Data(_) if !started => {
+                        started = true;
+                        deadline = tokio::time::Instant::now() + self.limits.header_timeout;
+                    }
                     h1::Read::Data(_) => {}
                     h1::Read::Closed | h1::Read::Stopped | h1::Read::TimedOut => return Ok(()),
                 }

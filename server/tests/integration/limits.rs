@@ -187,14 +187,12 @@ fn partial_heads_stalled_bodies_and_idle_connections_are_closed_after_their_time
         started.elapsed()
     );
 
-    // A new connection that sends nothing is closed without an answer after the header
-    // timeout (its first request's head is late); one kept alive after a request after the
-    // idle timeout.
+    // A new connection that sends nothing, and one kept alive after a request: closed without
+    // an answer after the idle timeout.
     let mut silent = TcpStream::connect(&s.addr).unwrap();
     let (answer, took) = until_closed(&mut silent, Duration::from_secs(10));
     assert_eq!(answer, "");
-    assert!(took >= Duration::from_millis(800), "{took:?}");
-    assert!(took < Duration::from_millis(1800), "{took:?}");
+    assert!(took >= Duration::from_millis(1800), "{took:?}");
     let mut kept = TcpStream::connect(&s.addr).unwrap();
     kept.write_all(lookup_request().as_bytes()).unwrap();
     let (status, _) = read_answer(&mut kept);
