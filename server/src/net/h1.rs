@@ -253,8 +253,11 @@ async fn serve_requests<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
     limits: &Limits,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
-    // The head's deadline runs from its first byte (bytes already read count from now).
-    let mut head_deadline = (!buf.is_empty()).then(|| Instant::now() + limits.header_timeout);
+    // Deadlines are read off the clock only when a wait needs one: a request that arrives
+    // whole in one read needs just the idle one. The head's runs from the read that brought
+    // its first bytes.
+    let mut head_deadline: Option<Instant> = None;
+    let mut timer = Timer::new(Instant::now() + limits.idle_timeout);
     loop {
         let head = loop {
             match parse_head(buf, &handlers.fast, &*handlers.gate) {
@@ -272,14 +275,11 @@ async fn serve_requests<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
             }
             let deadline = match head_deadline {
                 Some(d) => d,
-                None => Instant::now() + limits.idle_timeout,
+                None if buf.is_empty() => Instant::now() + limits.idle_timeout,
+                None => *head_deadline.insert(Instant::now() + limits.header_timeout),
             };
-            match read_until(io, buf, deadline, stop).await? {
-                Read::Data(_) => {
-                    if head_deadline.is_none() {
-                        head_deadline = Some(Instant::now() + limits.header_timeout);
-                    }
-                }
+            match read_until(io, buf, deadline, &mut timer, stop).await? {
+                Read::Data(_) => {}
                 // Idle (nothing of a request has arrived): close without an answer.
                 Read::Stopped => return io.shutdown().await,
                 Read::TimedOut if buf.is_empty() => return io.shutdown().await,
@@ -291,7 +291,7 @@ async fn serve_requests<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
 
         // The body: borrowed from the buffer (content-length) or decoded (chunked), read as it
         // arrives within the body timeout.
-        let body_deadline = Instant::now() + limits.body_timeout;
+        let mut body_deadline: Option<Instant> = None;
         let mut sent_continue = false;
         let mut dechunk = Dechunk::default();
         let consumed = loop {
@@ -315,7 +315,9 @@ async fn serve_requests<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
                 write_all(io, &[b"HTTP/1.1 100 Continue\r\n\r\n"], limits).await?;
                 sent_continue = true;
             }
-            match read_until(io, buf, body_deadline, stop).await? {
+            let deadline =
+                *body_deadline.get_or_insert_with(|| Instant::now() + limits.body_timeout);
+            match read_until(io, buf, deadline, &mut timer, stop).await? {
                 Read::Data(_) | Read::Stopped => {}
                 Read::TimedOut => return refuse(io, StatusCode::REQUEST_TIMEOUT).await,
                 // The peer closed mid-body.
@@ -390,10 +392,6 @@ async fn serve_requests<IO: AsyncRead + AsyncWrite + Unpin, F: FastPath>(
             super::freed(buf.capacity());
             *buf = BytesMut::with_capacity(READ_CHUNK);
         }
-        if !buf.is_empty() {
-            // A pipelined request's first bytes are here already.
-            head_deadline = Some(Instant::now() + limits.header_timeout);
-        }
     }
 }
 
@@ -411,6 +409,17 @@ pub enum Read {
     Stopped,
 }
 
+/// A connection's one timer, for [`read_until`]: armed once, and moved only when a deadline
+/// comes sooner than it, so waiting for the next request registers no timer per request (it
+/// fires at most once per timeout and is then re-armed to the deadline of that moment).
+pub struct Timer(std::pin::Pin<Box<tokio::time::Sleep>>);
+
+impl Timer {
+    pub fn new(deadline: Instant) -> Self {
+        Self(Box::pin(tokio::time::sleep_until(deadline)))
+    }
+}
+
 /// Reads more of the connection into `buf` (at most [`READ_CHUNK`] more room at a time: a
 /// body's buffer grows with the bytes that arrive, whatever length it declares), until
 /// `deadline`; watches `stop` while `buf` is empty.
@@ -418,6 +427,7 @@ pub async fn read_until<IO: AsyncRead + Unpin>(
     io: &mut IO,
     buf: &mut BytesMut,
     deadline: Instant,
+    timer: &mut Timer,
     stop: &mut tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<Read> {
     let idle = buf.is_empty();
@@ -427,11 +437,24 @@ pub async fn read_until<IO: AsyncRead + Unpin>(
     if buf.capacity() - buf.len() < READ_CHUNK / 2 {
         buf.reserve(READ_CHUNK);
     }
-    tokio::select! {
-        biased;
-        n = io.read_buf(buf) => n.map(|n| if n == 0 { Read::Closed } else { Read::Data(n) }),
-        _ = stop.wait_for(|s| *s), if idle => Ok(Read::Stopped),
-        () = tokio::time::sleep_until(deadline) => Ok(Read::TimedOut),
+    if timer.0.deadline() > deadline {
+        timer.0.as_mut().reset(deadline);
+    }
+    loop {
+        tokio::select! {
+            biased;
+            n = io.read_buf(buf) => {
+                return n.map(|n| if n == 0 { Read::Closed } else { Read::Data(n) });
+            }
+            _ = stop.wait_for(|s| *s), if idle => return Ok(Read::Stopped),
+            () = timer.0.as_mut() => {
+                // Armed for an earlier deadline that has since moved on: re-armed to this one.
+                if Instant::now() >= deadline {
+                    return Ok(Read::TimedOut);
+                }
+                timer.0.as_mut().reset(deadline);
+            }
+        }
     }
 }
 
@@ -561,19 +584,40 @@ impl CachedDate {
 }
 
 /// Writes every byte of `parts` within the write timeout (else a `TimedOut` error, and the
-/// connection ends).
+/// connection ends). Most answers fit the socket's buffer and leave in one `writev` at once;
+/// only an answer the socket cannot take yet waits, under the timeout.
 async fn write_all<IO: AsyncWrite + Unpin>(
     io: &mut IO,
     parts: &[&[u8]],
     limits: &Limits,
 ) -> io::Result<()> {
-    match tokio::time::timeout(limits.write_timeout, write_parts(io, parts)).await {
-        Ok(r) => r,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "the client did not take the answer within the write timeout",
-        )),
+    use futures::FutureExt;
+    let mut slices: Vec<io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match io.write_vectored(rest).now_or_never() {
+            Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => io::IoSlice::advance_slices(&mut rest, n),
+            Some(Err(e)) => return Err(e),
+            // The socket is full: the rest waits for the client, under the timeout.
+            None => {
+                return match tokio::time::timeout(limits.write_timeout, write_slices(io, rest))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client did not take the answer within the write timeout",
+                    )),
+                };
+            }
+        }
     }
+    Ok(())
 }
 
 /// Writes every byte of `parts`, vectored (a head and a body leave in one `writev`).
@@ -583,7 +627,13 @@ async fn write_parts<IO: AsyncWrite + Unpin>(io: &mut IO, parts: &[&[u8]]) -> io
         .filter(|p| !p.is_empty())
         .map(|p| io::IoSlice::new(p))
         .collect();
-    let mut rest = &mut slices[..];
+    write_slices(io, &mut slices).await
+}
+
+async fn write_slices<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    mut rest: &mut [io::IoSlice<'_>],
+) -> io::Result<()> {
     while !rest.is_empty() {
         let n = io.write_vectored(rest).await?;
         if n == 0 {

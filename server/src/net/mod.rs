@@ -630,6 +630,7 @@ impl<F: FastPath> Connection<F> {
             // that has sent nothing waits as an idle one does; once its first bytes are in,
             // the rest of the preface or head is due within the header timeout.
             let mut deadline = tokio::time::Instant::now() + self.limits.idle_timeout;
+            let mut timer = h1::Timer::new(deadline);
             let mut started = false;
             loop {
                 let n = buf.len().min(H2_PREFACE.len());
@@ -641,7 +642,9 @@ impl<F: FastPath> Connection<F> {
                 if n == H2_PREFACE.len() {
                     break true;
                 }
-                match h1::read_until(&mut io, &mut buf, deadline, &mut self.stop).await? {
+                match h1::read_until(&mut io, &mut buf, deadline, &mut timer, &mut self.stop)
+                    .await?
+                {
                     h1::Read::Data(_) if !started => {
                         started = true;
                         deadline = tokio::time::Instant::now() + self.limits.header_timeout;
