@@ -1,12 +1,19 @@
 //! The offline store: DataFusion over the Parquet data of Feast FileSources. Today it provides
 //! what materialization needs — the latest row per entity key within a time range
 //! ([`source::latest_rows`]) and the Arrow → Feast value conversion ([`convert`]) — and what
-//! `/push` to the offline store needs: pushed rows appended as new Parquet files ([`append`]).
+//! `/push` to the offline store needs: pushed rows appended as new Parquet files ([`append`]);
+//! and historical retrieval: point-in-time joins ([`historical`]) of entity tables read from and
+//! written to Parquet or CSV files ([`table`]).
 //! It depends on the shared Feast types (`larder_types`), not on the online stores.
+
+/// Arrow, as the offline store's callers see its tables.
+pub use datafusion::arrow;
 
 pub mod append;
 pub mod convert;
+pub mod historical;
 pub mod source;
+pub mod table;
 
 /// Errors of offline reads.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,10 @@ pub enum OfflineError {
     DataFusion(datafusion::error::DataFusionError),
     #[error(transparent)]
     Convert(#[from] convert::ConvertError),
+    #[error(transparent)]
+    Entity(#[from] historical::EntityError),
+    #[error(transparent)]
+    Table(#[from] table::TableError),
 }
 
 impl larder_types::error::Coded for OfflineError {
@@ -48,7 +59,9 @@ impl larder_types::error::Coded for OfflineError {
             | OfflineError::MissingColumn { .. }
             | OfflineError::BadTimestampColumn { .. }
             | OfflineError::BadUri { .. }
-            | OfflineError::Convert(_) => C::BadRequest,
+            | OfflineError::Convert(_)
+            | OfflineError::Entity(_) => C::BadRequest,
+            OfflineError::Table(e) => e.code(),
             OfflineError::DataFusion(_) => C::Internal,
         }
     }

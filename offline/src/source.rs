@@ -194,7 +194,7 @@ pub async fn latest_rows(
 
 /// An object-store path without a trailing `/` names a directory (a prefix) when no object has
 /// exactly that key — as Feast's readers take it; DataFusion needs the `/` to list it.
-async fn directory_aware(ctx: &SessionContext, uri: &str) -> String {
+pub(crate) async fn directory_aware(ctx: &SessionContext, uri: &str) -> String {
     use object_store::ObjectStoreExt;
     if !uri.contains("://") || uri.starts_with("file://") || uri.ends_with('/') {
         return uri.to_owned();

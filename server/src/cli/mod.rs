@@ -1,6 +1,7 @@
 //! The command line, following Feast's conventions: global `-c/--chdir` and
 //! `-f/--feature-store-yaml`, the same verbs and the same output documents.
 
+mod historical;
 mod list;
 mod materialize;
 
@@ -62,6 +63,9 @@ pub enum Command {
     Materialize(MaterializeArgs),
     /// Materialize from each view's last materialized time up to END.
     MaterializeIncremental(MaterializeIncrementalArgs),
+    /// Point-in-time join of an entity dataframe with features, written to a file (like the
+    /// SDK's `get_historical_features(...).to_df()`).
+    GetHistoricalFeatures(historical::HistoricalArgs),
     /// Print the project's registry as JSON (the same document as `feast registry-dump`).
     RegistryDump,
     /// Print the resolved feature_store.yaml.
@@ -199,6 +203,9 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             let end = parse_ts(&a.end)?;
             return materialize::materialize(&config, &env, None, end, a.views).await;
         }
+        Command::GetHistoricalFeatures(a) => {
+            return historical::get_historical_features(&config, &env, a).await;
+        }
         _ => {}
     }
     let registry = store::open(&config, &env).await?;
@@ -224,7 +231,8 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         | Command::Configuration
         | Command::Serve(_)
         | Command::Materialize(_)
-        | Command::MaterializeIncremental(_) => unreachable!("handled above"),
+        | Command::MaterializeIncremental(_)
+        | Command::GetHistoricalFeatures(_) => unreachable!("handled above"),
     }
     Ok(())
 }

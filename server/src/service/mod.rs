@@ -1,5 +1,6 @@
 //! Transport-independent services; HTTP and gRPC adapters call these.
 
+pub mod historical;
 pub mod materialize;
 pub mod online;
 pub mod push;
@@ -85,6 +86,67 @@ pub fn file_source(
         None => None,
     };
     Ok((uri, store))
+}
+
+/// A `"<view>:<feature>"` reference's view and feature (Feast's rule); version-pinned
+/// references (`view@v2:feature`) are refused as not built yet.
+pub fn parse_feature_ref(r: &str) -> Result<(&str, &str), ServiceError> {
+    let (view, feature) = r
+        .split_once(':')
+        .filter(|(v, f)| !v.is_empty() && !f.is_empty() && !f.contains(':'))
+        .ok_or_else(|| {
+            ServiceError::bad_request(format!(
+                "Invalid feature reference '{r}'. Expected format: '<feature_view>:<feature>' or '<feature_view>@<version>:<feature>'"
+            ))
+        })?;
+    if view.contains('@') {
+        return Err(ServiceError::new(
+            ErrorCode::NotImplemented,
+            format!("version-pinned feature reference '{r}' is not supported by larder yet"),
+        ));
+    }
+    Ok((view, feature))
+}
+
+/// Feast's `FeatureViewNotFoundException`.
+pub fn view_not_found(name: &str, project: &str) -> ServiceError {
+    ServiceError::feast(
+        ErrorCode::NotFound,
+        "FeatureViewNotFoundException",
+        format!("Feature view {name} does not exist in project {project}"),
+    )
+}
+
+/// Feast's `FeatureServiceNotFoundException`.
+pub fn service_not_found(name: &str, project: &str) -> ServiceError {
+    ServiceError::feast(
+        ErrorCode::NotFound,
+        "FeatureServiceNotFoundException",
+        format!("Feature service {name} does not exist in project {project}"),
+    )
+}
+
+/// Feast's `FeatureNameCollisionError` for the output name `dup`.
+pub fn collision_error(dup: &str) -> ServiceError {
+    ServiceError::feast(
+        ErrorCode::BadRequest,
+        "FeatureNameCollisionError",
+        format!(
+            "Duplicate features named {dup} found.\nTo resolve this collision, either use the full feature name by setting 'full_feature_names=True', or ensure that the features in question have different names."
+        ),
+    )
+}
+
+/// The first name equal to an earlier one (Feast names that one in its collision error).
+pub fn first_repeat(names: &[String]) -> Option<&String> {
+    // A request names a few dozen features at most: comparing beats hashing every name.
+    if names.len() <= 64 {
+        return (1..names.len())
+            .find(|&i| names[..i].contains(&names[i]))
+            .map(|i| &names[i]);
+    }
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.iter().find(|n| !seen.insert(n.as_str()))
 }
 
 #[cfg(test)]

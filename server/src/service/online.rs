@@ -413,13 +413,10 @@ impl OnlineService {
     ) -> Result<Vec<Wanted>, ServiceError> {
         let project = &self.config.project;
         let view = |name: &str| -> Result<&Arc<ViewPlan>, ServiceError> {
-            let plan = index.views.get(name).ok_or_else(|| {
-                ServiceError::feast(
-                    ErrorCode::NotFound,
-                    "FeatureViewNotFoundException",
-                    format!("Feature view {name} does not exist in project {project}"),
-                )
-            })?;
+            let plan = index
+                .views
+                .get(name)
+                .ok_or_else(|| super::view_not_found(name, project))?;
             if plan.on_demand {
                 return Err(ServiceError::new(
                     ErrorCode::NotImplemented,
@@ -443,13 +440,10 @@ impl OnlineService {
         let mut wanted: Vec<Wanted> = Vec::new();
         match selection {
             FeatureSelection::Service(name) => {
-                let projections = index.services.get(name.as_ref()).ok_or_else(|| {
-                    ServiceError::feast(
-                        ErrorCode::NotFound,
-                        "FeatureServiceNotFoundException",
-                        format!("Feature service {name} does not exist in project {project}"),
-                    )
-                })?;
+                let projections = index
+                    .services
+                    .get(name.as_ref())
+                    .ok_or_else(|| super::service_not_found(name, project))?;
                 for p in projections {
                     let plan = view(&p.view)?;
                     let label = p.alias.as_deref().unwrap_or(&p.view);
@@ -474,19 +468,7 @@ impl OnlineService {
                 }
                 let mut last: Option<usize> = None;
                 for r in refs {
-                    let (view_name, feature) = r.split_once(':').filter(|(v, f)| !v.is_empty() && !f.is_empty() && !f.contains(':')).ok_or_else(|| {
-                        ServiceError::bad_request(format!(
-                            "Invalid feature reference '{r}'. Expected format: '<feature_view>:<feature>' or '<feature_view>@<version>:<feature>'"
-                        ))
-                    })?;
-                    if view_name.contains('@') {
-                        return Err(ServiceError::new(
-                            ErrorCode::NotImplemented,
-                            format!(
-                                "version-pinned feature reference '{r}' is not supported by larder yet"
-                            ),
-                        ));
-                    }
+                    let (view_name, feature) = super::parse_feature_ref(r)?;
                     // References mostly come grouped by view: the previous one's view is
                     // checked first.
                     let at = match last {
@@ -563,15 +545,9 @@ impl OnlineService {
         };
         if !full_feature_names
             && may_repeat
-            && let Some(dup) = first_repeat(&feature_names)
+            && let Some(dup) = super::first_repeat(&feature_names)
         {
-            return Err(ServiceError::feast(
-                ErrorCode::BadRequest,
-                "FeatureNameCollisionError",
-                format!(
-                    "Duplicate features named {dup} found.\nTo resolve this collision, either use the full feature name by setting 'full_feature_names=True', or ensure that the features in question have different names."
-                ),
-            ));
+            return Err(super::collision_error(dup));
         }
 
         let resolved = Arc::new(Resolved {
@@ -795,16 +771,4 @@ impl OnlineService {
         self.metrics.entity_count.record(rows as f64);
         Ok(out)
     }
-}
-
-/// The first name equal to an earlier one (Feast names that one in its collision error).
-fn first_repeat(names: &[String]) -> Option<&String> {
-    // A request names a few dozen features at most: comparing beats hashing every name.
-    if names.len() <= 64 {
-        return (1..names.len())
-            .find(|&i| names[..i].contains(&names[i]))
-            .map(|i| &names[i]);
-    }
-    let mut seen = std::collections::HashSet::with_capacity(names.len());
-    names.iter().find(|n| !seen.insert(n.as_str()))
 }

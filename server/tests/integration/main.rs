@@ -3,6 +3,7 @@
 //! need what `scripts/test` provides (see `support::Oracle`).
 
 mod cli_errors;
+mod historical;
 mod limits;
 mod materialize_faults;
 mod openapi;

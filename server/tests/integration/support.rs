@@ -86,6 +86,16 @@ impl Oracle {
         self.run("feast", repo, args, env)
     }
 
+    /// Runs one of the `oracle/` scripts with `args`.
+    pub fn script(&self, script: &str, args: &[&str]) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../oracle")
+            .join(script);
+        let mut all = vec![path.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run("python", Path::new("."), &all, &[])
+    }
+
     pub fn python(&self, code: &str, env: &[(&str, &str)]) -> String {
         self.run("python", Path::new("."), &["-c", code], env)
     }

@@ -1,0 +1,897 @@
+//! Point-in-time joins (spec §9.2): for every entity row and every requested view, the source
+//! row with the greatest event time `ts <= T` (and, with a ttl, `ts >= T - ttl`), ties broken by
+//! the greatest created time; nulls when there is none. Every entity row is kept, in its input
+//! order, duplicates too, with its other columns passed through.
+//!
+//! How (per view):
+//! 1. The entity side is the build side: each row's key gets a dense id ([`KeyIndex`]), and the
+//!    distinct `(key, T)` pairs ("queries") are sorted. Their time bounds prune the source scan.
+//! 2. The source is read twice, both times one task per DataFusion partition (every core), and
+//!    only the columns needed. The first read takes narrow `(key, ts, created)` tuples of the keys
+//!    asked for, sorts them in bounded chunks and merges each key's run with that key's queries,
+//!    keeping for every query the best `(ts, created)` seen. The ttl is a check on the winner.
+//! 3. The second read picks the winning rows out by `(key, ts, created)` and `take`s their
+//!    feature columns; the answer is assembled in entity order with `take`.
+//!
+//! Memory: the entity table, 16 bytes per query per partition, at most [`CHUNK`] tuples per
+//! partition, and the winning rows; never the source.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use datafusion::{
+    arrow::{
+        array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array},
+        compute::{CastOptions, cast_with_options, concat_batches, take},
+        datatypes::{
+            DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+        },
+        row::{RowConverter, Rows, SortField},
+    },
+    logical_expr::{Expr, cast, col, lit},
+    prelude::{ParquetReadOptions, SessionContext},
+    scalar::ScalarValue,
+};
+use futures::StreamExt;
+
+use crate::OfflineError;
+
+/// Tuples a partition sorts at a time in the first read (24 bytes each).
+pub const CHUNK: usize = 1 << 20;
+
+/// Rows per output batch.
+pub const OUTPUT_BATCH: usize = 64 * 1024;
+
+/// One feature view of a retrieval, as its batch source names things (after `field_mapping`).
+#[derive(Debug, Clone)]
+pub struct ViewJoin {
+    /// The view's name (for errors).
+    pub view: String,
+    /// Path, directory or glob of the Parquet data (absolute, or an `s3://` URL).
+    pub uri: String,
+    /// Source column → feature/entity name (Feast's `field_mapping`).
+    pub field_mapping: BTreeMap<String, String>,
+    /// `(source join key, entity-dataframe column)`: the view's join keys after the
+    /// projection's `join_key_map`. Empty for entity-less views.
+    pub keys: Vec<(String, String)>,
+    /// `(source feature column, output column name)`.
+    pub features: Vec<(String, String)>,
+    pub timestamp_field: String,
+    pub created_timestamp_column: Option<String>,
+    /// `None` (or zero): no lower bound.
+    pub ttl_micros: Option<i64>,
+}
+
+/// A retrieval: the views, and Feast's `filter_by_created_timestamp` (candidates must also have
+/// `created <= T`).
+#[derive(Debug, Clone, Default)]
+pub struct Retrieval {
+    pub views: Vec<ViewJoin>,
+    pub filter_by_created_timestamp: bool,
+}
+
+/// Errors of the entity table itself (the request's problem).
+#[derive(Debug, thiserror::Error)]
+pub enum EntityError {
+    #[error(
+        "the entity dataframe has no event_timestamp column and {found} other timestamp columns (columns: {columns:?})"
+    )]
+    NoTimestamp { found: usize, columns: Vec<String> },
+    #[error("entity dataframe column {column} has type {data_type}, not a timestamp")]
+    BadTimestamp { column: String, data_type: String },
+    #[error(
+        "the entity dataframe has no column {column}, needed by feature view {view} (columns: {columns:?})"
+    )]
+    MissingKey {
+        view: String,
+        column: String,
+        columns: Vec<String>,
+    },
+    #[error(
+        "entity dataframe column {column} has type {entity_type}, but feature view {view}'s source has {source_type} for {key}"
+    )]
+    KeyType {
+        view: String,
+        column: String,
+        key: String,
+        entity_type: String,
+        source_type: String,
+    },
+    #[error(
+        "output column {column} (feature view {view}) is also a column of the entity dataframe"
+    )]
+    ColumnClash { view: String, column: String },
+}
+
+impl larder_types::error::Coded for EntityError {
+    fn code(&self) -> larder_types::error::ErrorCode {
+        larder_types::error::ErrorCode::BadRequest
+    }
+}
+
+/// A DataFusion session for retrievals: `partitions` scans at once (a file may be split among
+/// them), no round-robin exchange (each scan's stream is read by its own task), and a memory
+/// limit for DataFusion's own operators.
+pub fn session(
+    memory_limit_bytes: usize,
+    partitions: usize,
+) -> Result<SessionContext, OfflineError> {
+    use datafusion::{
+        execution::{memory_pool::FairSpillPool, runtime_env::RuntimeEnvBuilder},
+        prelude::SessionConfig,
+    };
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit_bytes)))
+        .build_arc()
+        .map_err(OfflineError::DataFusion)?;
+    let mut config = SessionConfig::new()
+        .with_batch_size(8192)
+        .with_target_partitions(partitions.max(1))
+        .with_round_robin_repartition(false)
+        .with_repartition_file_scans(true);
+    config.options_mut().execution.parquet.pushdown_filters = true;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// The entity table's event-time column: `event_timestamp`, else its only timestamp column.
+pub fn entity_timestamp_column(schema: &Schema) -> Result<String, EntityError> {
+    if schema.column_with_name("event_timestamp").is_some() {
+        return Ok("event_timestamp".into());
+    }
+    let stamps: Vec<&Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::Timestamp(_, _)))
+        .map(|f| f.as_ref())
+        .collect();
+    match stamps.as_slice() {
+        [one] => Ok(one.name().clone()),
+        _ => Err(EntityError::NoTimestamp {
+            found: stamps.len(),
+            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        }),
+    }
+}
+
+/// The columns pandas stored its index in (`__index_level_0__`…), listed in the schema's
+/// `pandas` metadata: not data, so dropped (as Feast's server turns them back into an index).
+pub fn drop_pandas_index(batch: RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    let Some(meta) = schema.metadata().get("pandas") else {
+        return batch;
+    };
+    let Ok(meta) = serde_json::from_str::<serde_json::Value>(meta) else {
+        return batch;
+    };
+    let index: Vec<&str> = meta
+        .get("index_columns")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    let keep: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| !index.contains(&schema.field(i).name().as_str()))
+        .collect();
+    if keep.len() == schema.fields().len() {
+        return batch;
+    }
+    batch.project(&keep).expect("indices are in range")
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The type both sides' key columns are compared in: integers as Int64, strings as Utf8.
+fn key_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64 => DataType::Int64,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, v) => key_type(v),
+        other => other.clone(),
+    }
+}
+
+fn strict() -> CastOptions<'static> {
+    CastOptions {
+        safe: false,
+        ..Default::default()
+    }
+}
+
+/// Dense ids for the entity keys of one view. Source rows whose key no entity row has get none.
+enum KeyIndex {
+    /// Entity-less view: every row has key 0.
+    Single,
+    /// One integer key column.
+    Int(std::collections::HashMap<i64, u32, foldhash::fast::FixedState>),
+    /// Anything else, by the keys' row-format bytes.
+    Rows {
+        converter: RowConverter,
+        ids: std::collections::HashMap<Box<[u8]>, u32, foldhash::fast::FixedState>,
+    },
+}
+
+impl KeyIndex {
+    fn new(types: &[DataType]) -> Result<Self, datafusion::error::DataFusionError> {
+        Ok(match types {
+            [] => KeyIndex::Single,
+            [DataType::Int64] => KeyIndex::Int(Default::default()),
+            _ => KeyIndex::Rows {
+                converter: RowConverter::new(
+                    types.iter().map(|t| SortField::new(t.clone())).collect(),
+                )?,
+                ids: Default::default(),
+            },
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            KeyIndex::Single => 1,
+            KeyIndex::Int(m) => m.len(),
+            KeyIndex::Rows { ids, .. } => ids.len(),
+        }
+    }
+
+    fn rows(&self, cols: &[ArrayRef]) -> Result<Option<Rows>, datafusion::error::DataFusionError> {
+        match self {
+            KeyIndex::Rows { converter, .. } => Ok(Some(converter.convert_columns(cols)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Ids of the entity side's keys (`None` where a key column is null), inserting new ones.
+    fn insert(
+        &mut self,
+        cols: &[ArrayRef],
+        n: usize,
+    ) -> Result<Vec<Option<u32>>, datafusion::error::DataFusionError> {
+        let rows = self.rows(cols)?;
+        let any_null = |i: usize| cols.iter().any(|c| c.is_null(i));
+        let mut out = Vec::with_capacity(n);
+        match self {
+            KeyIndex::Single => out.resize(n, Some(0)),
+            KeyIndex::Int(map) => {
+                let a = cols[0].as_primitive::<Int64Type>();
+                for i in 0..n {
+                    out.push(if a.is_null(i) {
+                        None
+                    } else {
+                        let next = map.len() as u32;
+                        Some(*map.entry(a.value(i)).or_insert(next))
+                    });
+                }
+            }
+            KeyIndex::Rows { ids, .. } => {
+                let rows = rows.expect("row keys");
+                for i in 0..n {
+                    out.push(if any_null(i) {
+                        None
+                    } else {
+                        let r = rows.row(i);
+                        let next = ids.len() as u32;
+                        Some(match ids.get(r.as_ref()) {
+                            Some(&id) => id,
+                            None => {
+                                ids.insert(r.as_ref().into(), next);
+                                next
+                            }
+                        })
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Calls `f(row, id)` for each source row whose key the entity side has.
+    fn each_known(
+        &self,
+        cols: &[ArrayRef],
+        n: usize,
+        mut f: impl FnMut(usize, u32),
+    ) -> Result<(), datafusion::error::DataFusionError> {
+        match self {
+            KeyIndex::Single => (0..n).for_each(|i| f(i, 0)),
+            KeyIndex::Int(map) => {
+                let a = cols[0].as_primitive::<Int64Type>();
+                for i in 0..n {
+                    if a.is_valid(i)
+                        && let Some(&id) = map.get(&a.value(i))
+                    {
+                        f(i, id)
+                    }
+                }
+            }
+            KeyIndex::Rows { ids, .. } => {
+                let rows = self.rows(cols)?.expect("row keys");
+                for i in 0..n {
+                    if cols.iter().any(|c| c.is_null(i)) {
+                        continue;
+                    }
+                    if let Some(&id) = ids.get(rows.row(i).as_ref()) {
+                        f(i, id)
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "No candidate" in a best `(ts, created)` slot.
+const NONE: (i64, i64) = (i64::MIN, i64::MIN);
+/// A null created time sorts below every real one.
+const NULL_CREATED: i64 = i64::MIN;
+
+/// The entity side of one view: key ids, and the sorted distinct `(key, T)` queries.
+struct Queries {
+    index: KeyIndex,
+    /// Queries of key `k`: `start[k]..start[k + 1]`.
+    start: Vec<u32>,
+    /// Each query's `T` (µs since the epoch), ascending within a key.
+    t: Vec<i64>,
+    /// Each entity row's query, `u32::MAX` when its key is null.
+    row_query: Vec<u32>,
+    min_t: i64,
+    max_t: i64,
+}
+
+impl Queries {
+    fn new(keys: &[ArrayRef], t: &[Option<i64>]) -> Result<Self, OfflineError> {
+        let n = t.len();
+        let types: Vec<DataType> = keys.iter().map(|k| k.data_type().clone()).collect();
+        let mut index = KeyIndex::new(&types).map_err(OfflineError::DataFusion)?;
+        let ids = index.insert(keys, n).map_err(OfflineError::DataFusion)?;
+        // Sort (key, T, row); rows without a key or a time get no query.
+        let mut order: Vec<(u32, i64, u32)> = (0..n)
+            .filter_map(|i| Some((ids[i]?, t[i]?, i as u32)))
+            .collect();
+        order.sort_unstable();
+        let nkeys = index.len();
+        let mut start = vec![0u32; nkeys + 1];
+        let mut qt = Vec::new();
+        let mut row_query = vec![u32::MAX; n];
+        let mut last: Option<(u32, i64)> = None;
+        for &(k, ts, row) in &order {
+            if last != Some((k, ts)) {
+                qt.push(ts);
+                start[k as usize + 1] += 1;
+                last = Some((k, ts));
+            }
+            row_query[row as usize] = (qt.len() - 1) as u32;
+        }
+        for k in 0..nkeys {
+            start[k + 1] += start[k];
+        }
+        let (min_t, max_t) = qt
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        Ok(Queries {
+            index,
+            start,
+            t: qt,
+            row_query,
+            min_t,
+            max_t,
+        })
+    }
+
+    fn of_key(&self, k: u32) -> std::ops::Range<usize> {
+        self.start[k as usize] as usize..self.start[k as usize + 1] as usize
+    }
+}
+
+/// A source read for one view: the renamed, key-normalized, time-pruned columns asked for.
+struct SourceRead<'a> {
+    view: &'a ViewJoin,
+    /// The source's key column types after normalization (entity columns are cast to these).
+    key_types: Vec<DataType>,
+}
+
+impl<'a> SourceRead<'a> {
+    fn err(&self, e: datafusion::error::DataFusionError) -> OfflineError {
+        OfflineError::Source {
+            uri: self.view.uri.clone(),
+            source: e,
+        }
+    }
+
+    async fn open(
+        ctx: &'a SessionContext,
+        view: &'a ViewJoin,
+    ) -> Result<(Self, datafusion::dataframe::DataFrame), OfflineError> {
+        let uri = crate::source::directory_aware(ctx, &view.uri).await;
+        let df = ctx
+            .read_parquet(uri.as_str(), ParquetReadOptions::default())
+            .await
+            .map_err(|e| OfflineError::Source {
+                uri: view.uri.clone(),
+                source: e,
+            })?;
+        let renamed: Vec<Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let name = f.name();
+                let to = view.field_mapping.get(name).unwrap_or(name);
+                col(format!("\"{name}\"")).alias(to.clone())
+            })
+            .collect();
+        let df = df.select(renamed).map_err(|e| OfflineError::Source {
+            uri: view.uri.clone(),
+            source: e,
+        })?;
+        let schema = df.schema().as_arrow().clone();
+        let available = || schema.fields().iter().map(|f| f.name().clone()).collect();
+        let mut needed: Vec<&String> = view.keys.iter().map(|(k, _)| k).collect();
+        needed.extend(view.features.iter().map(|(f, _)| f));
+        needed.push(&view.timestamp_field);
+        needed.extend(&view.created_timestamp_column);
+        for n in needed {
+            if schema.column_with_name(n).is_none() {
+                return Err(OfflineError::MissingColumn {
+                    uri: view.uri.clone(),
+                    column: n.clone(),
+                    available: available(),
+                });
+            }
+        }
+        for c in std::iter::once(&view.timestamp_field).chain(&view.created_timestamp_column) {
+            let t = schema.field_with_name(c).expect("checked").data_type();
+            if !matches!(
+                t,
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            ) {
+                return Err(OfflineError::BadTimestampColumn {
+                    uri: view.uri.clone(),
+                    column: c.clone(),
+                    data_type: t.to_string(),
+                });
+            }
+        }
+        let key_types = view
+            .keys
+            .iter()
+            .map(|(k, _)| key_type(schema.field_with_name(k).expect("checked").data_type()))
+            .collect();
+        Ok((SourceRead { view, key_types }, df))
+    }
+
+    /// The partitions' streams of: keys, ts (µs), created (µs, or 0s), then `features`, with
+    /// `lo <= ts <= hi`.
+    async fn streams(
+        &self,
+        df: datafusion::dataframe::DataFrame,
+        lo: i64,
+        hi: i64,
+        with_features: bool,
+    ) -> Result<Vec<datafusion::execution::SendableRecordBatchStream>, OfflineError> {
+        let v = self.view;
+        let q = |n: &str| col(format!("\"{n}\""));
+        let ts = || cast(q(&v.timestamp_field), utc_micros());
+        let bound = |m: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(m),
+                Some("UTC".into()),
+            ))
+        };
+        let mut cols: Vec<Expr> = v
+            .keys
+            .iter()
+            .zip(&self.key_types)
+            .enumerate()
+            .map(|(i, ((k, _), t))| cast(q(k), t.clone()).alias(format!("__k{i}")))
+            .collect();
+        cols.push(ts().alias("__ts"));
+        cols.push(match &v.created_timestamp_column {
+            Some(c) => cast(q(c), utc_micros()).alias("__created"),
+            None => lit(ScalarValue::TimestampMicrosecond(
+                Some(0),
+                Some("UTC".into()),
+            ))
+            .alias("__created"),
+        });
+        if with_features {
+            cols.extend(
+                v.features
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (f, _))| q(f).alias(format!("__f{i}"))),
+            );
+        }
+        let df = df
+            .filter(ts().gt_eq(bound(lo)).and(ts().lt_eq(bound(hi))))
+            .and_then(|df| df.select(cols))
+            .map_err(|e| self.err(e))?;
+        df.execute_stream_partitioned()
+            .await
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The µs timestamps of a column cast to UTC micros (nulls as `None`).
+fn micros(a: &ArrayRef) -> Result<Vec<Option<i64>>, datafusion::arrow::error::ArrowError> {
+    let a = cast_with_options(a, &utc_micros(), &strict())?;
+    let a = a.as_primitive::<TimestampMicrosecondType>();
+    Ok(a.iter().collect())
+}
+
+/// Calls `f(row, (key, ts, created))` for each row of a source batch (keys, ts, created, …)
+/// whose key the entity side has and whose event time is not null.
+fn each_tuple(
+    batch: &RecordBatch,
+    nkeys: usize,
+    queries: &Queries,
+    mut f: impl FnMut(usize, (u32, i64, i64)),
+) -> Result<(), datafusion::error::DataFusionError> {
+    let keys: Vec<ArrayRef> = batch.columns()[..nkeys].to_vec();
+    let ts = batch
+        .column(nkeys)
+        .as_primitive::<TimestampMicrosecondType>();
+    let created = batch
+        .column(nkeys + 1)
+        .as_primitive::<TimestampMicrosecondType>();
+    queries.index.each_known(&keys, batch.num_rows(), |i, k| {
+        if ts.is_valid(i) {
+            let c = if created.is_valid(i) {
+                created.value(i)
+            } else {
+                NULL_CREATED
+            };
+            f(i, (k, ts.value(i), c));
+        }
+    })
+}
+
+/// Phase 1 of one partition: the best `(ts, created)` per query.
+async fn best_of_partition(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    queries: Arc<Queries>,
+    nkeys: usize,
+    filter_created: bool,
+) -> Result<Vec<(i64, i64)>, datafusion::error::DataFusionError> {
+    let mut best = vec![NONE; queries.t.len()];
+    let mut chunk: Vec<(u32, i64, i64)> = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        each_tuple(&batch, nkeys, &queries, |_, tuple| chunk.push(tuple))?;
+        if chunk.len() >= CHUNK {
+            merge_chunk(&mut chunk, &queries, &mut best, filter_created);
+        }
+    }
+    merge_chunk(&mut chunk, &queries, &mut best, filter_created);
+    Ok(best)
+}
+
+/// Sorts the tuples and merges each key's run with the key's queries (ascending `T`): the
+/// latest tuple with `ts <= T` (and `created <= T` when filtering) improves the query's best.
+fn merge_chunk(
+    chunk: &mut Vec<(u32, i64, i64)>,
+    queries: &Queries,
+    best: &mut [(i64, i64)],
+    filter_created: bool,
+) {
+    chunk.sort_unstable();
+    let mut a = 0;
+    while a < chunk.len() {
+        let k = chunk[a].0;
+        let mut b = a + 1;
+        while b < chunk.len() && chunk[b].0 == k {
+            b += 1;
+        }
+        let run = &chunk[a..b];
+        let mut p = 0;
+        for q in queries.of_key(k) {
+            let t = queries.t[q];
+            while p < run.len() && run[p].1 <= t {
+                p += 1;
+            }
+            let cand = if filter_created {
+                run[..p]
+                    .iter()
+                    .rev()
+                    .find(|r| r.2 != NULL_CREATED && r.2 <= t)
+            } else {
+                run[..p].last()
+            };
+            if let Some(&(_, ts, c)) = cand
+                && (ts, c) > best[q]
+            {
+                best[q] = (ts, c);
+            }
+        }
+        a = b;
+    }
+    chunk.clear();
+}
+
+/// Phase 2 of one partition: the rows that won some query (slot ids, in the order of the
+/// features batch's rows) and their feature columns.
+async fn winners_of_partition(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    queries: Arc<Queries>,
+    winners: Arc<std::collections::HashMap<(u32, i64, i64), u32, foldhash::fast::FixedState>>,
+    nkeys: usize,
+) -> Result<(Vec<u32>, Vec<RecordBatch>), datafusion::error::DataFusionError> {
+    let mut slots = Vec::new();
+    let mut parts = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let mut rows: Vec<u32> = Vec::new();
+        each_tuple(&batch, nkeys, &queries, |i, tuple| {
+            if let Some(&slot) = winners.get(&tuple) {
+                slots.push(slot);
+                rows.push(i as u32);
+            }
+        })?;
+        if !rows.is_empty() {
+            let idx = UInt32Array::from(rows);
+            let features =
+                batch.project(&((nkeys + 2)..batch.num_columns()).collect::<Vec<_>>())?;
+            let cols = features
+                .columns()
+                .iter()
+                .map(|c| take(c, &idx, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            parts.push(RecordBatch::try_new(features.schema(), cols)?);
+        }
+    }
+    Ok((slots, parts))
+}
+
+/// For every entity row, the index of its row in the returned feature batch (null: none).
+struct Joined {
+    features: RecordBatch,
+    rows: UInt32Array,
+}
+
+async fn join_view(
+    ctx: &SessionContext,
+    view: &ViewJoin,
+    entity: &RecordBatch,
+    t: &[Option<i64>],
+    filter_created: bool,
+) -> Result<Joined, OfflineError> {
+    let (read, df) = SourceRead::open(ctx, view).await?;
+    let n = entity.num_rows();
+    // The entity's key columns, in the source's (normalized) key types.
+    let mut keys = Vec::new();
+    for ((key, column), source_type) in view.keys.iter().zip(&read.key_types) {
+        let a = entity
+            .column_by_name(column)
+            .ok_or_else(|| EntityError::MissingKey {
+                view: view.view.clone(),
+                column: column.clone(),
+                columns: entity
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
+            })?;
+        let entity_type = key_type(a.data_type());
+        let mismatch = || EntityError::KeyType {
+            view: view.view.clone(),
+            column: column.clone(),
+            key: key.clone(),
+            entity_type: a.data_type().to_string(),
+            source_type: source_type.to_string(),
+        };
+        if entity_type != *source_type {
+            return Err(mismatch().into());
+        }
+        keys.push(cast_with_options(a, source_type, &strict()).map_err(|_| mismatch())?);
+    }
+    let queries = Arc::new(Queries::new(&keys, t)?);
+    let nkeys = view.keys.len();
+    let feature_schema = || -> Result<SchemaRef, OfflineError> {
+        let s = df.schema().as_arrow();
+        Ok(Arc::new(Schema::new(
+            view.features
+                .iter()
+                .enumerate()
+                .map(|(i, (f, _))| {
+                    let field = s.field_with_name(f).expect("checked");
+                    Field::new(format!("__f{i}"), field.data_type().clone(), true)
+                })
+                .collect::<Vec<_>>(),
+        )))
+    };
+    let schema = feature_schema()?;
+    if queries.t.is_empty() {
+        return Ok(Joined {
+            features: RecordBatch::new_empty(schema),
+            rows: UInt32Array::new_null(n),
+        });
+    }
+    let ttl = view.ttl_micros.filter(|&l| l > 0);
+    let lo = ttl.map_or(i64::MIN, |l| queries.min_t.saturating_sub(l));
+    let hi = queries.max_t;
+    let engine = |e: tokio::task::JoinError| {
+        OfflineError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
+    };
+
+    // Phase 1: the best (ts, created) per query, over all partitions.
+    let tasks: Vec<_> = read
+        .streams(df.clone(), lo, hi, false)
+        .await?
+        .into_iter()
+        .map(|s| tokio::spawn(best_of_partition(s, queries.clone(), nkeys, filter_created)))
+        .collect();
+    let mut best = vec![NONE; queries.t.len()];
+    for task in tasks {
+        let part = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
+        for (b, p) in best.iter_mut().zip(part) {
+            if p > *b {
+                *b = p;
+            }
+        }
+    }
+    // The ttl, as a check on the winner; then one slot per distinct winning row.
+    let mut winners: std::collections::HashMap<(u32, i64, i64), u32, foldhash::fast::FixedState> =
+        Default::default();
+    let mut query_slot = vec![u32::MAX; queries.t.len()];
+    for k in 0..queries.index.len() as u32 {
+        for q in queries.of_key(k) {
+            let (ts, c) = best[q];
+            if (ts, c) == NONE || ttl.is_some_and(|l| ts < queries.t[q].saturating_sub(l)) {
+                continue;
+            }
+            let next = winners.len() as u32;
+            query_slot[q] = *winners.entry((k, ts, c)).or_insert(next);
+        }
+    }
+    drop(best);
+    let nslots = winners.len();
+    let winners = Arc::new(winners);
+
+    // Phase 2: the winning rows' features. Equal (key, ts, created) rows: the first partition's.
+    let tasks: Vec<_> = read
+        .streams(df, lo, hi, true)
+        .await?
+        .into_iter()
+        .map(|s| {
+            tokio::spawn(winners_of_partition(
+                s,
+                queries.clone(),
+                winners.clone(),
+                nkeys,
+            ))
+        })
+        .collect();
+    let mut slot_row = vec![u32::MAX; nslots];
+    let mut batches = Vec::new();
+    let mut offset = 0u32;
+    for task in tasks {
+        let (slots, parts) = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
+        for (i, s) in slots.into_iter().enumerate() {
+            let r = &mut slot_row[s as usize];
+            if *r == u32::MAX {
+                *r = offset + i as u32;
+            }
+        }
+        offset += parts.iter().map(|b| b.num_rows() as u32).sum::<u32>();
+        batches.extend(parts);
+    }
+    let features = concat_batches(&schema, &batches).map_err(|e| read.err(e.into()))?;
+    drop(batches);
+    let rows: UInt32Array = queries
+        .row_query
+        .iter()
+        .map(|&q| {
+            (q != u32::MAX)
+                .then(|| query_slot[q as usize])
+                .filter(|&s| s != u32::MAX)
+                .map(|s| slot_row[s as usize])
+                .filter(|&r| r != u32::MAX)
+        })
+        .collect();
+    Ok(Joined { features, rows })
+}
+
+/// The point-in-time join of `entity` (one batch: the whole entity table, pandas index columns
+/// already dropped) with the retrieval's views. Returns the output in batches of
+/// [`OUTPUT_BATCH`] rows: the entity columns (the event-time column as UTC) and then each
+/// view's features under their output names.
+pub async fn point_in_time_join(
+    ctx: &SessionContext,
+    entity: &RecordBatch,
+    retrieval: &Retrieval,
+) -> Result<(SchemaRef, Vec<RecordBatch>), OfflineError> {
+    let ts_name = entity_timestamp_column(&entity.schema())?;
+    let ts_col = entity.column_by_name(&ts_name).expect("found").clone();
+    let as_utc = match ts_col.data_type() {
+        // Parquet has no seconds unit: those are widened.
+        DataType::Timestamp(TimeUnit::Second, _) => utc_micros(),
+        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, Some("UTC".into())),
+        DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::LargeUtf8 => utc_micros(),
+        other => {
+            return Err(EntityError::BadTimestamp {
+                column: ts_name,
+                data_type: other.to_string(),
+            }
+            .into());
+        }
+    };
+    let bad_ts = |_: datafusion::arrow::error::ArrowError| EntityError::BadTimestamp {
+        column: ts_name.clone(),
+        data_type: ts_col.data_type().to_string(),
+    };
+    let ts_utc = cast_with_options(&ts_col, &as_utc, &strict()).map_err(bad_ts)?;
+    let t = micros(&ts_utc).map_err(bad_ts)?;
+
+    // Output schema: the entity's columns, then the features.
+    let entity_schema = entity.schema();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, c) in entity_schema.fields().iter().zip(entity.columns()) {
+        if *f.name() == ts_name {
+            fields.push(Field::new(f.name(), as_utc.clone(), f.is_nullable()));
+            columns.push(ts_utc.clone());
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(c.clone());
+        }
+    }
+    for v in &retrieval.views {
+        if let Some((_, out)) = v
+            .features
+            .iter()
+            .find(|(_, out)| entity_schema.column_with_name(out).is_some())
+        {
+            return Err(EntityError::ColumnClash {
+                view: v.view.clone(),
+                column: out.clone(),
+            }
+            .into());
+        }
+    }
+    let mut joined = Vec::new();
+    for v in &retrieval.views {
+        let j = join_view(ctx, v, entity, &t, retrieval.filter_by_created_timestamp).await?;
+        for ((_, out), f) in v.features.iter().zip(j.features.schema().fields()) {
+            fields.push(Field::new(out, f.data_type().clone(), true));
+        }
+        joined.push(j);
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let n = entity.num_rows();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < n || (n == 0 && out.is_empty()) {
+        let len = OUTPUT_BATCH.min(n - at);
+        let mut cols: Vec<ArrayRef> = columns.iter().map(|c| c.slice(at, len)).collect();
+        for j in &joined {
+            let idx = j.rows.slice(at, len);
+            for c in j.features.columns() {
+                cols.push(if j.features.num_rows() == 0 {
+                    new_null_array(c.data_type(), len)
+                } else {
+                    take(c, &idx, None).map_err(|e| OfflineError::DataFusion(e.into()))?
+                });
+            }
+        }
+        out.push(
+            RecordBatch::try_new(schema.clone(), cols)
+                .map_err(|e| OfflineError::DataFusion(e.into()))?,
+        );
+        at += len;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok((schema, out))
+}
+
+#[cfg(test)]
+#[path = "historical_tests.rs"]
+mod tests;

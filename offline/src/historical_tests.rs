@@ -1,0 +1,637 @@
+//! Golden tests of the point-in-time join on small hand-made data: every rule of spec §9.2,
+//! the table of §9.3 and the cases of the Feast issues it answers.
+
+use std::{path::Path, sync::Arc};
+
+use datafusion::{
+    arrow::{
+        array::{
+            ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+            TimestampMicrosecondArray, TimestampNanosecondArray,
+        },
+        datatypes::{DataType, Float64Type, TimeUnit},
+    },
+    parquet::arrow::ArrowWriter,
+};
+
+use super::*;
+
+const H: i64 = 3_600_000_000;
+/// 2021-04-12 00:00 UTC, in µs.
+const DAY: i64 = 1_618_185_600_000_000;
+
+fn at(hours: f64) -> i64 {
+    DAY + (hours * H as f64) as i64
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) {
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+fn ts_col(v: Vec<Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v))
+}
+
+/// A source batch: driver_id, conv, event_timestamp, created.
+fn source(rows: &[(i64, f64, f64, f64)]) -> RecordBatch {
+    RecordBatch::try_from_iter(vec![
+        (
+            "driver_id",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+        ),
+        (
+            "conv",
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+        ),
+        (
+            "event_timestamp",
+            ts_col(rows.iter().map(|r| Some(at(r.2))).collect()),
+        ),
+        (
+            "created",
+            ts_col(rows.iter().map(|r| Some(at(r.3))).collect()),
+        ),
+    ])
+    .unwrap()
+}
+
+fn entity(rows: &[(i64, f64)]) -> RecordBatch {
+    RecordBatch::try_from_iter(vec![
+        (
+            "driver_id",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+        ),
+        (
+            "event_timestamp",
+            ts_col(rows.iter().map(|r| Some(at(r.1))).collect()),
+        ),
+        (
+            "row",
+            Arc::new(Int32Array::from_iter_values(0..rows.len() as i32)),
+        ),
+    ])
+    .unwrap()
+}
+
+fn view(uri: &Path, ttl_hours: Option<i64>) -> ViewJoin {
+    ViewJoin {
+        view: "driver_stats".into(),
+        uri: uri.display().to_string(),
+        field_mapping: Default::default(),
+        keys: vec![("driver_id".into(), "driver_id".into())],
+        features: vec![("conv".into(), "conv".into())],
+        timestamp_field: "event_timestamp".into(),
+        created_timestamp_column: Some("created".into()),
+        ttl_micros: ttl_hours.map(|h| h * H),
+    }
+}
+
+async fn run(entity: &RecordBatch, r: &Retrieval, partitions: usize) -> RecordBatch {
+    let ctx = session(64 << 20, partitions).unwrap();
+    let (schema, batches) = point_in_time_join(&ctx, entity, r).await.unwrap();
+    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+fn assert_utc_micros(b: &RecordBatch, name: &str) {
+    let t = b
+        .schema()
+        .field_with_name(name)
+        .unwrap()
+        .data_type()
+        .clone();
+    assert_eq!(
+        t,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+}
+
+fn floats(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    b.column_by_name(name)
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .iter()
+        .collect()
+}
+
+/// The §9.3 data: driver 1 at 10:00, 11:00 (created d2), 11:00 (created d3), 12:00; driver 2
+/// at 09:00.
+fn section_9_3(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("stats.parquet");
+    write_parquet(
+        &path,
+        &source(&[
+            (1, 1.0, 10.0, 10.0),
+            (1, 2.0, 11.0, 24.0 + 2.0),
+            (1, 3.0, 11.0, 24.0 + 3.0),
+            (1, 4.0, 12.0, 12.0),
+            (2, 5.0, 9.0, 9.0),
+        ]),
+    );
+    path
+}
+
+#[tokio::test]
+async fn the_table_of_section_9_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let e = entity(&[
+        (1, 11.5),
+        (1, 12.0),
+        (1, 13.0),
+        (1, 13.0 + 1.0 / 3600.0),
+        (2, 10.5),
+        (1, 9.0),
+        (3, 11.5),
+        (1, 11.5),
+    ]);
+    let r = Retrieval {
+        views: vec![view(&path, Some(1))],
+        filter_by_created_timestamp: false,
+    };
+    for partitions in [1, 2, 3] {
+        let out = run(&e, &r, partitions).await;
+        assert_eq!(
+            floats(&out, "conv"),
+            vec![
+                Some(3.0), // the later created of two rows at 11:00 (feast#3360)
+                Some(4.0),
+                Some(4.0), // exactly ttl: inclusive
+                None,      // one second past the ttl: null, row kept (feast#6787)
+                None,      // candidate too old
+                None,      // every candidate newer
+                None,      // no rows at all
+                Some(3.0), // the duplicate entity row is kept
+            ]
+        );
+        // Input order, extra columns passed through, the timestamp column as UTC.
+        assert_eq!(
+            out.column_by_name("row")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                .values()
+                .to_vec(),
+            (0..8).collect::<Vec<_>>()
+        );
+        assert_utc_micros(&out, "event_timestamp");
+        assert_eq!(
+            out.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>(),
+            ["driver_id", "event_timestamp", "row", "conv"]
+        );
+    }
+    // ttl 0 (or none): no lower bound.
+    let r = Retrieval {
+        views: vec![view(&path, None)],
+        filter_by_created_timestamp: false,
+    };
+    let out = run(&e, &r, 2).await;
+    assert_eq!(
+        floats(&out, "conv"),
+        vec![
+            Some(3.0),
+            Some(4.0),
+            Some(4.0),
+            Some(4.0),
+            Some(5.0),
+            None,
+            None,
+            Some(3.0)
+        ]
+    );
+}
+
+/// `filter_by_created_timestamp`: a row created after T is not a candidate.
+#[tokio::test]
+async fn created_after_the_entity_time_is_filtered_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let e = entity(&[(1, 11.5), (1, 24.0 + 2.5), (1, 48.0)]);
+    let mut r = Retrieval {
+        views: vec![view(&path, None)],
+        filter_by_created_timestamp: true,
+    };
+    let out = run(&e, &r, 2).await;
+    // 11:30: both 11:00 rows were created later (d2, d3), so 10:00 wins; at d2+0:30 the d2 row
+    // is visible but not yet the d3 one, and 12:00 (created 12:00) beats both.
+    assert_eq!(floats(&out, "conv"), vec![Some(1.0), Some(4.0), Some(4.0)]);
+    r.filter_by_created_timestamp = false;
+    let out = run(&e, &r, 2).await;
+    assert_eq!(floats(&out, "conv"), vec![Some(3.0), Some(4.0), Some(4.0)]);
+}
+
+/// Rows of one key spread over several files and partitions: the best over all of them.
+#[tokio::test]
+async fn a_key_spread_over_files_and_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write_parquet(
+        &src.join("a.parquet"),
+        &source(&[(1, 1.0, 10.0, 0.0), (2, 7.0, 12.0, 0.0)]),
+    );
+    write_parquet(
+        &src.join("b.parquet"),
+        &source(&[(1, 2.0, 11.0, 0.0), (1, 9.0, 11.0, 1.0)]),
+    );
+    write_parquet(
+        &src.join("c.parquet"),
+        &source(&[(1, 4.0, 12.0, 0.0), (2, 8.0, 11.0, 0.0)]),
+    );
+    let e = entity(&[(1, 11.5), (2, 11.5), (1, 10.5), (2, 13.0), (1, 12.0)]);
+    let r = Retrieval {
+        views: vec![view(&src, None)],
+        filter_by_created_timestamp: false,
+    };
+    for partitions in [1, 2, 3, 4] {
+        let out = run(&e, &r, partitions).await;
+        assert_eq!(
+            floats(&out, "conv"),
+            vec![Some(9.0), Some(8.0), Some(1.0), Some(7.0), Some(4.0)],
+            "{partitions} partitions"
+        );
+    }
+}
+
+/// Several views at once (one with a `field_mapping`, one entity-less, one keyed through a
+/// `join_key_map`), their features after the entity columns, grouped per view.
+#[tokio::test]
+async fn several_views_mappings_and_entityless() {
+    let dir = tempfile::tempdir().unwrap();
+    let stats = section_9_3(dir.path());
+    // A source whose columns are renamed by field_mapping: id → driver_id, v → trips, ts → ts.
+    let mapped = dir.path().join("mapped.parquet");
+    write_parquet(
+        &mapped,
+        &RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+            ("v", Arc::new(Float64Array::from(vec![10.0, 20.0]))),
+            ("t", ts_col(vec![Some(at(8.0)), Some(at(8.0))])),
+        ])
+        .unwrap(),
+    );
+    // An entity-less view: every entity row joins it, within its window.
+    let global = dir.path().join("global.parquet");
+    write_parquet(
+        &global,
+        &RecordBatch::try_from_iter(vec![
+            (
+                "total",
+                Arc::new(Float64Array::from(vec![100.0, 200.0])) as ArrayRef,
+            ),
+            ("t", ts_col(vec![Some(at(10.0)), Some(at(12.0))])),
+        ])
+        .unwrap(),
+    );
+    let e = RecordBatch::try_from_iter(vec![
+        (
+            "driver_id",
+            Arc::new(Int64Array::from(vec![1, 2, 1])) as ArrayRef,
+        ),
+        ("origin", Arc::new(Int64Array::from(vec![2, 1, 9]))),
+        (
+            "event_timestamp",
+            ts_col(vec![Some(at(11.5)), Some(at(12.5)), Some(at(9.5))]),
+        ),
+    ])
+    .unwrap();
+    let mut by_origin = view(&mapped, None);
+    by_origin.view = "mapped".into();
+    by_origin.field_mapping = [("id", "driver_id"), ("v", "trips"), ("t", "ts")]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    by_origin.keys = vec![("driver_id".into(), "origin".into())];
+    by_origin.features = vec![("trips".into(), "origin__trips".into())];
+    by_origin.timestamp_field = "ts".into();
+    by_origin.created_timestamp_column = None;
+    let entityless = ViewJoin {
+        view: "global".into(),
+        uri: global.display().to_string(),
+        field_mapping: Default::default(),
+        keys: vec![],
+        features: vec![("total".into(), "total".into())],
+        timestamp_field: "t".into(),
+        created_timestamp_column: None,
+        ttl_micros: Some(H),
+    };
+    let r = Retrieval {
+        views: vec![view(&stats, None), by_origin, entityless],
+        filter_by_created_timestamp: false,
+    };
+    let out = run(&e, &r, 2).await;
+    assert_eq!(
+        out.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        [
+            "driver_id",
+            "origin",
+            "event_timestamp",
+            "conv",
+            "origin__trips",
+            "total"
+        ]
+    );
+    assert_eq!(floats(&out, "conv"), vec![Some(3.0), Some(5.0), None]);
+    assert_eq!(
+        floats(&out, "origin__trips"),
+        vec![Some(20.0), Some(10.0), None]
+    );
+    // 11:30 → the 10:00 row is 1.5 h old (ttl 1 h): null; 12:30 → 12:00; 09:30 → none yet.
+    assert_eq!(floats(&out, "total"), vec![None, Some(200.0), None]);
+}
+
+/// Keys of two columns, one a string; entity columns of another integer width and a time zone
+/// other than UTC (the same instants).
+#[tokio::test]
+async fn compound_string_keys_widths_and_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.parquet");
+    write_parquet(
+        &path,
+        &RecordBatch::try_from_iter(vec![
+            (
+                "city",
+                Arc::new(StringArray::from(vec!["a", "a", "b"])) as ArrayRef,
+            ),
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 1]))),
+            ("f", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]))),
+            (
+                "ts",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![at(1.0) * 1000; 3]).with_timezone("UTC"),
+                ),
+            ),
+        ])
+        .unwrap(),
+    );
+    // 02:00+02:00 is 00:00 UTC (before the rows); 03:30+02:00 is 01:30 UTC.
+    let local = |h: f64| at(h - 2.0);
+    let e = RecordBatch::try_from_iter(vec![
+        (
+            "city",
+            Arc::new(StringArray::from(vec!["a", "b", "a", "b", "c"])) as ArrayRef,
+        ),
+        ("id", Arc::new(Int32Array::from(vec![2, 1, 1, 1, 1]))),
+        (
+            "event_timestamp",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    local(3.5),
+                    local(3.5),
+                    local(3.5),
+                    local(2.0),
+                    local(3.5),
+                ])
+                .with_timezone("+02:00"),
+            ),
+        ),
+    ])
+    .unwrap();
+    let v = ViewJoin {
+        view: "v".into(),
+        uri: path.display().to_string(),
+        field_mapping: Default::default(),
+        keys: vec![("city".into(), "city".into()), ("id".into(), "id".into())],
+        features: vec![("f".into(), "f".into())],
+        timestamp_field: "ts".into(),
+        created_timestamp_column: None,
+        ttl_micros: None,
+    };
+    let r = Retrieval {
+        views: vec![v],
+        filter_by_created_timestamp: false,
+    };
+    let out = run(&e, &r, 2).await;
+    assert_eq!(
+        floats(&out, "f"),
+        vec![Some(2.0), Some(3.0), Some(1.0), None, None]
+    );
+    assert_utc_micros(&out, "event_timestamp");
+}
+
+/// Entity rows with a null key or time get nulls; an empty entity table an empty answer.
+#[tokio::test]
+async fn nulls_and_empty_entity_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let e = RecordBatch::try_from_iter(vec![
+        (
+            "driver_id",
+            Arc::new(Int64Array::from(vec![None, Some(1), Some(1)])) as ArrayRef,
+        ),
+        (
+            "event_timestamp",
+            ts_col(vec![Some(at(12.0)), None, Some(at(12.0))]),
+        ),
+    ])
+    .unwrap();
+    let r = Retrieval {
+        views: vec![view(&path, None)],
+        filter_by_created_timestamp: false,
+    };
+    assert_eq!(
+        floats(&run(&e, &r, 2).await, "conv"),
+        vec![None, None, Some(4.0)]
+    );
+    let empty = e.slice(0, 0);
+    let out = run(&empty, &r, 2).await;
+    assert_eq!(out.num_rows(), 0);
+    assert_eq!(out.num_columns(), 3);
+}
+
+/// The entity table's time column: `event_timestamp`, else the only timestamp column (its
+/// name kept), else an error naming the columns.
+#[tokio::test]
+async fn the_entity_time_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let r = Retrieval {
+        views: vec![view(&path, None)],
+        filter_by_created_timestamp: false,
+    };
+    let e = RecordBatch::try_from_iter(vec![
+        ("driver_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("when", ts_col(vec![Some(at(12.0))])),
+    ])
+    .unwrap();
+    let out = run(&e, &r, 1).await;
+    assert_eq!(floats(&out, "conv"), vec![Some(4.0)]);
+    assert!(out.schema().column_with_name("when").is_some());
+
+    let ctx = session(64 << 20, 1).unwrap();
+    let none = RecordBatch::try_from_iter(vec![(
+        "driver_id",
+        Arc::new(Int64Array::from(vec![1])) as ArrayRef,
+    )])
+    .unwrap();
+    let err = point_in_time_join(&ctx, &none, &r).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no event_timestamp column"),
+        "{err}"
+    );
+    let two = RecordBatch::try_from_iter(vec![
+        ("driver_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("a", ts_col(vec![Some(at(12.0))])),
+        ("b", ts_col(vec![Some(at(12.0))])),
+    ])
+    .unwrap();
+    let err = point_in_time_join(&ctx, &two, &r).await.unwrap_err();
+    assert!(
+        err.to_string().contains("2 other timestamp columns"),
+        "{err}"
+    );
+}
+
+/// Bad input: each error names what is wrong.
+#[tokio::test]
+async fn bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let ctx = session(64 << 20, 1).unwrap();
+    let e = entity(&[(1, 12.0)]);
+    let err_of = |v: ViewJoin| {
+        let ctx = &ctx;
+        let e = &e;
+        async move {
+            let r = Retrieval {
+                views: vec![v],
+                filter_by_created_timestamp: false,
+            };
+            point_in_time_join(ctx, e, &r)
+                .await
+                .unwrap_err()
+                .to_string()
+        }
+    };
+    let mut v = view(&path, None);
+    v.keys = vec![("driver_id".into(), "customer_id".into())];
+    let msg = err_of(v).await;
+    assert!(
+        msg.contains("no column customer_id") && msg.contains("driver_stats"),
+        "{msg}"
+    );
+
+    let mut v = view(&path, None);
+    v.features = vec![("nope".into(), "nope".into())];
+    let msg = err_of(v).await;
+    assert!(msg.contains("no column nope"), "{msg}");
+
+    let mut v = view(&path, None);
+    v.uri = dir.path().join("missing.parquet").display().to_string();
+    let msg = err_of(v).await;
+    assert!(msg.contains("missing.parquet"), "{msg}");
+
+    let mut v = view(&path, None);
+    v.timestamp_field = "conv".into();
+    let msg = err_of(v).await;
+    assert!(msg.contains("not a timestamp"), "{msg}");
+
+    // A string key column against an integer source key.
+    let strings = RecordBatch::try_from_iter(vec![
+        (
+            "driver_id",
+            Arc::new(StringArray::from(vec!["1"])) as ArrayRef,
+        ),
+        ("event_timestamp", ts_col(vec![Some(at(12.0))])),
+    ])
+    .unwrap();
+    let r = Retrieval {
+        views: vec![view(&path, None)],
+        filter_by_created_timestamp: false,
+    };
+    let msg = point_in_time_join(&ctx, &strings, &r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("driver_id") && msg.contains("Int64"), "{msg}");
+
+    // An output name that is already an entity column.
+    let clash = RecordBatch::try_from_iter(vec![
+        ("driver_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("conv", Arc::new(Float64Array::from(vec![0.5]))),
+        ("event_timestamp", ts_col(vec![Some(at(12.0))])),
+    ])
+    .unwrap();
+    let msg = point_in_time_join(&ctx, &clash, &r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("conv"), "{msg}");
+}
+
+/// More tuples than one chunk: the merge across chunks keeps the best (checked against a
+/// direct scan).
+#[test]
+fn merging_across_chunks_keeps_the_best() {
+    let keys: ArrayRef = Arc::new(Int64Array::from(vec![7, 7, 7, 8]));
+    let t = vec![Some(5), Some(10), Some(20), Some(10)];
+    let q = Queries::new(&[keys], &t).unwrap();
+    let mut best = vec![NONE; q.t.len()];
+    let mut rows: Vec<(u32, i64, i64)> = vec![(0, 9, 0), (0, 3, 1), (1, 10, 0)];
+    merge_chunk(&mut rows.clone(), &q, &mut best, false);
+    rows = vec![(0, 15, 0), (0, 9, 5), (0, 2, 0)];
+    merge_chunk(&mut rows, &q, &mut best, false);
+    assert_eq!(best, vec![(3, 1), (9, 5), (15, 0), (10, 0)]);
+}
+
+/// Source times in nanoseconds with a zone (as pandas writes them): a row exactly at the
+/// entity time is a candidate.
+#[tokio::test]
+async fn nanosecond_sources_include_the_entity_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ns.parquet");
+    let ns = |h: f64| at(h) * 1000;
+    write_parquet(
+        &path,
+        &RecordBatch::try_from_iter(vec![
+            (
+                "driver_id",
+                Arc::new(Int64Array::from(vec![1, 1, 1])) as ArrayRef,
+            ),
+            ("conv", Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]))),
+            (
+                "event_timestamp",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![ns(10.0), ns(11.0), ns(12.0)])
+                        .with_timezone("UTC"),
+                ),
+            ),
+            (
+                "created",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![ns(10.0), ns(11.0), ns(12.0)])
+                        .with_timezone("UTC"),
+                ),
+            ),
+        ])
+        .unwrap(),
+    );
+    let e = RecordBatch::try_from_iter(vec![
+        ("driver_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        (
+            "event_timestamp",
+            Arc::new(TimestampNanosecondArray::from(vec![ns(11.0)]).with_timezone("UTC")),
+        ),
+    ])
+    .unwrap();
+    for ttl in [None, Some(1)] {
+        let r = Retrieval {
+            views: vec![view(&path, ttl)],
+            filter_by_created_timestamp: false,
+        };
+        assert_eq!(
+            floats(&run(&e, &r, 2).await, "conv"),
+            vec![Some(2.0)],
+            "ttl {ttl:?}"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+"""Randomized historical-retrieval cases, and their answers by a reference written in DuckDB SQL
+from the canonical point-in-time semantics (spec §9.2).
+
+  historical_case.py make DIR --seed N     a Feast repo (applied with the Feast SDK), its source
+                                           data, an entity dataframe (Parquet and CSV) and
+                                           DIR/requests.json
+  historical_case.py reference DIR I OUT   request I's answer by DuckDB SQL, to OUT (Parquet)
+  historical_case.py compare EXPECTED GOT  exit 1 with the first difference
+
+The data is made to hit every rule: ties on the event time broken by the created time, rows
+exactly at the ttl bound, keys without rows, entity rows before any row, duplicate entity rows,
+null feature values, a field_mapping, a join_key_map through an aliased feature-service
+projection, string and integer keys, ttl 0 (no lower bound).
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+DEFS = r'''
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64, Int64, String
+
+driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+
+driver_stats = FeatureView(
+    name="driver_stats",
+    entities=[driver],
+    ttl=timedelta(seconds=__DRIVER_TTL__),
+    schema=[Field(name="conv_rate", dtype=Float64), Field(name="trips", dtype=Int64)],
+    source=FileSource(name="driver_src", path="data/driver.parquet",
+                      timestamp_field="event_timestamp", created_timestamp_column="created",
+                      field_mapping={"conv_raw": "conv_rate"}),
+)
+
+customer_profile = FeatureView(
+    name="customer_profile",
+    entities=[customer],
+    ttl=timedelta(seconds=__CUSTOMER_TTL__),
+    schema=[Field(name="spend", dtype=Float64), Field(name="tier", dtype=String)],
+    source=FileSource(name="customer_src", path="data/customer", timestamp_field="ts"),
+)
+
+svc = FeatureService(
+    name="svc",
+    features=[
+        driver_stats[["conv_rate"]],
+        customer_profile.with_name("cp")[["tier", "spend"]],
+        driver_stats.with_name("origin").with_join_key_map({"driver_id": "origin_id"})[["trips"]],
+    ],
+)
+'''
+
+YAML = """project: hist
+registry: data/registry.db
+provider: local
+online_store:
+  type: sqlite
+  path: data/online.db
+offline_store:
+  type: file
+entity_key_serialization_version: 3
+"""
+
+BASE = datetime(2024, 3, 1, tzinfo=timezone.utc)
+
+
+def minutes(m):
+    return BASE + timedelta(minutes=m)
+
+
+def make(d, seed):
+    import pandas as pd
+
+    rnd = random.Random(seed)
+    os.makedirs(os.path.join(d, "data", "customer"), exist_ok=True)
+    driver_ttl = rnd.choice([0, 3 * 3600, 86400])
+    customer_ttl = rnd.choice([0, 2 * 3600])
+    with open(os.path.join(d, "feature_store.yaml"), "w") as f:
+        f.write(YAML)
+    with open(os.path.join(d, "definitions.py"), "w") as f:
+        f.write(DEFS.replace("__DRIVER_TTL__", str(driver_ttl))
+                .replace("__CUSTOMER_TTL__", str(customer_ttl)))
+
+    span = 48 * 60
+    drows, seen = [], set()
+    for _ in range(600):
+        k = rnd.randint(1, 30)
+        ts = rnd.randrange(0, span, 15)  # coarse times: many ties on (key, ts)
+        created = ts + rnd.randint(0, 600)
+        if (k, ts, created) in seen:
+            continue
+        seen.add((k, ts, created))
+        drows.append({
+            "driver_id": k,
+            "conv_raw": None if rnd.random() < 0.05 else round(rnd.random(), 6),
+            "trips": None if rnd.random() < 0.05 else rnd.randint(0, 1000),
+            "event_timestamp": minutes(ts),
+            "created": minutes(created),
+        })
+    ddf = pd.DataFrame(drows)
+    ddf["trips"] = ddf["trips"].astype("Int64")
+    ddf.to_parquet(os.path.join(d, "data", "driver.parquet"), index=False)
+
+    # The customer source is a directory of two files; (key, ts) is unique (no created column).
+    crows, seen = [], set()
+    for _ in range(400):
+        k = f"c{rnd.randint(0, 19)}"
+        ts = rnd.randrange(0, span, 10)
+        if (k, ts) in seen:
+            continue
+        seen.add((k, ts))
+        crows.append({"customer_id": k, "spend": round(rnd.uniform(0, 500), 3),
+                      "tier": rnd.choice(["gold", "silver", None]), "ts": minutes(ts)})
+    cdf = pd.DataFrame(crows)
+    half = len(cdf) // 2
+    cdf.iloc[:half].to_parquet(os.path.join(d, "data", "customer", "a.parquet"), index=False)
+    cdf.iloc[half:].to_parquet(os.path.join(d, "data", "customer", "b.parquet"), index=False)
+
+    erows = []
+    for i in range(300):
+        if i % 5 == 0 and drows:
+            # Exactly at a row's time, or exactly at its ttl bound.
+            r = rnd.choice(drows)
+            t = r["event_timestamp"] + timedelta(seconds=rnd.choice([0, driver_ttl]))
+        else:
+            t = minutes(rnd.randrange(-120, span + 240))
+        erows.append({"driver_id": rnd.randint(1, 34), "customer_id": f"c{rnd.randint(0, 23)}",
+                      "origin_id": rnd.randint(1, 34), "event_timestamp": t,
+                      "label": rnd.randint(0, 1)})
+    erows += [dict(r) for r in rnd.sample(erows, 20)]  # duplicates
+    rnd.shuffle(erows)
+    edf = pd.DataFrame(erows)
+    edf.to_parquet(os.path.join(d, "entity.parquet"), index=False)
+    csv = edf.copy()
+    csv["event_timestamp"] = csv["event_timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    csv.to_csv(os.path.join(d, "entity.csv"), index=False)
+
+    requests = [
+        {"entity": "entity.parquet", "full_feature_names": False,
+         "features": ["driver_stats:conv_rate", "driver_stats:trips",
+                      "customer_profile:spend", "customer_profile:tier"]},
+        {"entity": "entity.csv", "full_feature_names": True,
+         "features": ["customer_profile:tier", "driver_stats:trips"]},
+        {"entity": "entity.parquet", "full_feature_names": True, "feature_service": "svc"},
+    ]
+    with open(os.path.join(d, "requests.json"), "w") as f:
+        json.dump(requests, f)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "feast"), "apply"], cwd=d,
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+# What each view is to the reference: source (as DuckDB reads it), key, features, columns.
+VIEWS = {
+    "driver_stats": {
+        "source": "SELECT driver_id, conv_raw AS conv_rate, trips, event_timestamp AS ts, "
+                  "created FROM read_parquet('{d}/data/driver.parquet')",
+        "key": "driver_id", "created": True, "ttl": "DRIVER",
+    },
+    "customer_profile": {
+        "source": "SELECT customer_id, spend, tier, ts, NULL::TIMESTAMPTZ AS created "
+                  "FROM read_parquet('{d}/data/customer/*.parquet')",
+        "key": "customer_id", "created": False, "ttl": "CUSTOMER",
+    },
+}
+
+SERVICES = {
+    "svc": [("driver_stats", None, ["conv_rate"], {}),
+            ("customer_profile", "cp", ["tier", "spend"], {}),
+            ("driver_stats", "origin", ["trips"], {"driver_id": "origin_id"})],
+}
+
+
+def ttls(d):
+    text = open(os.path.join(d, "definitions.py")).read()
+    out = {}
+    for name, var in (("DRIVER", "driver_stats"), ("CUSTOMER", "customer_profile")):
+        block = text[text.index(f'name="{var}"'):]
+        out[name] = int(block[block.index("seconds=") + 8:].split(")")[0])
+    return out
+
+
+def reference(d, i, out):
+    import duckdb
+
+    req = json.load(open(os.path.join(d, "requests.json")))[i]
+    ttl = ttls(d)
+    if "feature_service" in req:
+        projections = SERVICES[req["feature_service"]]
+    else:
+        projections, order = [], []
+        for r in req["features"]:
+            v, f = r.split(":")
+            if v not in order:
+                order.append(v)
+                projections.append((v, None, [], {}))
+            projections[order.index(v)][2].append(f)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    path = os.path.join(d, req["entity"])
+    if path.endswith(".csv"):
+        con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER () AS __row FROM "
+                    f"read_csv('{path}', header = true)")
+        con.execute("ALTER TABLE e ALTER event_timestamp TYPE TIMESTAMPTZ "
+                    "USING event_timestamp::TIMESTAMP AT TIME ZONE 'UTC'")
+    else:
+        con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER () AS __row FROM "
+                    f"read_parquet('{path}')")
+    entity_cols = [c[0] for c in con.execute("DESCRIBE e").fetchall() if c[0] != "__row"]
+    selects, joins = [], []
+    for j, (v, alias, feats, jkm) in enumerate(projections):
+        spec = VIEWS[v]
+        key = spec["key"]
+        ecol = jkm.get(key, key)
+        seconds = ttl[spec["ttl"]]
+        window = f"AND f.ts >= e.event_timestamp - INTERVAL {seconds} SECOND" if seconds else ""
+        src = spec["source"].format(d=d)
+        cols = ", ".join(f"f.{f}" for f in feats)
+        con.execute(f"""
+            CREATE TABLE m{j} AS SELECT * FROM (
+              SELECT e.__row, {cols},
+                     row_number() OVER (PARTITION BY e.__row
+                                        ORDER BY f.ts DESC, f.created DESC NULLS LAST) AS rn
+              FROM e JOIN ({src}) f
+                ON f.{key} = e.{ecol} AND f.ts <= e.event_timestamp {window}
+            ) WHERE rn = 1""")
+        name = alias or v
+        for f in feats:
+            out_name = f"{name}__{f}" if req["full_feature_names"] else f
+            selects.append(f'm{j}.{f} AS "{out_name}"')
+        joins.append(f"LEFT JOIN m{j} ON m{j}.__row = e.__row")
+    sql = (f"SELECT {', '.join('e.' + c for c in entity_cols)}, {', '.join(selects)} FROM e "
+           f"{' '.join(joins)} ORDER BY e.__row")
+    con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
+
+
+def values(table, name):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = table.column(name)
+    if pa.types.is_timestamp(col.type):
+        col = pc.cast(col, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return col.to_pylist()
+
+
+def compare(expected, got):
+    import pyarrow.parquet as pq
+
+    e, g = pq.read_table(expected), pq.read_table(got)
+    if e.column_names != g.column_names:
+        sys.exit(f"columns differ: expected {e.column_names}, got {g.column_names}")
+    if e.num_rows != g.num_rows:
+        sys.exit(f"rows differ: expected {e.num_rows}, got {g.num_rows}")
+    for name in e.column_names:
+        ev, gv = values(e, name), values(g, name)
+        for i, (a, b) in enumerate(zip(ev, gv)):
+            if a != b and not (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-9):
+                sys.exit(f"row {i} column {name}: expected {a!r}, got {b!r}")
+    print(f"{e.num_rows} rows x {len(e.column_names)} columns equal")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "make":
+        make(sys.argv[2], int(sys.argv[4]))
+    elif cmd == "reference":
+        reference(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif cmd == "compare":
+        compare(sys.argv[2], sys.argv[3])
+    else:
+        sys.exit(__doc__)

@@ -1,0 +1,151 @@
+//! `larder get-historical-features`: an entity table from a Parquet or CSV file joined
+//! point-in-time with the requested features, written to a Parquet or CSV file (through a
+//! temporary file: a failed run leaves none), with a spinner on a terminal and a summary.
+
+use std::{collections::HashMap, path::PathBuf, time::Instant};
+
+use anyhow::Context;
+use larder_registry::{config::RepoConfig, store};
+
+use crate::service::historical::{Features, HistoricalRequest, HistoricalService};
+
+#[derive(Debug, clap::Args)]
+pub struct HistoricalArgs {
+    /// The entity dataframe: a .parquet or .csv file with the join keys and an event_timestamp
+    /// column (or one timestamp column); other columns are passed through.
+    #[arg(long = "entity-df")]
+    pub entity_df: PathBuf,
+    /// Feature references `view:feature` (repeatable, or comma-separated).
+    #[arg(
+        long = "features",
+        value_delimiter = ',',
+        required_unless_present = "feature_service",
+        conflicts_with = "feature_service"
+    )]
+    pub features: Vec<String>,
+    /// A feature service instead of references.
+    #[arg(long = "feature-service")]
+    pub feature_service: Option<String>,
+    /// Name feature columns `view__feature`.
+    #[arg(long)]
+    pub full_feature_names: bool,
+    /// Only rows created at or before the entity row's time are candidates.
+    #[arg(long)]
+    pub filter_by_created_timestamp: bool,
+    /// Where to write the result (.parquet or .csv).
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Memory DataFusion's operators may use (e.g. 512MiB, 2GiB).
+    #[arg(long = "memory-limit", default_value = "1GiB", value_parser = parse_size)]
+    pub memory_limit: usize,
+}
+
+/// `1024`, `512KiB`, `2GiB`, `1.5GB`: bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512MiB or 2GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
+    };
+    Ok((num * mult) as usize)
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub async fn get_historical_features(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+    a: HistoricalArgs,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let service = HistoricalService {
+        config: config.clone(),
+        env: env.clone(),
+        registry: store::open(config, env).await?,
+        memory_limit: a.memory_limit,
+    };
+    let req = HistoricalRequest {
+        features: match a.feature_service {
+            Some(s) => Features::Service(s),
+            None => Features::Refs(a.features),
+        },
+        full_feature_names: a.full_feature_names,
+        filter_by_created_timestamp: a.filter_by_created_timestamp,
+    };
+    let spinner = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal().then(|| {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        })
+    };
+    let say = |m: String| match &spinner {
+        Some(s) => s.set_message(m),
+        None => eprintln!("{m}"),
+    };
+    say(format!("reading {}", a.entity_df.display()));
+    let path = a.entity_df.clone();
+    let entity = tokio::task::spawn_blocking(move || larder_offline::table::read_table(&path))
+        .await
+        .context("reading the entity dataframe")??;
+    let rows = entity.num_rows();
+    say(format!("joining {rows} entity rows"));
+    let (schema, batches) = service.get_historical_features(entity, &req).await?;
+    say(format!("writing {}", a.output.display()));
+    let out = a.output.clone();
+    tokio::task::spawn_blocking(move || {
+        larder_offline::table::write_table(&out, &schema, &batches)
+    })
+    .await
+    .context("writing the result")??;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let peak = peak_rss().map_or_else(
+        || "?".into(),
+        |b| format!("{:.0} MiB", b as f64 / 1048576.0),
+    );
+    eprintln!(
+        "wrote {rows} rows to {} in {:.2}s (peak memory {peak})",
+        a.output.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(super::parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(super::parse_size("1.5 GB"), Ok(1_500_000_000));
+        assert_eq!(super::parse_size("1024"), Ok(1024));
+        assert!(super::parse_size("lots").is_err());
+        assert!(super::parse_size("3 parsecs").is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Historical retrieval (spec §9): a request's feature references or feature service resolved
+//! against the registry into the views to join — their sources, join keys after the
+//! projection's `join_key_map`, output names and ttls — and the point-in-time join run over
+//! them ([`larder_offline::historical`]). The CLI and the Flight server call this.
+
+use std::{collections::HashMap, sync::Arc};
+
+use larder_offline::arrow::{array::RecordBatch, datatypes::SchemaRef};
+use larder_offline::historical::{Retrieval, ViewJoin, point_in_time_join, session};
+use larder_registry::{
+    config::RepoConfig,
+    model::{Catalog, FeatureView, ViewKind},
+    store::RegistryStore,
+};
+
+use crate::error::{ErrorCode, ServiceError};
+
+/// The `s3://` sources' object stores, by source URI.
+pub type Buckets = Vec<(String, Arc<dyn larder_registry::store::ObjectStore>)>;
+
+/// What features to retrieve.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    /// `"<view>:<feature>"` references.
+    Refs(Vec<String>),
+    /// A feature service name.
+    Service(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoricalRequest {
+    pub features: Features,
+    pub full_feature_names: bool,
+    pub filter_by_created_timestamp: bool,
+}
+
+pub struct HistoricalService {
+    pub config: RepoConfig,
+    /// Credentials and endpoints for `s3://` sources.
+    pub env: HashMap<String, String>,
+    pub registry: Arc<dyn RegistryStore>,
+    /// Memory DataFusion's own operators may use.
+    pub memory_limit: usize,
+}
+
+/// One view of a request: which features, under which prefix, keyed by which columns.
+struct Wanted<'a> {
+    view: &'a FeatureView,
+    alias: Option<String>,
+    features: Vec<String>,
+    join_key_map: std::collections::BTreeMap<String, String>,
+}
+
+fn not_retrievable(v: &FeatureView) -> Option<ServiceError> {
+    match v.kind {
+        ViewKind::FeatureView | ViewKind::StreamFeatureView => None,
+        ViewKind::OnDemandFeatureView => Some(ServiceError::new(
+            ErrorCode::NotImplemented,
+            format!(
+                "on demand feature view {} cannot be computed in a historical retrieval by larder yet",
+                v.name
+            ),
+        )),
+        ViewKind::LabelView => Some(ServiceError::bad_request(format!(
+            "label view {} cannot be retrieved as features",
+            v.name
+        ))),
+    }
+}
+
+impl HistoricalService {
+    /// The views to join for `req`, in the order the request names them.
+    pub fn plan(
+        &self,
+        catalog: &Catalog,
+        req: &HistoricalRequest,
+    ) -> Result<(Retrieval, Buckets), ServiceError> {
+        let project = self.config.project.as_str();
+        let view = |name: &str| -> Result<&FeatureView, ServiceError> {
+            let v = catalog
+                .view(name)
+                .ok_or_else(|| super::view_not_found(name, project))?;
+            match not_retrievable(v) {
+                Some(e) => Err(e),
+                None => Ok(v),
+            }
+        };
+        let mut wanted: Vec<Wanted<'_>> = Vec::new();
+        match &req.features {
+            Features::Refs(refs) => {
+                if refs.is_empty() {
+                    return Err(ServiceError::bad_request(
+                        "No features specified for retrieval",
+                    ));
+                }
+                for r in refs {
+                    let (name, feature) = super::parse_feature_ref(r)?;
+                    let at = match wanted.iter().position(|w| w.view.name == name) {
+                        Some(i) => i,
+                        None => {
+                            wanted.push(Wanted {
+                                view: view(name)?,
+                                alias: None,
+                                features: Vec::new(),
+                                join_key_map: Default::default(),
+                            });
+                            wanted.len() - 1
+                        }
+                    };
+                    let w = &mut wanted[at];
+                    if !w.features.iter().any(|f| f == feature) {
+                        w.features.push(feature.to_owned());
+                    }
+                }
+            }
+            Features::Service(name) => {
+                let service = catalog
+                    .service(name)
+                    .ok_or_else(|| super::service_not_found(name, project))?;
+                for p in &service.projections {
+                    wanted.push(Wanted {
+                        view: view(&p.view)?,
+                        alias: p.alias.clone(),
+                        features: p.features.iter().map(|f| f.name.clone()).collect(),
+                        join_key_map: p.join_key_map.clone(),
+                    });
+                }
+            }
+        }
+        let mut names = Vec::new();
+        let mut views = Vec::new();
+        let mut buckets = Vec::new();
+        for w in &wanted {
+            let v = w.view;
+            let label = w.alias.as_deref().unwrap_or(&v.name);
+            for f in &w.features {
+                if !v.features.iter().any(|vf| vf.name == *f) {
+                    return Err(ServiceError::new(
+                        ErrorCode::NotFound,
+                        format!("Feature {f} not found in projection {label}"),
+                    ));
+                }
+            }
+            let (uri, store) = super::file_source(&self.config, &self.env, v, "retrieves from")?;
+            if let Some(store) = store {
+                buckets.push((uri.clone(), store));
+            }
+            let source = v.batch_source.as_ref().expect("file_source checked it");
+            let renamed = |c: &str| {
+                source
+                    .field_mapping
+                    .get(c)
+                    .cloned()
+                    .unwrap_or_else(|| c.to_owned())
+            };
+            let features: Vec<(String, String)> = w
+                .features
+                .iter()
+                .map(|f| {
+                    let out = if req.full_feature_names {
+                        format!("{label}__{f}")
+                    } else {
+                        f.clone()
+                    };
+                    (f.clone(), out)
+                })
+                .collect();
+            names.extend(features.iter().map(|(_, out)| out.clone()));
+            views.push(ViewJoin {
+                view: v.name.clone(),
+                uri,
+                field_mapping: source.field_mapping.clone(),
+                keys: catalog
+                    .join_keys(v)
+                    .into_iter()
+                    .map(|(k, _)| {
+                        let column = w.join_key_map.get(&k).cloned().unwrap_or_else(|| k.clone());
+                        (k, column)
+                    })
+                    .collect(),
+                features,
+                timestamp_field: renamed(&source.timestamp_field),
+                created_timestamp_column: (!source.created_timestamp_column.is_empty())
+                    .then(|| renamed(&source.created_timestamp_column)),
+                ttl_micros: v
+                    .ttl
+                    .map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX))
+                    .filter(|&t| t > 0),
+            });
+        }
+        if !req.full_feature_names
+            && let Some(dup) = super::first_repeat(&names)
+        {
+            return Err(super::collision_error(dup));
+        }
+        Ok((
+            Retrieval {
+                views,
+                filter_by_created_timestamp: req.filter_by_created_timestamp,
+            },
+            buckets,
+        ))
+    }
+
+    /// The point-in-time join of `entity` (the whole entity table) with the request's views.
+    pub async fn get_historical_features(
+        &self,
+        entity: RecordBatch,
+        req: &HistoricalRequest,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+        let snapshot = self.registry.load().await?;
+        let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
+        let (retrieval, buckets) = self.plan(&catalog, req)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ctx = session(self.memory_limit, cores)?;
+        for (uri, store) in buckets {
+            larder_offline::source::register_bucket(&ctx, &uri, store)?;
+        }
+        let entity = larder_offline::historical::drop_pandas_index(entity);
+        Ok(point_in_time_join(&ctx, &entity, &retrieval).await?)
+    }
+}

@@ -1,0 +1,179 @@
+//! `larder get-historical-features` against a reference written in DuckDB SQL from the
+//! canonical point-in-time semantics (`oracle/historical_case.py`): randomized repos applied
+//! with the Feast SDK, entity dataframes as Parquet and CSV, references, a feature service
+//! with an alias and a `join_key_map`; and bad input named with exit 1 and no output file.
+
+use std::path::Path;
+
+use serde_json::Value as Json;
+
+use crate::support::{Oracle, larder};
+
+fn retrieve(repo: &Path, request: &Json, out: &Path) -> std::process::Output {
+    let mut args: Vec<String> = vec![
+        "get-historical-features".into(),
+        "--entity-df".into(),
+        repo.join(request["entity"].as_str().unwrap())
+            .display()
+            .to_string(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    match request.get("feature_service") {
+        Some(s) => args.extend(["--feature-service".into(), s.as_str().unwrap().into()]),
+        None => {
+            for f in request["features"].as_array().unwrap() {
+                args.extend(["--features".into(), f.as_str().unwrap().into()]);
+            }
+        }
+    }
+    if request["full_feature_names"].as_bool().unwrap() {
+        args.push("--full-feature-names".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    larder(repo, &args, &[])
+}
+
+#[test]
+fn randomized_retrievals_equal_the_duckdb_reference() {
+    let oracle = Oracle::get();
+    for seed in ["1", "2", "3", "4"] {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        oracle.script(
+            "historical_case.py",
+            &["make", repo.to_str().unwrap(), "--seed", seed],
+        );
+        let requests: Vec<Json> =
+            serde_json::from_str(&std::fs::read_to_string(repo.join("requests.json")).unwrap())
+                .unwrap();
+        for (i, request) in requests.iter().enumerate() {
+            let got = repo.join(format!("got{i}.parquet"));
+            let expected = repo.join(format!("expected{i}.parquet"));
+            let out = retrieve(repo, request, &got);
+            assert!(
+                out.status.success(),
+                "seed {seed} request {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            oracle.script(
+                "historical_case.py",
+                &[
+                    "reference",
+                    repo.to_str().unwrap(),
+                    &i.to_string(),
+                    expected.to_str().unwrap(),
+                ],
+            );
+            oracle.script(
+                "historical_case.py",
+                &["compare", expected.to_str().unwrap(), got.to_str().unwrap()],
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_retrievals_are_named_and_leave_no_output() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    oracle.script(
+        "historical_case.py",
+        &["make", repo.to_str().unwrap(), "--seed", "9"],
+    );
+    oracle.python(
+        &format!(
+            "import pandas as pd; d = pd.read_parquet({e:?}); \
+             d.drop(columns=['event_timestamp']).to_parquet({n:?}); \
+             d.assign(driver_id=d.driver_id.astype(str)).to_parquet({s:?})",
+            e = repo.join("entity.parquet"),
+            n = repo.join("no_ts.parquet"),
+            s = repo.join("string_keys.parquet"),
+        ),
+        &[],
+    );
+    let entity = repo.join("entity.parquet");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--features".into(), "nope:conv_rate".into()],
+            "Feature view nope does not exist",
+        ),
+        (
+            vec!["--features".into(), "driver_stats:nope".into()],
+            "Feature nope not found in projection driver_stats",
+        ),
+        (
+            vec!["--feature-service".into(), "nope".into()],
+            "Feature service nope does not exist",
+        ),
+        (
+            vec!["--features".into(), "bad-ref".into()],
+            "Invalid feature reference 'bad-ref'",
+        ),
+        (
+            vec![
+                "--features".into(),
+                "driver_stats:trips".into(),
+                "--entity-df".into(),
+                repo.join("no_ts.parquet").display().to_string(),
+            ],
+            "no event_timestamp column",
+        ),
+        (
+            vec![
+                "--features".into(),
+                "driver_stats:trips".into(),
+                "--entity-df".into(),
+                repo.join("string_keys.parquet").display().to_string(),
+            ],
+            "entity dataframe column driver_id has type Utf8",
+        ),
+        (
+            vec![
+                "--features".into(),
+                "driver_stats:trips".into(),
+                "--entity-df".into(),
+                repo.join("missing.parquet").display().to_string(),
+            ],
+            "missing.parquet",
+        ),
+    ];
+    for (extra, wanted) in cases {
+        let out_file = repo.join("out.parquet");
+        let mut args: Vec<String> = vec!["get-historical-features".into()];
+        if !extra.contains(&"--entity-df".to_string()) {
+            args.extend(["--entity-df".into(), entity.display().to_string()]);
+        }
+        args.extend(extra);
+        args.extend(["-o".into(), out_file.display().to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = larder(repo, &args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(wanted),
+            "{args:?}: wanted {wanted:?} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!out_file.exists(), "{args:?} left an output file");
+    }
+    // A missing source file: named, and no output (nor a temporary file) left behind.
+    std::fs::remove_file(repo.join("data/driver.parquet")).unwrap();
+    let out_file = repo.join("out.parquet");
+    let out = retrieve(
+        repo,
+        &serde_json::json!({"entity": "entity.parquet", "full_feature_names": false,
+                            "features": ["driver_stats:trips"]}),
+        &out_file,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("driver.parquet"), "{stderr}");
+    let leftovers: Vec<_> = std::fs::read_dir(repo)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".larder-"))
+        .collect();
+    assert!(!out_file.exists() && leftovers.is_empty());
+}
