@@ -6,6 +6,10 @@ from the canonical point-in-time semantics (spec §9.2).
                                            DIR/requests.json
   historical_case.py reference DIR I OUT   request I's answer by DuckDB SQL, to OUT (Parquet)
   historical_case.py compare EXPECTED GOT  exit 1 with the first difference
+  historical_case.py remote DIR PORT I OUT request I through the Feast SDK with
+                                           `offline_store: remote` at 127.0.0.1:PORT, to OUT
+  historical_case.py remote-error DIR PORT print the exception class the SDK raises for an
+                                           unknown view
 
 The data is made to hit every rule: ties on the event time broken by the created time, rows
 exactly at the ttl bound, keys without rows, entity rows before any row, duplicate entity rows,
@@ -50,7 +54,7 @@ customer_profile = FeatureView(
 svc = FeatureService(
     name="svc",
     features=[
-        driver_stats[["conv_rate"]],
+        driver_stats.with_name("ds")[["conv_rate"]],
         customer_profile.with_name("cp")[["tier", "spend"]],
         driver_stats.with_name("origin").with_join_key_map({"driver_id": "origin_id"})[["trips"]],
     ],
@@ -172,7 +176,7 @@ VIEWS = {
 }
 
 SERVICES = {
-    "svc": [("driver_stats", None, ["conv_rate"], {}),
+    "svc": [("driver_stats", "ds", ["conv_rate"], {}),
             ("customer_profile", "cp", ["tier", "spend"], {}),
             ("driver_stats", "origin", ["trips"], {"driver_id": "origin_id"})],
 }
@@ -241,6 +245,50 @@ def reference(d, i, out):
     con.execute(f"COPY ({sql}) TO '{out}' (FORMAT parquet)")
 
 
+def remote_store(d, port):
+    """A copy of the repo's configuration that points the offline store at the server."""
+    from feast import FeatureStore
+
+    r = os.path.join(d, "remote")
+    os.makedirs(r, exist_ok=True)
+    with open(os.path.join(r, "feature_store.yaml"), "w") as f:
+        f.write(YAML.replace("registry: data/registry.db", f"registry: {d}/data/registry.db")
+                .replace("path: data/online.db", f"path: {d}/data/online.db")
+                .replace("  type: file", f"  type: remote\n  host: 127.0.0.1\n  port: {port}"))
+    return FeatureStore(repo_path=r)
+
+
+def remote(d, port, i, out):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    store = remote_store(d, port)
+    req = json.load(open(os.path.join(d, "requests.json")))[i]
+    path = os.path.join(d, req["entity"])
+    entity = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(
+        path, parse_dates=["event_timestamp"])
+    if "feature_service" in req:
+        features = store.get_feature_service(req["feature_service"])
+    else:
+        features = req["features"]
+    job = store.get_historical_features(entity_df=entity, features=features,
+                                        full_feature_names=req["full_feature_names"])
+    pq.write_table(job.to_arrow(), out)
+
+
+def remote_error(d, port):
+    import pandas as pd
+
+    store = remote_store(d, port)
+    entity = pd.read_parquet(os.path.join(d, "entity.parquet"))
+    try:
+        store.get_historical_features(entity_df=entity, features=["nope:x"]).to_arrow()
+    except Exception as e:
+        print(f"{type(e).__module__}.{type(e).__name__}: {e}")
+    else:
+        sys.exit("no error raised")
+
+
 def values(table, name):
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -275,5 +323,9 @@ if __name__ == "__main__":
         reference(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif cmd == "compare":
         compare(sys.argv[2], sys.argv[3])
+    elif cmd == "remote":
+        remote(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif cmd == "remote-error":
+        remote_error(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)

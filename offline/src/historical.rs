@@ -129,6 +129,12 @@ pub fn session(
         .with_round_robin_repartition(false)
         .with_repartition_file_scans(true);
     config.options_mut().execution.parquet.pushdown_filters = true;
+    // Strings as Utf8 (what Feast's stores answer), not DataFusion's view types.
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 

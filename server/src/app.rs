@@ -42,6 +42,16 @@ pub struct ServeOptions {
     pub workers: usize,
 }
 
+/// `larder serve-offline` options.
+#[derive(Debug, Clone)]
+pub struct ServeOfflineOptions {
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Memory DataFusion's operators may use per retrieval.
+    pub memory_limit: usize,
+}
+
 /// Builds the online store a repo configures.
 pub async fn online_store(config: &RepoConfig) -> anyhow::Result<Arc<dyn OnlineStore>> {
     Ok(match &config.online_store {
@@ -212,6 +222,24 @@ async fn unknown_path(req: axum::extract::Request) -> axum::response::Response {
     }
 }
 
+/// The address to bind for `host:port`, and the TLS acceptor for a `(key, certificate)` pair.
+async fn listen_on(
+    host: &str,
+    port: u16,
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> anyhow::Result<(SocketAddr, Option<tokio_rustls::TlsAcceptor>)> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .with_context(|| format!("{host} resolves to no address"))?;
+    let tls = match tls {
+        Some((key, cert)) => Some(net::tls::acceptor(key, cert)?),
+        None => None,
+    };
+    Ok((addr, tls))
+}
+
 /// `larder serve`: the online endpoint (HTTP/1.1 JSON and gRPC on one port) until Ctrl-C or
 /// SIGTERM; then the requests in progress are answered and buffered offline pushes written.
 pub async fn serve(
@@ -250,15 +278,7 @@ pub async fn serve(
         store: online.store().clone(),
         batcher: batcher.clone(),
     });
-    let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
-        .await
-        .with_context(|| format!("resolving {}", opts.host))?
-        .next()
-        .with_context(|| format!("{} resolves to no address", opts.host))?;
-    let tls = match &opts.tls {
-        Some((key, cert)) => Some(net::tls::acceptor(key, cert)?),
-        None => None,
-    };
+    let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
     let threads = match opts.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -308,5 +328,77 @@ pub async fn serve(
         // Pushed rows still buffered are written before the process ends.
         b.flush().await;
     }
+    Ok(())
+}
+
+/// `larder serve-offline`: Feast's Arrow Flight offline server (gRPC, plain or TLS) until
+/// Ctrl-C or SIGTERM.
+pub async fn serve_offline(
+    config: RepoConfig,
+    env: HashMap<String, String>,
+    opts: ServeOfflineOptions,
+) -> anyhow::Result<()> {
+    use arrow_flight::flight_service_server::FlightServiceServer;
+    let gate = gate(&config)?;
+    let server = Arc::new(crate::service::offline_server::OfflineServer {
+        historical: crate::service::historical::HistoricalService {
+            config: config.clone(),
+            env: env.clone(),
+            registry: store::open(&config, &env).await?,
+            memory_limit: opts.memory_limit,
+        },
+    });
+    let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
+    let runtime = tokio::runtime::Handle::current();
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr()?;
+    drop(listener);
+    let scheme = if tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc+tcp"
+    };
+    let location = format!("{scheme}://{}:{}", opts.host, bound.port());
+    let per_thread = {
+        let location = location.clone();
+        move || -> net::BoxFuture<anyhow::Result<Handlers<net::RouterOnly>>> {
+            let (server, runtime, gate, location) = (
+                server.clone(),
+                runtime.clone(),
+                gate.clone(),
+                location.clone(),
+            );
+            Box::pin(async move {
+                let flight = crate::flight::OfflineFlight::new(server, runtime, location);
+                let service = FlightServiceServer::new(flight)
+                    .max_decoding_message_size(crate::flight::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::flight::MAX_MESSAGE_BYTES);
+                let router = tonic::service::Routes::new(service)
+                    .into_axum_router()
+                    .fallback(unknown_path);
+                Ok(Handlers {
+                    router,
+                    fast: net::RouterOnly,
+                    gate,
+                })
+            })
+        }
+    };
+    let endpoint = net::Endpoint {
+        name: "offline features (Arrow Flight)",
+        addr: bound,
+        threads: 1,
+        tls,
+        limits: net::Limits::from_config(&config.larder.server),
+        handlers: Arc::new(per_thread),
+        release_memory: Some(crate::release_free_memory),
+    };
+    let running = endpoint.start().await?;
+    eprintln!(
+        "larder serving {} for project {} on {location}",
+        running.name, config.project
+    );
+    net::shutdown_signal().await;
+    running.stop().await;
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod error;
+mod flight;
 mod grpc;
 #[cfg(test)]
 mod grpc_tests;

@@ -59,6 +59,9 @@ impl LogLevel {
 pub enum Command {
     /// Serve online features over HTTP/JSON and gRPC on one port (like `feast serve`).
     Serve(ServeArgs),
+    /// Serve historical retrieval over Arrow Flight, as Feast's offline server (`feast
+    /// serve_offline`) does, for `offline_store: {type: remote}` clients.
+    ServeOffline(ServeOfflineArgs),
     /// Materialize the views' latest values in [START, END] into the online store.
     Materialize(MaterializeArgs),
     /// Materialize from each view's last materialized time up to END.
@@ -113,6 +116,29 @@ pub struct ServeArgs {
     /// TLS certificate chain (PEM).
     #[arg(short = 'c', long = "cert", requires = "key")]
     pub cert: Option<PathBuf>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct ServeOfflineArgs {
+    /// Host to bind (Feast's `-h`).
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind; 0 picks a free port.
+    #[arg(short = 'p', long, default_value_t = 8815)]
+    pub port: u16,
+    /// TLS private key (PEM); with `--cert`, serve grpc+tls.
+    #[arg(short = 'k', long = "key", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(short = 'c', long = "cert", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Memory DataFusion's operators may use per retrieval (e.g. 2GiB).
+    #[arg(long = "memory-limit", default_value = "1GiB", value_parser = historical::parse_size)]
+    pub memory_limit: usize,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -187,6 +213,15 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         };
         return crate::app::serve(config, env, opts).await;
     }
+    if let Command::ServeOffline(a) = cli.command {
+        let opts = crate::app::ServeOfflineOptions {
+            host: a.host,
+            port: a.port,
+            tls: a.key.zip(a.cert),
+            memory_limit: a.memory_limit,
+        };
+        return crate::app::serve_offline(config, env, opts).await;
+    }
     match cli.command {
         Command::Materialize(a) => {
             let (start, end) = match (a.disable_event_timestamp, a.start, a.end) {
@@ -230,6 +265,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Version
         | Command::Configuration
         | Command::Serve(_)
+        | Command::ServeOffline(_)
         | Command::Materialize(_)
         | Command::MaterializeIncremental(_)
         | Command::GetHistoricalFeatures(_) => unreachable!("handled above"),

@@ -169,6 +169,19 @@ pub trait FastPath: Clone + Send + Sync + 'static {
     fn answer(&self, body: &[u8]) -> impl Future<Output = FastAnswer> + Send;
 }
 
+/// An endpoint without a fast path: every request goes to the router (gRPC-only servers).
+#[derive(Clone)]
+pub struct RouterOnly;
+
+impl FastPath for RouterOnly {
+    fn handles(&self, _: &str, _: &str) -> bool {
+        false
+    }
+    async fn answer(&self, _: &[u8]) -> FastAnswer {
+        unreachable!("handles nothing")
+    }
+}
+
 /// What a connection's requests are answered by.
 #[derive(Clone)]
 pub struct Handlers<F: FastPath> {

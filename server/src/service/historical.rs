@@ -25,6 +25,14 @@ pub enum Features {
     Refs(Vec<String>),
     /// A feature service name.
     Service(String),
+    /// What Feast's remote client sends: the views (`feature_view_names`) with their aliases
+    /// (`name_aliases`), and references whose view part is a view's alias or name. An alias
+    /// takes the feature-service projection of that alias (any service's, the last found),
+    /// with its `join_key_map` — as Feast's offline server applies it.
+    Remote {
+        views: Vec<(String, Option<String>)>,
+        refs: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +57,38 @@ struct Wanted<'a> {
     alias: Option<String>,
     features: Vec<String>,
     join_key_map: std::collections::BTreeMap<String, String>,
+}
+
+/// Adds each `"<label>:<feature>"` reference to the wanted view of that label (its alias, else
+/// its name), or to a new entry for the view of that name.
+fn add_refs<'a>(
+    wanted: &mut Vec<Wanted<'a>>,
+    refs: &[String],
+    view: &dyn Fn(&str) -> Result<&'a FeatureView, ServiceError>,
+) -> Result<(), ServiceError> {
+    for r in refs {
+        let (label, feature) = super::parse_feature_ref(r)?;
+        let at = match wanted
+            .iter()
+            .position(|w| w.alias.as_deref().unwrap_or(&w.view.name) == label)
+        {
+            Some(i) => i,
+            None => {
+                wanted.push(Wanted {
+                    view: view(label)?,
+                    alias: None,
+                    features: Vec::new(),
+                    join_key_map: Default::default(),
+                });
+                wanted.len() - 1
+            }
+        };
+        let w = &mut wanted[at];
+        if !w.features.iter().any(|f| f == feature) {
+            w.features.push(feature.to_owned());
+        }
+    }
+    Ok(())
 }
 
 fn not_retrievable(v: &FeatureView) -> Option<ServiceError> {
@@ -93,24 +133,40 @@ impl HistoricalService {
                         "No features specified for retrieval",
                     ));
                 }
-                for r in refs {
-                    let (name, feature) = super::parse_feature_ref(r)?;
-                    let at = match wanted.iter().position(|w| w.view.name == name) {
-                        Some(i) => i,
-                        None => {
-                            wanted.push(Wanted {
-                                view: view(name)?,
-                                alias: None,
-                                features: Vec::new(),
-                                join_key_map: Default::default(),
-                            });
-                            wanted.len() - 1
-                        }
-                    };
-                    let w = &mut wanted[at];
-                    if !w.features.iter().any(|f| f == feature) {
-                        w.features.push(feature.to_owned());
+                add_refs(&mut wanted, refs, &view)?;
+            }
+            Features::Remote { views, refs } => {
+                for (name, alias) in views {
+                    let projection = alias.as_deref().and_then(|a| {
+                        catalog
+                            .feature_services
+                            .iter()
+                            .flat_map(|s| &s.projections)
+                            .rfind(|p| p.alias.as_deref() == Some(a))
+                    });
+                    let alias = projection.and_then(|p| p.alias.clone());
+                    let label = alias.as_deref().unwrap_or(name);
+                    if wanted
+                        .iter()
+                        .any(|w| w.alias.as_deref().unwrap_or(&w.view.name) == label)
+                    {
+                        continue;
                     }
+                    wanted.push(Wanted {
+                        view: view(name)?,
+                        alias,
+                        features: Vec::new(),
+                        join_key_map: projection
+                            .map(|p| p.join_key_map.clone())
+                            .unwrap_or_default(),
+                    });
+                }
+                add_refs(&mut wanted, refs, &view)?;
+                wanted.retain(|w| !w.features.is_empty());
+                if wanted.is_empty() {
+                    return Err(ServiceError::bad_request(
+                        "No features specified for retrieval",
+                    ));
                 }
             }
             Features::Service(name) => {

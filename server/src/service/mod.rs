@@ -2,6 +2,7 @@
 
 pub mod historical;
 pub mod materialize;
+pub mod offline_server;
 pub mod online;
 pub mod push;
 

@@ -177,3 +177,80 @@ fn bad_retrievals_are_named_and_leave_no_output() {
         .collect();
     assert!(!out_file.exists() && leftovers.is_empty());
 }
+
+/// `larder serve-offline` as a child process, killed on drop.
+struct OfflineServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OfflineServer {
+    fn start(repo: &Path) -> Self {
+        let port = crate::support::free_port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+            .arg("-c")
+            .arg(repo)
+            .args(["serve-offline", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("larder serve-offline starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "larder serve-offline exited"
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not listening after 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for OfflineServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Feast SDK with `offline_store: {type: remote}` pointed at `larder serve-offline` gets
+/// the reference's answer from `get_historical_features(...).to_arrow()` (entity dataframes
+/// with duplicates, misses and ties; several views; a feature service with aliases and a
+/// `join_key_map`), and Feast's exception for an unknown view.
+#[test]
+fn the_feast_sdk_retrieves_through_the_flight_server() {
+    let oracle = Oracle::get();
+    for seed in ["5", "6"] {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path();
+        let r = repo.to_str().unwrap();
+        oracle.script("historical_case.py", &["make", r, "--seed", seed]);
+        let server = OfflineServer::start(repo);
+        let port = server.port.to_string();
+        for i in 0..3 {
+            let got = repo.join(format!("remote{i}.parquet"));
+            let expected = repo.join(format!("expected{i}.parquet"));
+            oracle.script(
+                "historical_case.py",
+                &["remote", r, &port, &i.to_string(), got.to_str().unwrap()],
+            );
+            oracle.script(
+                "historical_case.py",
+                &["reference", r, &i.to_string(), expected.to_str().unwrap()],
+            );
+            oracle.script(
+                "historical_case.py",
+                &["compare", expected.to_str().unwrap(), got.to_str().unwrap()],
+            );
+        }
+        let raised = oracle.script("historical_case.py", &["remote-error", r, &port]);
+        assert!(
+            raised.starts_with("feast.errors.FeatureViewNotFoundException"),
+            "{raised}"
+        );
+    }
+}
