@@ -7,13 +7,19 @@
 #                                              with 1 and 3 views)
 #   SIZES="10000000:100000000:1" MEMORY=2GiB benches/historical.sh   one size, a memory limit
 #
-# Each size: ENTITY_ROWS:FEATURE_ROWS:VIEWS. Data is cached in $CACHE/historical-data.
+# Each size: ENTITY_ROWS:FEATURE_ROWS:VIEWS. Data is cached in $CACHE/historical-data and read
+# once before the runs (warm page cache for every engine); larder and DuckDB run RUNS times,
+# alternating, and the median run (by wall time) of each is reported.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SIZES=${SIZES:-"100000:1000000:1 1000000:1000000:1 1000000:10000000:1 1000000:10000000:3"}
 FEAST_TIMEOUT=${FEAST_TIMEOUT:-300}
 MEMORY=${MEMORY:-1GiB}
+RUNS=${RUNS:-3}
 DATA=${HIST_DATA:-$CACHE/historical-data}
 "$VENV/bin/python" -c 'import duckdb' 2>/dev/null || "$VENV/bin/pip" install -q duckdb==2.0.1
+
+# median LINES: the line whose second field (seconds) is the median.
+median() { sort -k2,2n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 
 # measure NAME CMD...: "NAME seconds peak_MiB" from GNU time (or "NAME - -" when it failed).
 measure() {
@@ -49,7 +55,7 @@ for v in [$(echo $views | sed 's/ /, /g')]:
     j += f" ASOF LEFT JOIN read_parquet('$repo/data/view{v}.parquet') v{v} ON e.driver_id = v{v}.driver_id AND e.event_timestamp >= v{v}.event_timestamp"
 con.execute(f"COPY ({q} FROM e {j}) TO '$work/duck.parquet' (FORMAT parquet)")
 PY
-  cat >"$work/feast.py" <<PY
+  cat >"$work/feast_job.py" <<PY
 import pandas as pd
 from feast import FeatureStore
 store = FeatureStore(repo_path="$repo")
@@ -58,11 +64,18 @@ refs = "$refs".split(",")
 store.get_historical_features(entity_df=entity, features=refs, full_feature_names=True).to_df().to_parquet("$work/feast.parquet")
 PY
   label="${ne} x ${nf} x ${nv}"
-  l=$(measure larder "$LARDER" -c "$repo" get-historical-features --entity-df "$entity" \
-        --features "$refs" --full-feature-names --memory-limit "$MEMORY" -o "$work/larder.parquet")
-  d=$(measure duckdb "$VENV/bin/python" "$work/duck.py")
+  cat "$repo"/data/*.parquet "$entity" "$LARDER" >/dev/null
+  ls=(); ds=()
+  for _ in $(seq 1 "$RUNS"); do
+    ls+=("$(measure larder "$LARDER" -c "$repo" get-historical-features --entity-df "$entity" \
+          --features "$refs" --full-feature-names --memory-limit "$MEMORY" -o "$work/larder.parquet")")
+    ds+=("$(measure duckdb "$VENV/bin/python" "$work/duck.py")")
+  done
+  l=$(printf '%s\n' "${ls[@]}" | median)
+  d=$(printf '%s\n' "${ds[@]}" | median)
+  echo "  runs: larder $(printf '%s\n' "${ls[@]}" | cut -d' ' -f2 | tr '\n' ' ')/ duckdb $(printf '%s\n' "${ds[@]}" | cut -d' ' -f2 | tr '\n' ' ')"
   if [ "$FEAST_TIMEOUT" -gt 0 ] && [ "$ne" -le 100000 ]; then
-    f=$(measure feast timeout "$FEAST_TIMEOUT" "$VENV/bin/python" "$work/feast.py")
+    f=$(measure feast timeout "$FEAST_TIMEOUT" "$VENV/bin/python" "$work/feast_job.py")
   else
     f="feast - -   (not run at this size: FEAST_TIMEOUT=0 or > 100K entity rows; it ran out of memory at 1M x 1M)"
   fi

@@ -655,6 +655,7 @@ async fn winners_of_partition(
 }
 
 /// For every entity row, the index of its row in the returned feature batch (null: none).
+#[derive(Debug)]
 struct Joined {
     features: RecordBatch,
     rows: UInt32Array,
@@ -805,14 +806,13 @@ async fn join_view(
 }
 
 /// The point-in-time join of `entity` (one batch: the whole entity table, pandas index columns
-/// already dropped) with the retrieval's views. Returns the output in batches of
-/// [`OUTPUT_BATCH`] rows: the entity columns (the event-time column as UTC) and then each
-/// view's features under their output names.
+/// already dropped) with the retrieval's views: the entity columns (the event-time column as
+/// UTC) and then each view's features under their output names.
 pub async fn point_in_time_join(
     ctx: &SessionContext,
     entity: &RecordBatch,
     retrieval: &Retrieval,
-) -> Result<(SchemaRef, Vec<RecordBatch>), OfflineError> {
+) -> Result<Answer, OfflineError> {
     let ts_name = entity_timestamp_column(&entity.schema())?;
     let ts_col = entity.column_by_name(&ts_name).expect("found").clone();
     let as_utc = match ts_col.data_type() {
@@ -869,33 +869,59 @@ pub async fn point_in_time_join(
         }
         joined.push(j);
     }
-    let schema = Arc::new(Schema::new(fields));
-    let n = entity.num_rows();
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < n || (n == 0 && out.is_empty()) {
-        let len = OUTPUT_BATCH.min(n - at);
-        let mut cols: Vec<ArrayRef> = columns.iter().map(|c| c.slice(at, len)).collect();
-        for j in &joined {
-            let idx = j.rows.slice(at, len);
-            for c in j.features.columns() {
-                cols.push(if j.features.num_rows() == 0 {
-                    new_null_array(c.data_type(), len)
-                } else {
-                    take(c, &idx, None).map_err(|e| OfflineError::DataFusion(e.into()))?
-                });
-            }
-        }
-        out.push(
-            RecordBatch::try_new(schema.clone(), cols)
-                .map_err(|e| OfflineError::DataFusion(e.into()))?,
-        );
-        at += len;
-        if n == 0 {
-            break;
-        }
+    Ok(Answer {
+        schema: Arc::new(Schema::new(fields)),
+        columns,
+        joined,
+        rows: entity.num_rows(),
+    })
+}
+
+/// A retrieval's answer, assembled batch by batch as it is read (so writing it needs no second
+/// copy of the whole table).
+#[derive(Debug)]
+pub struct Answer {
+    schema: SchemaRef,
+    /// The entity table's columns (the event time in UTC).
+    columns: Vec<ArrayRef>,
+    joined: Vec<Joined>,
+    rows: usize,
+}
+
+impl Answer {
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
     }
-    Ok((schema, out))
+
+    pub fn num_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The answer in batches of [`OUTPUT_BATCH`] rows (one empty batch for no rows).
+    pub fn batches(&self) -> impl Iterator<Item = Result<RecordBatch, OfflineError>> + '_ {
+        let starts = (0..self.rows.max(1)).step_by(OUTPUT_BATCH);
+        starts.map(move |at| {
+            let len = OUTPUT_BATCH.min(self.rows - at);
+            let mut cols: Vec<ArrayRef> = self.columns.iter().map(|c| c.slice(at, len)).collect();
+            for j in &self.joined {
+                let idx = j.rows.slice(at, len);
+                for c in j.features.columns() {
+                    cols.push(if j.features.num_rows() == 0 {
+                        new_null_array(c.data_type(), len)
+                    } else {
+                        take(c, &idx, None).map_err(|e| OfflineError::DataFusion(e.into()))?
+                    });
+                }
+            }
+            RecordBatch::try_new(self.schema.clone(), cols)
+                .map_err(|e| OfflineError::DataFusion(e.into()))
+        })
+    }
+
+    /// Every batch.
+    pub fn collect(&self) -> Result<Vec<RecordBatch>, OfflineError> {
+        self.batches().collect()
+    }
 }
 
 #[cfg(test)]

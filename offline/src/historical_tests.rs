@@ -91,8 +91,10 @@ fn view(uri: &Path, ttl_hours: Option<i64>) -> ViewJoin {
 
 async fn run(entity: &RecordBatch, r: &Retrieval, partitions: usize) -> RecordBatch {
     let ctx = session(64 << 20, partitions).unwrap();
-    let (schema, batches) = point_in_time_join(&ctx, entity, r).await.unwrap();
-    datafusion::arrow::compute::concat_batches(&schema, &batches).unwrap()
+    let answer = point_in_time_join(&ctx, entity, r).await.unwrap();
+    let batches = answer.collect().unwrap();
+    assert!(batches.iter().all(|b| b.num_rows() <= OUTPUT_BATCH));
+    datafusion::arrow::compute::concat_batches(&answer.schema(), &batches).unwrap()
 }
 
 fn assert_utc_micros(b: &RecordBatch, name: &str) {

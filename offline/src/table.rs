@@ -98,11 +98,12 @@ pub fn read_table(path: &Path) -> Result<RecordBatch, TableError> {
     concat_batches(&schema, &batches).map_err(|e| read(&e))
 }
 
-/// Writes `batches` to `path` (its format by extension) through a temporary file beside it.
-pub fn write_table(
+/// Writes `batches` to `path` (its format by extension) through a temporary file beside it; a
+/// failure (of a batch too) leaves no file.
+pub fn write_table<E: std::fmt::Display>(
     path: &Path,
     schema: &Arc<Schema>,
-    batches: &[RecordBatch],
+    batches: impl IntoIterator<Item = Result<RecordBatch, E>>,
 ) -> Result<(), TableError> {
     let format = Format::of(path)?;
     let dir = path
@@ -123,14 +124,14 @@ pub fn write_table(
         Format::Parquet => {
             let mut w = ArrowWriter::try_new(file, schema.clone(), None).map_err(|e| write(&e))?;
             for b in batches {
-                w.write(b).map_err(|e| write(&e))?;
+                w.write(&b.map_err(|e| write(&e))?).map_err(|e| write(&e))?;
             }
             w.close().map_err(|e| write(&e))?;
         }
         Format::Csv => {
             let mut w = csv::WriterBuilder::new().with_header(true).build(file);
             for b in batches {
-                w.write(b).map_err(|e| write(&e))?;
+                w.write(&b.map_err(|e| write(&e))?).map_err(|e| write(&e))?;
             }
         }
     }

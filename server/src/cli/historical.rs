@@ -114,11 +114,11 @@ pub async fn get_historical_features(
         .context("reading the entity dataframe")??;
     let rows = entity.num_rows();
     say(format!("joining {rows} entity rows"));
-    let (schema, batches) = service.get_historical_features(entity, &req).await?;
+    let answer = service.get_historical_features(entity, &req).await?;
     say(format!("writing {}", a.output.display()));
     let out = a.output.clone();
     tokio::task::spawn_blocking(move || {
-        larder_offline::table::write_table(&out, &schema, &batches)
+        larder_offline::table::write_table(&out, &answer.schema(), answer.batches())
     })
     .await
     .context("writing the result")??;

@@ -5,8 +5,8 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use larder_offline::arrow::{array::RecordBatch, datatypes::SchemaRef};
-use larder_offline::historical::{Retrieval, ViewJoin, point_in_time_join, session};
+use larder_offline::arrow::array::RecordBatch;
+use larder_offline::historical::{Answer, Retrieval, ViewJoin, point_in_time_join, session};
 use larder_registry::{
     config::RepoConfig,
     model::{Catalog, FeatureView, ViewKind},
@@ -263,7 +263,7 @@ impl HistoricalService {
         &self,
         entity: RecordBatch,
         req: &HistoricalRequest,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+    ) -> Result<Answer, ServiceError> {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
         let (retrieval, buckets) = self.plan(&catalog, req)?;

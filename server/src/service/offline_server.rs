@@ -152,6 +152,10 @@ impl OfflineServer {
         let entity = concat_batches(&schema, &upload).map_err(|e| {
             ServiceError::bad_request(format!("the uploaded entity dataframe: {e}"))
         })?;
-        self.historical.get_historical_features(entity, &req).await
+        let answer = self
+            .historical
+            .get_historical_features(entity, &req)
+            .await?;
+        Ok((answer.schema(), answer.collect()?))
     }
 }
