@@ -8,6 +8,8 @@ from the canonical point-in-time semantics (spec §9.2).
   historical_case.py compare EXPECTED GOT  exit 1 with the first difference
   historical_case.py remote DIR PORT I OUT request I through the Feast SDK with
                                            `offline_store: remote` at 127.0.0.1:PORT, to OUT
+  historical_case.py remote-pulls DIR PORT  feast materialize and pull_all through the server,
+                                           against Feast's file store
   historical_case.py remote-error DIR PORT print the exception class the SDK raises for an
                                            unknown view
 
@@ -246,14 +248,15 @@ def reference(d, i, out):
 
 
 def remote_store(d, port):
-    """A copy of the repo's configuration that points the offline store at the server."""
+    """A copy of the repo's configuration that points the offline store at the server (and
+    the online store at a SQLite file of its own)."""
     from feast import FeatureStore
 
     r = os.path.join(d, "remote")
     os.makedirs(r, exist_ok=True)
     with open(os.path.join(r, "feature_store.yaml"), "w") as f:
         f.write(YAML.replace("registry: data/registry.db", f"registry: {d}/data/registry.db")
-                .replace("path: data/online.db", f"path: {d}/data/online.db")
+                .replace("path: data/online.db", f"path: {r}/online.db")
                 .replace("  type: file", f"  type: remote\n  host: 127.0.0.1\n  port: {port}"))
     return FeatureStore(repo_path=r)
 
@@ -287,6 +290,50 @@ def remote_error(d, port):
         print(f"{type(e).__module__}.{type(e).__name__}: {e}")
     else:
         sys.exit("no error raised")
+
+
+def remote_pulls(d, port):
+    """`feast materialize` through the remote offline store (the server's
+    pull_latest_from_table_or_query) and through Feast's own file store give the same online
+    values; pull_all_from_table_or_query gives the file store's rows. Both APIs name the
+    source's own columns (conv_raw, before the field_mapping)."""
+    import pyarrow.compute as pc
+    from feast import FeatureStore
+    from feast.infra.offline_stores.dask import DaskOfflineStore as FileOfflineStore
+    from feast.infra.offline_stores.remote import RemoteOfflineStore
+
+    import shutil
+
+    remote, local = remote_store(d, port), FeatureStore(repo_path=d)
+    # The remote copy's online store gets the tables `feast apply` made (still empty).
+    shutil.copy(os.path.join(d, "data", "online.db"), os.path.join(d, "remote", "online.db"))
+    start, end = BASE - timedelta(days=1), BASE + timedelta(days=3)
+    for store in (remote, local):
+        store.materialize(start_date=start, end_date=end)
+    rows = [{"driver_id": i, "customer_id": f"c{i % 23}"} for i in range(0, 35)]
+    refs = ["driver_stats:conv_rate", "driver_stats:trips", "customer_profile:spend",
+            "customer_profile:tier"]
+    got = remote.get_online_features(features=refs, entity_rows=rows).to_dict()
+    want = local.get_online_features(features=refs, entity_rows=rows).to_dict()
+    if got != want:
+        sys.exit(f"online values differ:\n remote {got}\n local {want}")
+    source = local.get_data_source("driver_src")
+    args = dict(data_source=source, join_key_columns=["driver_id"],
+                feature_name_columns=["conv_raw", "trips"], timestamp_field="event_timestamp",
+                created_timestamp_column="created", start_date=BASE + timedelta(hours=6),
+                end_date=BASE + timedelta(hours=30))
+    got = RemoteOfflineStore.pull_all_from_table_or_query(config=remote.config, **args).to_arrow()
+    want = FileOfflineStore.pull_all_from_table_or_query(config=local.config, **args).to_arrow()
+    order = [("driver_id", "ascending"), ("event_timestamp", "ascending"),
+             ("created", "ascending")]
+    cols = ["driver_id", "conv_raw", "trips", "event_timestamp", "created"]
+    g = got.select(cols).sort_by(order)
+    w = want.select(cols).sort_by(order)
+    gl = {c: [x for x in g.column(c).to_pylist()] for c in cols}
+    wl = {c: [x for x in w.column(c).to_pylist()] for c in cols}
+    if gl != wl or g.num_rows == 0:
+        sys.exit(f"pull_all differs: {g.num_rows} rows vs {w.num_rows}")
+    print(f"materialized online values equal for {len(rows)} entities; pull_all {g.num_rows} rows equal")
 
 
 def values(table, name):
@@ -325,6 +372,8 @@ if __name__ == "__main__":
         compare(sys.argv[2], sys.argv[3])
     elif cmd == "remote":
         remote(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+    elif cmd == "remote-pulls":
+        remote_pulls(sys.argv[2], sys.argv[3])
     elif cmd == "remote-error":
         remote_error(sys.argv[2], sys.argv[3])
     else:

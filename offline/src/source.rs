@@ -89,6 +89,57 @@ pub async fn latest_rows(
         uri: q.uri.clone(),
         source: e,
     };
+    let (df, unique) = rows_in_range(ctx, q).await?;
+    // Sorted by key, then newest first: the first row of each key run is the one to keep.
+    // (A sort spills under the memory limit; a window per key costs a partition per entity.)
+    let mut order: Vec<SortExpr> = q
+        .join_keys
+        .iter()
+        .map(|k| col(format!("\"{k}\"")).sort(true, false))
+        .collect();
+    order.push(col(format!("\"{}\"", q.timestamp_field)).sort(false, false));
+    if let Some(c) = &q.created_timestamp_column {
+        order.push(col(format!("\"{c}\"")).sort(false, false));
+    }
+    let df = df.sort(order).map_err(source)?;
+    let key_at: Vec<usize> = q
+        .join_keys
+        .iter()
+        .map(|k| {
+            unique
+                .iter()
+                .position(|n| n == k)
+                .expect("join keys are selected")
+        })
+        .collect();
+    let stream = df.execute_stream().await.map_err(source)?;
+    first_per_key(stream, key_at).map_err(source)
+}
+
+/// Every row within the time range (an `end` of `i64::MAX`: no upper bound): the join keys,
+/// the features, the event time and (if any) the created time, under their feature names —
+/// Feast's `pull_all_from_table_or_query`.
+pub async fn all_rows(
+    ctx: &SessionContext,
+    q: &LatestRowsQuery,
+) -> Result<SendableRecordBatchStream, OfflineError> {
+    let (df, _) = rows_in_range(ctx, q).await?;
+    df.execute_stream().await.map_err(|e| OfflineError::Source {
+        uri: q.uri.clone(),
+        source: e,
+    })
+}
+
+/// The source renamed by `field_mapping`, restricted to the range, with the query's columns
+/// (each once) — and their names.
+async fn rows_in_range(
+    ctx: &SessionContext,
+    q: &LatestRowsQuery,
+) -> Result<(datafusion::dataframe::DataFrame, Vec<String>), OfflineError> {
+    let source = |e| OfflineError::Source {
+        uri: q.uri.clone(),
+        source: e,
+    };
     let uri = directory_aware(ctx, &q.uri).await;
     let df = ctx
         .read_parquet(uri.as_str(), ParquetReadOptions::default())
@@ -148,48 +199,20 @@ pub async fn latest_rows(
         })
     };
     let ts = || col(format!("\"{}\"", q.timestamp_field)).cast_to_utc();
-    let df = df
-        .filter(
-            ts().gt_eq(bound(q.start_micros)?)
-                .and(ts().lt_eq(bound(q.end_micros)?)),
-        )
-        .map_err(source)?;
-    // Sorted by key, then newest first: the first row of each key run is the one to keep.
-    // (A sort spills under the memory limit; a window per key costs a partition per entity.)
-    let mut order: Vec<SortExpr> = q
-        .join_keys
-        .iter()
-        .map(|k| col(format!("\"{k}\"")).sort(true, false))
-        .collect();
-    order.push(col(format!("\"{}\"", q.timestamp_field)).sort(false, false));
-    if let Some(c) = &q.created_timestamp_column {
-        order.push(col(format!("\"{c}\"")).sort(false, false));
+    let mut range = ts().gt_eq(bound(q.start_micros)?);
+    if q.end_micros != i64::MAX {
+        range = range.and(ts().lt_eq(bound(q.end_micros)?));
     }
+    let df = df.filter(range).map_err(source)?;
     // A column may be both a join key and a feature (stream views list their entity column).
-    let mut unique: Vec<&String> = Vec::new();
-    for n in &needed {
+    let mut unique: Vec<String> = Vec::new();
+    for n in needed {
         if !unique.contains(n) {
-            unique.push(n);
+            unique.push(n.clone());
         }
     }
     let out_cols: Vec<_> = unique.iter().map(|n| col(format!("\"{n}\""))).collect();
-    let df = df
-        .select(out_cols)
-        .map_err(source)?
-        .sort(order)
-        .map_err(source)?;
-    let key_at: Vec<usize> = q
-        .join_keys
-        .iter()
-        .map(|k| {
-            unique
-                .iter()
-                .position(|n| *n == k)
-                .expect("join keys are selected")
-        })
-        .collect();
-    let stream = df.execute_stream().await.map_err(source)?;
-    first_per_key(stream, key_at).map_err(source)
+    Ok((df.select(out_cols).map_err(source)?, unique))
 }
 
 /// An object-store path without a trailing `/` names a directory (a prefix) when no object has

@@ -10,7 +10,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use larder_registry::{
     config::RepoConfig,
-    model::{FeatureView, SourceKind},
+    model::{DataSource, FeatureView, SourceKind},
 };
 
 use crate::error::{ErrorCode, ServiceError};
@@ -63,6 +63,23 @@ pub fn file_source(
     let source = v.batch_source.as_ref().ok_or_else(|| {
         ServiceError::bad_request(format!("feature view {} has no batch source", v.name))
     })?;
+    source_file(
+        config,
+        env,
+        source,
+        &format!("feature view {}", v.name),
+        doing,
+    )
+}
+
+/// [`file_source`] of a data source itself; `owner` names it in errors.
+pub fn source_file(
+    config: &RepoConfig,
+    env: &HashMap<String, String>,
+    source: &DataSource,
+    owner: &str,
+    doing: &str,
+) -> Result<(String, Option<Arc<dyn larder_registry::store::ObjectStore>>), ServiceError> {
     let SourceKind::File {
         uri,
         s3_endpoint_override,
@@ -70,19 +87,14 @@ pub fn file_source(
     else {
         return Err(ServiceError::new(
             ErrorCode::NotImplemented,
-            format!(
-                "feature view {}: larder {doing} file sources only (yet)",
-                v.name
-            ),
+            format!("{owner}: larder {doing} file sources only (yet)"),
         ));
     };
     let uri = config.resolve(uri);
     let store = match larder_offline::source::s3_bucket_of(&uri) {
         Some(bucket) => Some(
             larder_registry::store::s3_bucket(bucket, Some(s3_endpoint_override.as_str()), env)
-                .map_err(|e| {
-                    ServiceError::bad_request(format!("feature view {}: {uri}: {e}", v.name))
-                })?,
+                .map_err(|e| ServiceError::bad_request(format!("{owner}: {uri}: {e}")))?,
         ),
         None => None,
     };

@@ -79,6 +79,10 @@ impl OfflineServer {
         let m = command(cmd)?;
         match m["api"].as_str().expect("checked") {
             "get_historical_features" => self.get_historical_features(&m, upload).await,
+            api @ ("pull_latest_from_table_or_query" | "pull_all_from_table_or_query") => {
+                self.pull(&m, api == "pull_latest_from_table_or_query")
+                    .await
+            }
             api if READS.contains(&api) => Err(not_built(api)),
             api => Err(ServiceError::bad_request(format!(
                 "{api} is not a read API of Feast's offline server"
@@ -98,6 +102,114 @@ impl OfflineServer {
                 "unknown API {api} of Feast's offline server"
             ))),
         }
+    }
+
+    /// `pull_latest_from_table_or_query` (the latest row per key in `[start, end]`, what
+    /// `feast materialize` asks a remote offline store for) or `pull_all_from_table_or_query`
+    /// (every row in the range; `end_date` may be null).
+    async fn pull(
+        &self,
+        m: &serde_json::Map<String, Json>,
+        latest: bool,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+        use futures::TryStreamExt;
+        use larder_offline::source::{LatestRowsQuery, all_rows, latest_rows, register_bucket};
+        let h = &self.historical;
+        let text = |key: &str| -> Result<Option<String>, ServiceError> {
+            match m.get(key) {
+                None | Some(Json::Null) => Ok(None),
+                Some(Json::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(ServiceError::bad_request(format!(
+                    "malformed Flight command: {key} must be a string"
+                ))),
+            }
+        };
+        let required = |key: &str| -> Result<String, ServiceError> {
+            text(key)?.ok_or_else(|| {
+                ServiceError::bad_request(format!("malformed Flight command: {key} is missing"))
+            })
+        };
+        let time = |s: &str| -> Result<i64, ServiceError> {
+            larder_types::value::parse_timestamp(s)
+                .map(|t| t.timestamp_micros())
+                .map_err(|e| ServiceError::bad_request(format!("malformed Flight command: {e}")))
+        };
+        let name = required("data_source_name")?;
+        let snapshot = h.registry.load().await?;
+        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
+        let source = catalog
+            .data_sources
+            .iter()
+            .find(|d| d.name == name)
+            .or_else(|| {
+                catalog
+                    .feature_views
+                    .iter()
+                    .filter_map(|v| v.batch_source.as_ref())
+                    .find(|d| d.name == name)
+            })
+            .ok_or_else(|| {
+                ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "DataSourceObjectNotFoundException",
+                    format!(
+                        "Data source {name} does not exist in project {}",
+                        h.config.project
+                    ),
+                )
+            })?;
+        let (uri, bucket) = super::source_file(
+            &h.config,
+            &h.env,
+            source,
+            &format!("data source {name}"),
+            "reads",
+        )?;
+        let end = match text("end_date")? {
+            Some(e) => time(&e)?,
+            None if !latest => i64::MAX,
+            None => {
+                return Err(ServiceError::bad_request(
+                    "malformed Flight command: end_date is missing",
+                ));
+            }
+        };
+        // The client names the source's own columns (Feast's materialization reverses the
+        // field_mapping before asking, and applies it to the answer).
+        let q = LatestRowsQuery {
+            uri,
+            field_mapping: Default::default(),
+            join_keys: strings(m, "join_key_columns")?
+                .into_iter()
+                .flatten()
+                .collect(),
+            features: strings(m, "feature_name_columns")?
+                .into_iter()
+                .flatten()
+                .collect(),
+            timestamp_field: required("timestamp_field")?,
+            created_timestamp_column: text("created_timestamp_column")?.filter(|c| !c.is_empty()),
+            start_micros: time(&required("start_date")?)?,
+            end_micros: end,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ctx = larder_offline::historical::session(h.memory_limit, cores)?;
+        if let Some(store) = bucket {
+            register_bucket(&ctx, &q.uri, store)?;
+        }
+        let stream = if latest {
+            latest_rows(&ctx, &q).await?
+        } else {
+            all_rows(&ctx, &q).await?
+        };
+        let schema = stream.schema();
+        let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(|e| {
+            ServiceError::from(larder_offline::OfflineError::Source {
+                uri: q.uri.clone(),
+                source: e,
+            })
+        })?;
+        Ok((schema, batches))
     }
 
     async fn get_historical_features(
