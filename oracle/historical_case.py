@@ -333,7 +333,15 @@ def remote_pulls(d, port):
     wl = {c: [x for x in w.column(c).to_pylist()] for c in cols}
     if gl != wl or g.num_rows == 0:
         sys.exit(f"pull_all differs: {g.num_rows} rows vs {w.num_rows}")
-    print(f"materialized online values equal for {len(rows)} entities; pull_all {g.num_rows} rows equal")
+    for name in ("driver_src", "customer_src"):
+        source = local.get_data_source(name)
+        got = RemoteOfflineStore().get_table_column_names_and_types_from_data_source(
+            remote.config, source)
+        want = source.get_table_column_names_and_types(local.config)
+        if list(got) != list(want):
+            sys.exit(f"{name}: columns differ: {list(got)} vs {list(want)}")
+    print(f"materialized online values equal for {len(rows)} entities; pull_all {g.num_rows} "
+          "rows equal; source columns and types equal")
 
 
 def values(table, name):

@@ -215,6 +215,22 @@ async fn rows_in_range(
     Ok((df.select(out_cols).map_err(source)?, unique))
 }
 
+/// The columns of the Parquet data at `uri` (file, directory or glob; local or `s3://`).
+pub async fn columns(
+    ctx: &SessionContext,
+    uri: &str,
+) -> Result<Vec<datafusion::arrow::datatypes::FieldRef>, OfflineError> {
+    let at = directory_aware(ctx, uri).await;
+    let df = ctx
+        .read_parquet(at.as_str(), ParquetReadOptions::default())
+        .await
+        .map_err(|e| OfflineError::Source {
+            uri: uri.to_owned(),
+            source: e,
+        })?;
+    Ok(df.schema().as_arrow().fields().iter().cloned().collect())
+}
+
 /// An object-store path without a trailing `/` names a directory (a prefix) when no object has
 /// exactly that key — as Feast's readers take it; DataFusion needs the `/` to list it.
 pub(crate) async fn directory_aware(ctx: &SessionContext, uri: &str) -> String {

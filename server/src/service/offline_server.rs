@@ -83,7 +83,7 @@ impl OfflineServer {
                 self.pull(&m, api == "pull_latest_from_table_or_query")
                     .await
             }
-            api if READS.contains(&api) => Err(not_built(api)),
+            "get_table_column_names_and_types_from_data_source" => self.column_types(&m).await,
             api => Err(ServiceError::bad_request(format!(
                 "{api} is not a read API of Feast's offline server"
             ))),
@@ -212,6 +212,88 @@ impl OfflineServer {
         Ok((schema, batches))
     }
 
+    /// A data source's columns and their pyarrow type names, from the `data_source_proto` (the
+    /// DataSource as protobuf JSON): a table of string columns `name` and `type`.
+    async fn column_types(
+        &self,
+        m: &serde_json::Map<String, Json>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+        use larder_offline::arrow::{
+            array::StringArray,
+            datatypes::{DataType, Field, Schema},
+        };
+        let bad = |what: &str| {
+            ServiceError::bad_request(format!(
+                "malformed Flight command: data_source_proto {what}"
+            ))
+        };
+        let proto: Json = match m.get("data_source_proto") {
+            Some(Json::String(s)) => serde_json::from_str(s).map_err(|e| bad(&e.to_string()))?,
+            Some(v @ Json::Object(_)) => v.clone(),
+            _ => return Err(bad("is missing")),
+        };
+        let name = proto.get("name").and_then(Json::as_str).unwrap_or("");
+        let options = proto.get("fileOptions").ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::NotImplemented,
+                format!("data source {name}: larder reads the columns of file sources only (yet)"),
+            )
+        })?;
+        let uri = options
+            .get("uri")
+            .and_then(Json::as_str)
+            .ok_or_else(|| bad("has no fileOptions.uri"))?;
+        let source = larder_registry::model::DataSource {
+            name: name.to_owned(),
+            kind: larder_registry::model::SourceKind::File {
+                uri: uri.to_owned(),
+                s3_endpoint_override: options
+                    .get("s3EndpointOverride")
+                    .and_then(Json::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            },
+            class_type: String::new(),
+            timestamp_field: String::new(),
+            created_timestamp_column: String::new(),
+            field_mapping: Default::default(),
+            date_partition_column: String::new(),
+            description: String::new(),
+            tags: Default::default(),
+            owner: String::new(),
+        };
+        let h = &self.historical;
+        let (uri, bucket) = super::source_file(
+            &h.config,
+            &h.env,
+            &source,
+            &format!("data source {name}"),
+            "reads",
+        )?;
+        let ctx = larder_offline::historical::session(h.memory_limit, 1)?;
+        if let Some(store) = bucket {
+            larder_offline::source::register_bucket(&ctx, &uri, store)?;
+        }
+        let columns = larder_offline::source::columns(&ctx, &uri).await?;
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("type", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                std::sync::Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|f| f.name().as_str()),
+                )),
+                std::sync::Arc::new(StringArray::from_iter_values(
+                    columns.iter().map(|f| pyarrow_type(f.data_type())),
+                )),
+            ],
+        )
+        .map_err(ServiceError::internal)?;
+        Ok((schema, vec![batch]))
+    }
+
     async fn get_historical_features(
         &self,
         m: &serde_json::Map<String, Json>,
@@ -269,5 +351,70 @@ impl OfflineServer {
             .get_historical_features(entity, &req)
             .await?;
         Ok((answer.schema(), answer.collect()?))
+    }
+}
+
+/// An Arrow type's name as pyarrow prints it (`str(pa.DataType)`), which Feast compares.
+fn pyarrow_type(t: &larder_offline::arrow::datatypes::DataType) -> String {
+    use larder_offline::arrow::datatypes::{DataType as D, TimeUnit};
+    let unit = |u: &TimeUnit| match u {
+        TimeUnit::Second => "s",
+        TimeUnit::Millisecond => "ms",
+        TimeUnit::Microsecond => "us",
+        TimeUnit::Nanosecond => "ns",
+    };
+    match t {
+        D::Null => "null".into(),
+        D::Boolean => "bool".into(),
+        D::Int8 => "int8".into(),
+        D::Int16 => "int16".into(),
+        D::Int32 => "int32".into(),
+        D::Int64 => "int64".into(),
+        D::UInt8 => "uint8".into(),
+        D::UInt16 => "uint16".into(),
+        D::UInt32 => "uint32".into(),
+        D::UInt64 => "uint64".into(),
+        D::Float16 => "halffloat".into(),
+        D::Float32 => "float".into(),
+        D::Float64 => "double".into(),
+        D::Utf8 => "string".into(),
+        D::LargeUtf8 => "large_string".into(),
+        D::Utf8View => "string_view".into(),
+        D::Binary => "binary".into(),
+        D::LargeBinary => "large_binary".into(),
+        D::BinaryView => "binary_view".into(),
+        D::FixedSizeBinary(n) => format!("fixed_size_binary[{n}]"),
+        D::Date32 => "date32[day]".into(),
+        D::Date64 => "date64[ms]".into(),
+        D::Time32(u) => format!("time32[{}]", unit(u)),
+        D::Time64(u) => format!("time64[{}]", unit(u)),
+        D::Duration(u) => format!("duration[{}]", unit(u)),
+        D::Timestamp(u, None) => format!("timestamp[{}]", unit(u)),
+        D::Timestamp(u, Some(tz)) => format!("timestamp[{}, tz={tz}]", unit(u)),
+        D::Decimal128(p, s) => format!("decimal128({p}, {s})"),
+        D::Decimal256(p, s) => format!("decimal256({p}, {s})"),
+        D::List(f) => format!("list<{}: {}>", f.name(), pyarrow_type(f.data_type())),
+        D::LargeList(f) => format!("large_list<{}: {}>", f.name(), pyarrow_type(f.data_type())),
+        D::Struct(fs) => format!(
+            "struct<{}>",
+            fs.iter()
+                .map(|f| format!("{}: {}", f.name(), pyarrow_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        D::Map(f, _) => match f.data_type() {
+            D::Struct(kv) if kv.len() == 2 => format!(
+                "map<{}, {}>",
+                pyarrow_type(kv[0].data_type()),
+                pyarrow_type(kv[1].data_type())
+            ),
+            other => other.to_string(),
+        },
+        D::Dictionary(k, v) => format!(
+            "dictionary<values={}, indices={}, ordered=0>",
+            pyarrow_type(v),
+            pyarrow_type(k)
+        ),
+        other => other.to_string(),
     }
 }
