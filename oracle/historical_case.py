@@ -10,6 +10,8 @@ from the canonical point-in-time semantics (spec §9.2).
                                            `offline_store: remote` at 127.0.0.1:PORT, to OUT
   historical_case.py remote-pulls DIR PORT  feast materialize and pull_all through the server,
                                            against Feast's file store
+  historical_case.py remote-write DIR PORT  write_to_offline_store through the server, then a
+                                           retrieval sees the rows
   historical_case.py remote-error DIR PORT print the exception class the SDK raises for an
                                            unknown view
 
@@ -279,6 +281,39 @@ def remote(d, port, i, out):
     pq.write_table(job.to_arrow(), out)
 
 
+def remote_write(d, port):
+    """write_to_offline_store through the server (offline_write_batch), then a retrieval through
+    it sees the rows; a single-file source is refused with a message saying why."""
+    import pandas as pd
+
+    store = remote_store(d, port)
+    when = BASE + timedelta(days=5)
+    rows = pd.DataFrame({"customer_id": ["c99", "c98"], "spend": [12.5, 7.25],
+                         "tier": ["gold", None],
+                         "ts": pd.to_datetime([when, when - timedelta(hours=1)], utc=True)})
+    store.write_to_offline_store("customer_profile", rows)
+    entity = pd.DataFrame({"customer_id": ["c99", "c98", "c99"],
+                           "event_timestamp": pd.to_datetime(
+                               [when, when, when - timedelta(minutes=1)], utc=True)})
+    got = store.get_historical_features(
+        entity_df=entity, features=["customer_profile:spend", "customer_profile:tier"]
+    ).to_arrow().to_pydict()
+    want = {"spend": [12.5, 7.25, None], "tier": ["gold", None, None]}
+    if {k: got[k] for k in want} != want:
+        sys.exit(f"written rows not seen: {got}")
+    try:
+        store.write_to_offline_store("driver_stats", pd.DataFrame({
+            "driver_id": [1], "conv_raw": [0.5], "trips": [3],
+            "event_timestamp": pd.to_datetime([when], utc=True),
+            "created": pd.to_datetime([when], utc=True)}))
+    except Exception as e:
+        if "single Parquet file" not in str(e):
+            sys.exit(f"unexpected error: {e}")
+    else:
+        sys.exit("a write to a single-file source was not refused")
+    print("written rows retrieved; a single-file source refused")
+
+
 def remote_error(d, port):
     import pandas as pd
 
@@ -382,6 +417,8 @@ if __name__ == "__main__":
         remote(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "remote-pulls":
         remote_pulls(sys.argv[2], sys.argv[3])
+    elif cmd == "remote-write":
+        remote_write(sys.argv[2], sys.argv[3])
     elif cmd == "remote-error":
         remote_error(sys.argv[2], sys.argv[3])
     else:

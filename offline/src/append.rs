@@ -158,6 +158,75 @@ pub async fn prepare(
     target: &SourceDir,
     columns: &[(String, Vec<Json>)],
 ) -> Result<Prepared, AppendError> {
+    let file_schema = newest_schema(target).await?;
+    Ok(Prepared {
+        batch: to_batch(&target.uri, &file_schema, columns)?,
+    })
+}
+
+/// [`prepare`] for rows that are already Arrow (Feast's `offline_write_batch`): the batch's
+/// columns, by name, cast to the newest file's types (a value that does not fit is an error,
+/// never a null); the same columns as the file, no more, no fewer.
+pub async fn prepare_arrow(
+    target: &SourceDir,
+    batch: &RecordBatch,
+) -> Result<Prepared, AppendError> {
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    let uri = &target.uri;
+    let file_schema = newest_schema(target).await?;
+    let given = batch.schema();
+    let wanted: Vec<&Field> = file_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref())
+        .filter(|f| !is_index_column(f.name()) || given.column_with_name(f.name()).is_some())
+        .collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|f| given.column_with_name(f.name()).is_none())
+        .map(|f| f.name().clone())
+        .collect();
+    let unexpected: Vec<String> = given
+        .fields()
+        .iter()
+        .filter(|f| file_schema.field_with_name(f.name()).is_err())
+        .map(|f| f.name().clone())
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        return Err(AppendError::Columns {
+            uri: uri.clone(),
+            missing,
+            unexpected,
+        });
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for f in &wanted {
+        let column = batch.column_by_name(f.name()).expect("checked");
+        let array =
+            cast_with_options(column, f.data_type(), &strict).map_err(|e| AppendError::Value {
+                uri: uri.clone(),
+                column: f.name().clone(),
+                message: e.to_string(),
+            })?;
+        fields.push(Field::new(f.name(), f.data_type().clone(), true));
+        arrays.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
+        AppendError::Store {
+            uri: uri.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    Ok(Prepared { batch })
+}
+
+/// The schema of the newest Parquet file of `target`, a directory (not a file or a glob).
+async fn newest_schema(target: &SourceDir) -> Result<Schema, AppendError> {
     let uri = &target.uri;
     if uri.contains(['*', '?', '[']) {
         return Err(AppendError::Glob { uri: uri.clone() });
@@ -183,10 +252,7 @@ pub async fn prepare(
     let newest = files
         .last()
         .ok_or_else(|| AppendError::NoFiles { uri: uri.clone() })?;
-    let file_schema = read_schema(target, newest).await?;
-    Ok(Prepared {
-        batch: to_batch(uri, &file_schema, columns)?,
-    })
+    read_schema(target, newest).await
 }
 
 /// The Arrow schema of a Parquet file, from its footer alone (two ranged reads).

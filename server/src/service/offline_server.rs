@@ -91,17 +91,63 @@ impl OfflineServer {
     }
 
     /// A write API (`DoPut`).
-    pub async fn write(&self, cmd: &[u8], _upload: Vec<RecordBatch>) -> Result<(), ServiceError> {
+    pub async fn write(&self, cmd: &[u8], upload: Vec<RecordBatch>) -> Result<(), ServiceError> {
         let m = command(cmd)?;
         match m["api"].as_str().expect("checked") {
-            api @ ("offline_write_batch"
-            | "write_logged_features"
-            | "persist"
-            | "validate_data_source") => Err(not_built(api)),
+            "offline_write_batch" => self.offline_write_batch(&m, upload).await,
+            api @ ("write_logged_features" | "persist" | "validate_data_source") => {
+                Err(not_built(api))
+            }
             api => Err(ServiceError::bad_request(format!(
                 "unknown API {api} of Feast's offline server"
             ))),
         }
+    }
+
+    /// `offline_write_batch`: the uploaded rows appended to the view's batch source as a new
+    /// Parquet file (as an offline `/push` appends them; a single-file source is refused).
+    /// Like Feast's server, the view is looked up in this server's own project.
+    async fn offline_write_batch(
+        &self,
+        m: &serde_json::Map<String, Json>,
+        upload: Vec<RecordBatch>,
+    ) -> Result<(), ServiceError> {
+        use larder_offline::append::{SourceDir, prepare_arrow, write};
+        let h = &self.historical;
+        let names = strings(m, "feature_view_names")?;
+        let [Some(name)] = names.as_slice() else {
+            return Err(ServiceError::bad_request(
+                "malformed Flight command: offline_write_batch needs exactly one feature view name",
+            ));
+        };
+        let snapshot = h.registry.load().await?;
+        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
+        let view = catalog
+            .view(name)
+            .ok_or_else(|| super::view_not_found(name, h.config.project.as_str()))?;
+        let (uri, bucket) = super::file_source(&h.config, &h.env, view, "writes to")?;
+        let target = match bucket {
+            Some(store) => SourceDir::bucket(&uri, store),
+            None => SourceDir::local(&uri)?,
+        };
+        let schema = upload
+            .first()
+            .map(|b| b.schema())
+            .ok_or_else(|| ServiceError::bad_request("no rows were uploaded"))?;
+        let rows = concat_batches(&schema, &upload)
+            .map_err(|e| ServiceError::bad_request(format!("the uploaded rows: {e}")))?;
+        let rows = larder_offline::historical::drop_pandas_index(rows);
+        if rows.num_rows() == 0 {
+            return Ok(());
+        }
+        let prepared = prepare_arrow(&target, &rows)
+            .await
+            .map_err(|e| ServiceError::from(e).context(format!("feature view {name}")))?;
+        let done = write(&target, &[prepared])
+            .await
+            .map_err(|e| ServiceError::from(e).context(format!("feature view {name}")))?;
+        tracing::info!(view = %name, file = %done.file, rows = done.rows, "offline_write_batch");
+        Ok(())
     }
 
     /// `pull_latest_from_table_or_query` (the latest row per key in `[start, end]`, what

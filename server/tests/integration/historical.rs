@@ -257,8 +257,9 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
 }
 
 /// `feast materialize` through `larder serve-offline` (pull_latest_from_table_or_query) writes
-/// the online values Feast's own file store gives, and pull_all_from_table_or_query returns the
-/// file store's rows.
+/// the online values Feast's own file store gives, pull_all_from_table_or_query returns the
+/// file store's rows, a source's columns and types are Feast's; `write_to_offline_store`
+/// (offline_write_batch) then a retrieval sees the rows, and a single-file source is refused.
 #[test]
 fn feast_materializes_through_the_flight_server() {
     let oracle = Oracle::get();
@@ -272,4 +273,9 @@ fn feast_materializes_through_the_flight_server() {
         &["remote-pulls", r, &server.port.to_string()],
     );
     assert!(out.contains("pull_all"), "{out}");
+    let out = oracle.script(
+        "historical_case.py",
+        &["remote-write", r, &server.port.to_string()],
+    );
+    assert!(out.contains("written rows retrieved"), "{out}");
 }
