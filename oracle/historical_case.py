@@ -12,6 +12,7 @@ from the canonical point-in-time semantics (spec §9.2).
                                            against Feast's file store
   historical_case.py remote-write DIR PORT  write_to_offline_store through the server, then a
                                            retrieval sees the rows
+  historical_case.py remote-persist DIR PORT job.persist through the server, read back
   historical_case.py remote-error DIR PORT print the exception class the SDK raises for an
                                            unknown view
 
@@ -54,6 +55,9 @@ customer_profile = FeatureView(
     schema=[Field(name="spend", dtype=Float64), Field(name="tier", dtype=String)],
     source=FileSource(name="customer_src", path="data/customer", timestamp_field="ts"),
 )
+
+training_out = FileSource(name="data/training.parquet", path="data/training.parquet",
+                          timestamp_field="event_timestamp")
 
 svc = FeatureService(
     name="svc",
@@ -314,6 +318,35 @@ def remote_write(d, port):
     print("written rows retrieved; a single-file source refused")
 
 
+def remote_persist(d, port):
+    """job.persist(...) through the server writes the retrieval's answer to the registered
+    destination, which reads back equal to the job's own to_arrow(); a second persist without
+    allow_overwrite is refused with Feast's exception."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
+
+    store = remote_store(d, port)
+    entity = pd.read_parquet(os.path.join(d, "entity.parquet"))
+    job = store.get_historical_features(entity_df=entity, features=[
+        "driver_stats:conv_rate", "customer_profile:tier"])
+    storage = SavedDatasetFileStorage(path="data/training.parquet")
+    job.persist(storage)
+    written = pq.read_table(os.path.join(d, "data", "training.parquet"))
+    answer = job.to_arrow()
+    if written.to_pydict() != answer.to_pydict():
+        sys.exit("the persisted file differs from the retrieval")
+    try:
+        job.persist(storage)
+    except Exception as e:
+        if type(e).__name__ != "SavedDatasetLocationAlreadyExists":
+            sys.exit(f"unexpected error: {type(e).__name__}: {e}")
+    else:
+        sys.exit("a second persist without allow_overwrite was not refused")
+    job.persist(storage, allow_overwrite=True)
+    print(f"persisted {written.num_rows} rows; overwrite refused, then allowed")
+
+
 def remote_error(d, port):
     import pandas as pd
 
@@ -417,6 +450,8 @@ if __name__ == "__main__":
         remote(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif cmd == "remote-pulls":
         remote_pulls(sys.argv[2], sys.argv[3])
+    elif cmd == "remote-persist":
+        remote_persist(sys.argv[2], sys.argv[3])
     elif cmd == "remote-write":
         remote_write(sys.argv[2], sys.argv[3])
     elif cmd == "remote-error":

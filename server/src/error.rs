@@ -119,6 +119,7 @@ from_coded!(
     larder_offline::OfflineError,
     larder_offline::convert::ConvertError,
     larder_offline::append::AppendError,
+    larder_offline::table::TableError,
 );
 
 impl From<larder_registry::config::ConfigError> for ServiceError {

@@ -77,7 +77,18 @@ impl OfflineServer {
         upload: Vec<RecordBatch>,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
         let m = command(cmd)?;
-        match m["api"].as_str().expect("checked") {
+        self.read_api(m["api"].as_str().expect("checked"), &m, upload)
+            .await
+    }
+
+    async fn read_api(
+        &self,
+        api: &str,
+        m: &serde_json::Map<String, Json>,
+        upload: Vec<RecordBatch>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+        let m = m.clone();
+        match api {
             "get_historical_features" => self.get_historical_features(&m, upload).await,
             api @ ("pull_latest_from_table_or_query" | "pull_all_from_table_or_query") => {
                 self.pull(&m, api == "pull_latest_from_table_or_query")
@@ -95,13 +106,89 @@ impl OfflineServer {
         let m = command(cmd)?;
         match m["api"].as_str().expect("checked") {
             "offline_write_batch" => self.offline_write_batch(&m, upload).await,
-            api @ ("write_logged_features" | "persist" | "validate_data_source") => {
-                Err(not_built(api))
-            }
+            "persist" => self.persist(&m, upload).await,
+            api @ ("write_logged_features" | "validate_data_source") => Err(not_built(api)),
             api => Err(ServiceError::bad_request(format!(
                 "unknown API {api} of Feast's offline server"
             ))),
         }
+    }
+
+    /// `persist`: a retrieval's answer (`retrieve_func` with the retrieval's own parameters)
+    /// written as one Parquet file to the destination, a file data source registered under
+    /// `data_source_name` (as Feast's server looks it up); an existing file is replaced only
+    /// with `allow_overwrite`. Local destinations only (yet).
+    async fn persist(
+        &self,
+        m: &serde_json::Map<String, Json>,
+        upload: Vec<RecordBatch>,
+    ) -> Result<(), ServiceError> {
+        let h = &self.historical;
+        let retrieve = m
+            .get("retrieve_func")
+            .and_then(Json::as_str)
+            .filter(|f| READS[..3].contains(f))
+            .ok_or_else(|| {
+                ServiceError::bad_request(
+                    "malformed Flight command: persist needs a retrieve_func of \
+                     get_historical_features or pull_*_from_table_or_query",
+                )
+            })?;
+        let name = m
+            .get("data_source_name")
+            .and_then(Json::as_str)
+            .ok_or_else(|| {
+                ServiceError::bad_request(
+                    "malformed Flight command: persist needs a data_source_name",
+                )
+            })?;
+        let snapshot = h.registry.load().await?;
+        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
+        let destination = catalog
+            .data_sources
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "DataSourceObjectNotFoundException",
+                    format!(
+                        "Data source {name} does not exist in project {}",
+                        h.config.project
+                    ),
+                )
+            })?;
+        let (uri, bucket) = super::source_file(
+            &h.config,
+            &h.env,
+            destination,
+            &format!("data source {name}"),
+            "persists to",
+        )?;
+        if bucket.is_some() {
+            return Err(not_built("persist to an s3:// destination"));
+        }
+        let path = std::path::PathBuf::from(&uri);
+        let overwrite = m
+            .get("allow_overwrite")
+            .and_then(Json::as_bool)
+            .unwrap_or(false);
+        if path.exists() && !overwrite {
+            return Err(ServiceError::feast(
+                ErrorCode::Conflict,
+                "SavedDatasetLocationAlreadyExists",
+                format!("Saved dataset location {uri} already exists."),
+            ));
+        }
+        let (schema, batches) = self.read_api(retrieve, m, upload).await?;
+        tokio::task::spawn_blocking(move || {
+            let ok = batches.into_iter().map(Ok::<_, std::convert::Infallible>);
+            larder_offline::table::write_table(&path, &schema, ok)
+        })
+        .await
+        .map_err(ServiceError::internal)??;
+        tracing::info!(destination = %uri, "persisted");
+        Ok(())
     }
 
     /// `offline_write_batch`: the uploaded rows appended to the view's batch source as a new

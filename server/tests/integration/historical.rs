@@ -220,7 +220,8 @@ impl Drop for OfflineServer {
 /// The Feast SDK with `offline_store: {type: remote}` pointed at `larder serve-offline` gets
 /// the reference's answer from `get_historical_features(...).to_arrow()` (entity dataframes
 /// with duplicates, misses and ties; several views; a feature service with aliases and a
-/// `join_key_map`), and Feast's exception for an unknown view.
+/// `join_key_map`), `job.persist` writes the answer to a registered destination (refused
+/// without `allow_overwrite` when it exists), and Feast's exception for an unknown view.
 #[test]
 fn the_feast_sdk_retrieves_through_the_flight_server() {
     let oracle = Oracle::get();
@@ -248,6 +249,8 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
                 &["compare", expected.to_str().unwrap(), got.to_str().unwrap()],
             );
         }
+        let persisted = oracle.script("historical_case.py", &["remote-persist", r, &port]);
+        assert!(persisted.contains("overwrite refused"), "{persisted}");
         let raised = oracle.script("historical_case.py", &["remote-error", r, &port]);
         assert!(
             raised.starts_with("feast.errors.FeatureViewNotFoundException"),
