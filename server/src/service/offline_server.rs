@@ -114,6 +114,52 @@ impl OfflineServer {
         }
     }
 
+    /// The file of the data source registered as `name` (a data source of the project, else a
+    /// view's batch source of that name): its resolved path and, for `s3://`, its store.
+    async fn source_file_named(
+        &self,
+        name: &str,
+        doing: &str,
+    ) -> Result<
+        (
+            String,
+            Option<std::sync::Arc<dyn larder_registry::store::ObjectStore>>,
+        ),
+        ServiceError,
+    > {
+        let h = &self.historical;
+        let snapshot = h.registry.load().await?;
+        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
+        let source = catalog
+            .data_sources
+            .iter()
+            .find(|d| d.name == name)
+            .or_else(|| {
+                catalog
+                    .feature_views
+                    .iter()
+                    .filter_map(|v| v.batch_source.as_ref())
+                    .find(|d| d.name == name)
+            })
+            .ok_or_else(|| {
+                ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "DataSourceObjectNotFoundException",
+                    format!(
+                        "Data source {name} does not exist in project {}",
+                        h.config.project
+                    ),
+                )
+            })?;
+        super::source_file(
+            &h.config,
+            &h.env,
+            source,
+            &format!("data source {name}"),
+            doing,
+        )
+    }
+
     /// `persist`: a retrieval's answer (`retrieve_func` with the retrieval's own parameters)
     /// written as one Parquet file to the destination, a file data source registered under
     /// `data_source_name` (as Feast's server looks it up); an existing file is replaced only
@@ -123,7 +169,6 @@ impl OfflineServer {
         m: &serde_json::Map<String, Json>,
         upload: Vec<RecordBatch>,
     ) -> Result<(), ServiceError> {
-        let h = &self.historical;
         let retrieve = m
             .get("retrieve_func")
             .and_then(Json::as_str)
@@ -142,29 +187,7 @@ impl OfflineServer {
                     "malformed Flight command: persist needs a data_source_name",
                 )
             })?;
-        let snapshot = h.registry.load().await?;
-        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
-        let destination = catalog
-            .data_sources
-            .iter()
-            .find(|d| d.name == name)
-            .ok_or_else(|| {
-                ServiceError::feast(
-                    ErrorCode::NotFound,
-                    "DataSourceObjectNotFoundException",
-                    format!(
-                        "Data source {name} does not exist in project {}",
-                        h.config.project
-                    ),
-                )
-            })?;
-        let (uri, bucket) = super::source_file(
-            &h.config,
-            &h.env,
-            destination,
-            &format!("data source {name}"),
-            "persists to",
-        )?;
+        let (uri, bucket) = self.source_file_named(name, "persists to").await?;
         if bucket.is_some() {
             return Err(not_built("persist to an s3:// destination"));
         }
@@ -268,36 +291,7 @@ impl OfflineServer {
                 .map_err(|e| ServiceError::bad_request(format!("malformed Flight command: {e}")))
         };
         let name = required("data_source_name")?;
-        let snapshot = h.registry.load().await?;
-        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
-        let source = catalog
-            .data_sources
-            .iter()
-            .find(|d| d.name == name)
-            .or_else(|| {
-                catalog
-                    .feature_views
-                    .iter()
-                    .filter_map(|v| v.batch_source.as_ref())
-                    .find(|d| d.name == name)
-            })
-            .ok_or_else(|| {
-                ServiceError::feast(
-                    ErrorCode::NotFound,
-                    "DataSourceObjectNotFoundException",
-                    format!(
-                        "Data source {name} does not exist in project {}",
-                        h.config.project
-                    ),
-                )
-            })?;
-        let (uri, bucket) = super::source_file(
-            &h.config,
-            &h.env,
-            source,
-            &format!("data source {name}"),
-            "reads",
-        )?;
+        let (uri, bucket) = self.source_file_named(&name, "reads").await?;
         let end = match text("end_date")? {
             Some(e) => time(&e)?,
             None if !latest => i64::MAX,
