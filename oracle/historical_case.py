@@ -255,15 +255,19 @@ def reference(d, i, out):
 
 def remote_store(d, port):
     """A copy of the repo's configuration that points the offline store at the server (and
-    the online store at a SQLite file of its own)."""
+    the online store at a SQLite file of its own). PORT may be `PORT:CERT`: grpc+tls, trusting
+    the certificate CERT."""
     from feast import FeatureStore
 
+    port, _, cert = str(port).partition(":")
+    tls = f"\n  scheme: https\n  cert: {cert}" if cert else ""
     r = os.path.join(d, "remote")
     os.makedirs(r, exist_ok=True)
     with open(os.path.join(r, "feature_store.yaml"), "w") as f:
         f.write(YAML.replace("registry: data/registry.db", f"registry: {d}/data/registry.db")
                 .replace("path: data/online.db", f"path: {r}/online.db")
-                .replace("  type: file", f"  type: remote\n  host: 127.0.0.1\n  port: {port}"))
+                .replace("  type: file",
+                         f"  type: remote\n  host: 127.0.0.1\n  port: {port}{tls}"))
     return FeatureStore(repo_path=r)
 
 

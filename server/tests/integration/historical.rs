@@ -186,11 +186,16 @@ struct OfflineServer {
 
 impl OfflineServer {
     fn start(repo: &Path) -> Self {
+        Self::start_with(repo, &[])
+    }
+
+    fn start_with(repo: &Path, args: &[&str]) -> Self {
         let port = crate::support::free_port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
             .arg("-c")
             .arg(repo)
             .args(["serve-offline", "-p", &port.to_string()])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("larder serve-offline starts");
@@ -281,4 +286,56 @@ fn feast_materializes_through_the_flight_server() {
         &["remote-write", r, &server.port.to_string()],
     );
     assert!(out.contains("written rows retrieved"), "{out}");
+}
+
+/// `serve-offline -k KEY -c CERT` serves grpc+tls: the Feast SDK with `scheme: https` and the
+/// certificate gets the reference's answer.
+#[test]
+fn the_flight_server_speaks_tls() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let r = repo.to_str().unwrap();
+    oracle.script("historical_case.py", &["make", r, "--seed", "7"]);
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let server = OfflineServer::start_with(
+        &repo,
+        &["-k", key.to_str().unwrap(), "-c", cert.to_str().unwrap()],
+    );
+    let tls = format!("{}:{}", server.port, cert.display());
+    let (got, expected) = (repo.join("tls0.parquet"), repo.join("expected0.parquet"));
+    oracle.script(
+        "historical_case.py",
+        &["remote", r, &tls, "0", got.to_str().unwrap()],
+    );
+    oracle.script(
+        "historical_case.py",
+        &["reference", r, "0", expected.to_str().unwrap()],
+    );
+    oracle.script(
+        "historical_case.py",
+        &["compare", expected.to_str().unwrap(), got.to_str().unwrap()],
+    );
 }
