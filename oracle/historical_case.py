@@ -161,6 +161,10 @@ def make(d, seed):
         {"entity": "entity.csv", "full_feature_names": True,
          "features": ["customer_profile:tier", "driver_stats:trips"]},
         {"entity": "entity.parquet", "full_feature_names": True, "feature_service": "svc"},
+        # Entity-less: every key with rows in the window, at its end.
+        {"entityless": True, "start": minutes(rnd.randrange(0, span // 2)).isoformat(),
+         "end": minutes(rnd.randrange(span // 2, span)).isoformat(), "full_feature_names": False,
+         "features": ["driver_stats:conv_rate", "driver_stats:trips"]},
     ]
     with open(os.path.join(d, "requests.json"), "w") as f:
         json.dump(requests, f)
@@ -216,6 +220,22 @@ def reference(d, i, out):
             projections[order.index(v)][2].append(f)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    if req.get("entityless"):
+        (v, _, feats, _), = projections
+        spec = VIEWS[v]
+        seconds = ttl[spec["ttl"]]
+        end = f"TIMESTAMPTZ '{req['end']}'"
+        lo = f"TIMESTAMPTZ '{req['start']}'"
+        if seconds:
+            lo = f"greatest({lo}, {end} - INTERVAL {seconds} SECOND)"
+        cols = ", ".join(feats)
+        con.execute(f"""COPY (
+            SELECT {spec['key']}, {end} AS event_timestamp, {cols} FROM (
+              SELECT *, row_number() OVER (PARTITION BY {spec['key']}
+                                           ORDER BY ts DESC, created DESC NULLS LAST) AS rn
+              FROM ({spec['source'].format(d=d)}) WHERE ts >= {lo} AND ts <= {end})
+            WHERE rn = 1 ORDER BY {spec['key']}) TO '{out}' (FORMAT parquet)""")
+        return
     path = os.path.join(d, req["entity"])
     if path.endswith(".csv"):
         con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER () AS __row FROM "
@@ -277,6 +297,13 @@ def remote(d, port, i, out):
 
     store = remote_store(d, port)
     req = json.load(open(os.path.join(d, "requests.json")))[i]
+    if req.get("entityless"):
+        job = store.get_historical_features(
+            features=req["features"], full_feature_names=req["full_feature_names"],
+            start_date=datetime.fromisoformat(req["start"]),
+            end_date=datetime.fromisoformat(req["end"]))
+        pq.write_table(job.to_arrow(), out)
+        return
     path = os.path.join(d, req["entity"])
     entity = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(
         path, parse_dates=["event_timestamp"])

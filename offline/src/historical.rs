@@ -97,6 +97,14 @@ pub enum EntityError {
         source_type: String,
     },
     #[error(
+        "an entity-less retrieval needs views with the same join keys: feature view {view} has {keys:?}, another {first:?}"
+    )]
+    EntitylessKeys {
+        view: String,
+        keys: Vec<String>,
+        first: Vec<String>,
+    },
+    #[error(
         "output column {column} (feature view {view}) is also a column of the entity dataframe"
     )]
     ColumnClash { view: String, column: String },
@@ -107,6 +115,9 @@ impl larder_types::error::Coded for EntityError {
         larder_types::error::ErrorCode::BadRequest
     }
 }
+
+/// The session a retrieval runs in.
+pub type Context = SessionContext;
 
 /// A DataFusion session for retrievals: `partitions` scans at once (a file may be split among
 /// them), no round-robin exchange (each scan's stream is read by its own task), and a memory
@@ -667,6 +678,7 @@ async fn join_view(
     entity: &RecordBatch,
     t: &[Option<i64>],
     filter_created: bool,
+    not_before: Option<i64>,
 ) -> Result<Joined, OfflineError> {
     let (read, df) = SourceRead::open(ctx, view).await?;
     let n = entity.num_rows();
@@ -721,7 +733,9 @@ async fn join_view(
         });
     }
     let ttl = view.ttl_micros.filter(|&l| l > 0);
-    let lo = ttl.map_or(i64::MIN, |l| queries.min_t.saturating_sub(l));
+    let lo = ttl
+        .map_or(i64::MIN, |l| queries.min_t.saturating_sub(l))
+        .max(not_before.unwrap_or(i64::MIN));
     let hi = queries.max_t;
     let engine = |e: tokio::task::JoinError| {
         OfflineError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
@@ -813,6 +827,147 @@ pub async fn point_in_time_join(
     entity: &RecordBatch,
     retrieval: &Retrieval,
 ) -> Result<Answer, OfflineError> {
+    join_not_before(ctx, entity, retrieval, None).await
+}
+
+/// Entity-less retrieval (Feast's `start_date`/`end_date` without an entity dataframe): one
+/// row per entity key that has a source row in its view's window — `[start, end]`, and
+/// `ts >= end - ttl` for a view with a ttl — at `end`, with each view's latest row of that
+/// window (ties by created time). The rows come ordered by key. The views must share their
+/// join keys (after `join_key_map`); entity-less views give one row.
+pub async fn entityless(
+    ctx: &SessionContext,
+    retrieval: &Retrieval,
+    start_micros: i64,
+    end_micros: i64,
+) -> Result<Answer, OfflineError> {
+    use datafusion::arrow::{
+        array::TimestampMicrosecondArray,
+        compute::{SortColumn, lexsort_to_indices, take_record_batch},
+    };
+    let columns: Vec<&String> = match retrieval.views.iter().find(|v| !v.keys.is_empty()) {
+        Some(v) => v.keys.iter().map(|(_, c)| c).collect(),
+        None => Vec::new(),
+    };
+    let mut keyed: Vec<RecordBatch> = Vec::new();
+    for v in &retrieval.views {
+        if v.keys.is_empty() {
+            continue;
+        }
+        let mine: Vec<&String> = v.keys.iter().map(|(_, c)| c).collect();
+        if mine != columns {
+            return Err(EntityError::EntitylessKeys {
+                view: v.view.clone(),
+                keys: mine.into_iter().cloned().collect(),
+                first: columns.iter().map(|c| (*c).clone()).collect(),
+            }
+            .into());
+        }
+        let (read, df) = SourceRead::open(ctx, v).await?;
+        let lo = v.ttl_micros.filter(|&l| l > 0).map_or(start_micros, |l| {
+            start_micros.max(end_micros.saturating_sub(l))
+        });
+        let ts = || cast(col(format!("\"{}\"", v.timestamp_field)), utc_micros());
+        let bound = |m: i64| {
+            lit(ScalarValue::TimestampMicrosecond(
+                Some(m),
+                Some("UTC".into()),
+            ))
+        };
+        let keys: Vec<Expr> = v
+            .keys
+            .iter()
+            .zip(&read.key_types)
+            .map(|((k, c), t)| cast(col(format!("\"{k}\"")), t.clone()).alias(c.clone()))
+            .collect();
+        let df = df
+            .filter(ts().gt_eq(bound(lo)).and(ts().lt_eq(bound(end_micros))))
+            .and_then(|df| df.select(keys))
+            .and_then(|df| df.distinct())
+            .map_err(|e| read.err(e))?;
+        keyed.extend(df.collect().await.map_err(|e| read.err(e))?);
+    }
+    let err = |e: datafusion::arrow::error::ArrowError| OfflineError::DataFusion(e.into());
+    let mut entity_cols: Vec<ArrayRef> = Vec::new();
+    let mut fields: Vec<Field> = Vec::new();
+    let rows = if columns.is_empty() {
+        1
+    } else {
+        let Some(first) = keyed.first() else {
+            // No key has a row in the window: an empty answer with the key columns.
+            let schema = keyed_schema(retrieval, ctx).await?;
+            return join_not_before(ctx, &empty_entity(&schema), retrieval, Some(start_micros))
+                .await;
+        };
+        let schema = first.schema();
+        let all = concat_batches(&schema, &keyed).map_err(err)?;
+        // Distinct across views, then ordered by key.
+        let converter = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )
+        .map_err(err)?;
+        let keyrows = converter.convert_columns(all.columns()).map_err(err)?;
+        let mut seen = std::collections::HashSet::new();
+        let unique: Vec<u32> = (0..all.num_rows())
+            .filter(|&i| seen.insert(keyrows.row(i).as_ref().to_vec()))
+            .map(|i| i as u32)
+            .collect();
+        let all = take_record_batch(&all, &UInt32Array::from(unique)).map_err(err)?;
+        let order = lexsort_to_indices(
+            &all.columns()
+                .iter()
+                .map(|c| SortColumn {
+                    values: c.clone(),
+                    options: None,
+                })
+                .collect::<Vec<_>>(),
+            None,
+        )
+        .map_err(err)?;
+        let all = take_record_batch(&all, &order).map_err(err)?;
+        for (f, c) in schema.fields().iter().zip(all.columns()) {
+            fields.push(Field::new(f.name(), f.data_type().clone(), true));
+            entity_cols.push(c.clone());
+        }
+        all.num_rows()
+    };
+    fields.push(Field::new("event_timestamp", utc_micros(), false));
+    entity_cols.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![end_micros; rows]).with_timezone("UTC"),
+    ));
+    let entity = RecordBatch::try_new(Arc::new(Schema::new(fields)), entity_cols).map_err(err)?;
+    join_not_before(ctx, &entity, retrieval, Some(start_micros)).await
+}
+
+/// The entity columns of an entity-less retrieval (the first keyed view's key columns in its
+/// source's normalized types) and `event_timestamp`.
+async fn keyed_schema(retrieval: &Retrieval, ctx: &SessionContext) -> Result<Schema, OfflineError> {
+    let mut fields = Vec::new();
+    if let Some(v) = retrieval.views.iter().find(|v| !v.keys.is_empty()) {
+        let (read, _) = SourceRead::open(ctx, v).await?;
+        for ((_, c), t) in v.keys.iter().zip(&read.key_types) {
+            fields.push(Field::new(c, t.clone(), true));
+        }
+    }
+    fields.push(Field::new("event_timestamp", utc_micros(), false));
+    Ok(Schema::new(fields))
+}
+
+fn empty_entity(schema: &Schema) -> RecordBatch {
+    RecordBatch::new_empty(Arc::new(schema.clone()))
+}
+
+/// [`point_in_time_join`] with source rows before `not_before` (µs) never candidates.
+async fn join_not_before(
+    ctx: &SessionContext,
+    entity: &RecordBatch,
+    retrieval: &Retrieval,
+    not_before: Option<i64>,
+) -> Result<Answer, OfflineError> {
     let ts_name = entity_timestamp_column(&entity.schema())?;
     let ts_col = entity.column_by_name(&ts_name).expect("found").clone();
     let as_utc = match ts_col.data_type() {
@@ -863,7 +1018,15 @@ pub async fn point_in_time_join(
     }
     let mut joined = Vec::new();
     for v in &retrieval.views {
-        let j = join_view(ctx, v, entity, &t, retrieval.filter_by_created_timestamp).await?;
+        let j = join_view(
+            ctx,
+            v,
+            entity,
+            &t,
+            retrieval.filter_by_created_timestamp,
+            not_before,
+        )
+        .await?;
         for ((_, out), f) in v.features.iter().zip(j.features.schema().fields()) {
             fields.push(Field::new(out, f.data_type().clone(), true));
         }

@@ -15,6 +15,7 @@ use datafusion::{
 };
 
 use super::*;
+use datafusion::arrow::compute::concat_batches;
 
 const H: i64 = 3_600_000_000;
 /// 2021-04-12 00:00 UTC, in µs.
@@ -636,4 +637,60 @@ async fn nanosecond_sources_include_the_entity_time() {
             "ttl {ttl:?}"
         );
     }
+}
+
+/// Entity-less mode: one row per key with rows in the window (`[start, end]`, and the ttl),
+/// at `end`, ordered by key; rows before `start` are never candidates.
+#[tokio::test]
+async fn entityless_mode_keys_in_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let ctx = session(64 << 20, 2).unwrap();
+    let run = |ttl: Option<i64>, start: f64, end: f64| {
+        let ctx = &ctx;
+        let path = path.clone();
+        async move {
+            let r = Retrieval {
+                views: vec![view(&path, ttl)],
+                filter_by_created_timestamp: false,
+            };
+            let a = entityless(ctx, &r, at(start), at(end)).await.unwrap();
+            concat_batches(&a.schema(), &a.collect().unwrap()).unwrap()
+        }
+    };
+    // Driver 2's only row (09:00) is before the start: driver 1 alone, its latest row by 11:30.
+    let out = run(None, 9.5, 11.5).await;
+    assert_eq!(
+        out.schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>(),
+        ["driver_id", "event_timestamp", "conv"]
+    );
+    assert_eq!(floats(&out, "conv"), vec![Some(3.0)]);
+    assert_eq!(
+        out.column(1)
+            .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+            .value(0),
+        at(11.5)
+    );
+    // Both drivers, ordered by key; the window's start bounds the candidates, not the ttl alone.
+    let out = run(None, 0.0, 13.0).await;
+    assert_eq!(floats(&out, "conv"), vec![Some(4.0), Some(5.0)]);
+    // A ttl of 1 h at 13:30: the newest row (12:00) is too old — no key at all.
+    let out = run(Some(1), 0.0, 13.5).await;
+    assert_eq!(out.num_rows(), 0);
+    assert_eq!(out.num_columns(), 3);
+
+    // Views keyed by different columns cannot share one entity table.
+    let mut other = view(&path, None);
+    other.keys = vec![("driver_id".into(), "origin_id".into())];
+    other.features = vec![("conv".into(), "other_conv".into())];
+    let r = Retrieval {
+        views: vec![view(&path, None), other],
+        filter_by_created_timestamp: false,
+    };
+    let err = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap_err();
+    assert!(err.to_string().contains("same join keys"), "{err}");
 }

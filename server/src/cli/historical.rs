@@ -13,8 +13,15 @@ use crate::service::historical::{Features, HistoricalRequest, HistoricalService}
 pub struct HistoricalArgs {
     /// The entity dataframe: a .parquet or .csv file with the join keys and an event_timestamp
     /// column (or one timestamp column); other columns are passed through.
-    #[arg(long = "entity-df")]
-    pub entity_df: PathBuf,
+    #[arg(long = "entity-df", required_unless_present_any = ["start_date", "end_date"])]
+    pub entity_df: Option<PathBuf>,
+    /// Entity-less mode (no --entity-df): every key with rows in [START, END], at END. Default:
+    /// END minus the largest ttl of the views, else 30 days.
+    #[arg(long = "start-date", conflicts_with = "entity_df")]
+    pub start_date: Option<String>,
+    /// Entity-less mode: the time of the answer (default now).
+    #[arg(long = "end-date", conflicts_with = "entity_df")]
+    pub end_date: Option<String>,
     /// Feature references `view:feature` (repeatable, or comma-separated).
     #[arg(
         long = "features",
@@ -107,14 +114,31 @@ pub async fn get_historical_features(
         Some(s) => s.set_message(m),
         None => eprintln!("{m}"),
     };
-    say(format!("reading {}", a.entity_df.display()));
-    let path = a.entity_df.clone();
-    let entity = tokio::task::spawn_blocking(move || larder_offline::table::read_table(&path))
-        .await
-        .context("reading the entity dataframe")??;
-    let rows = entity.num_rows();
-    say(format!("joining {rows} entity rows"));
-    let answer = service.get_historical_features(entity, &req).await?;
+    let answer = match &a.entity_df {
+        Some(path) => {
+            say(format!("reading {}", path.display()));
+            let path = path.clone();
+            let entity =
+                tokio::task::spawn_blocking(move || larder_offline::table::read_table(&path))
+                    .await
+                    .context("reading the entity dataframe")??;
+            say(format!("joining {} entity rows", entity.num_rows()));
+            service.get_historical_features(entity, &req).await?
+        }
+        None => {
+            let date = |d: &Option<String>| -> anyhow::Result<_> {
+                d.as_deref()
+                    .map(larder_types::value::parse_timestamp)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)
+            };
+            say("joining every entity key in the window".into());
+            service
+                .get_historical_features_entityless(&req, date(&a.start_date)?, date(&a.end_date)?)
+                .await?
+        }
+    };
+    let rows = answer.num_rows();
     say(format!("writing {}", a.output.display()));
     let out = a.output.clone();
     tokio::task::spawn_blocking(move || {

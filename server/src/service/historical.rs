@@ -6,7 +6,9 @@
 use std::{collections::HashMap, sync::Arc};
 
 use larder_offline::arrow::array::RecordBatch;
-use larder_offline::historical::{Answer, Retrieval, ViewJoin, point_in_time_join, session};
+use larder_offline::historical::{
+    Answer, Retrieval, ViewJoin, entityless, point_in_time_join, session,
+};
 use larder_registry::{
     config::RepoConfig,
     model::{Catalog, FeatureView, ViewKind},
@@ -258,6 +260,47 @@ impl HistoricalService {
         ))
     }
 
+    /// Entity-less retrieval (no entity dataframe): every key with rows in the window, at
+    /// `end` (default now); `start` defaults to `end` minus the largest ttl of the views, else
+    /// 30 days — Feast's defaults.
+    pub async fn get_historical_features_entityless(
+        &self,
+        req: &HistoricalRequest,
+        start: Option<chrono::DateTime<chrono::Utc>>,
+        end: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Answer, ServiceError> {
+        let snapshot = self.registry.load().await?;
+        let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
+        let (retrieval, buckets) = self.plan(&catalog, req)?;
+        let end = end.unwrap_or_else(chrono::Utc::now).timestamp_micros();
+        let start = match start {
+            Some(s) => s.timestamp_micros(),
+            None => {
+                let ttl = retrieval.views.iter().filter_map(|v| v.ttl_micros).max();
+                end.saturating_sub(ttl.unwrap_or(30 * 86_400 * 1_000_000))
+            }
+        };
+        if start > end {
+            return Err(ServiceError::bad_request(format!(
+                "start_date must not be after end_date ({start} > {end} µs)"
+            )));
+        }
+        let ctx = self.context(buckets)?;
+        Ok(entityless(&ctx, &retrieval, start, end).await?)
+    }
+
+    fn context(
+        &self,
+        buckets: Buckets,
+    ) -> Result<larder_offline::historical::Context, ServiceError> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ctx = session(self.memory_limit, cores)?;
+        for (uri, store) in buckets {
+            larder_offline::source::register_bucket(&ctx, &uri, store)?;
+        }
+        Ok(ctx)
+    }
+
     /// The point-in-time join of `entity` (the whole entity table) with the request's views.
     pub async fn get_historical_features(
         &self,
@@ -267,11 +310,7 @@ impl HistoricalService {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
         let (retrieval, buckets) = self.plan(&catalog, req)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let ctx = session(self.memory_limit, cores)?;
-        for (uri, store) in buckets {
-            larder_offline::source::register_bucket(&ctx, &uri, store)?;
-        }
+        let ctx = self.context(buckets)?;
         let entity = larder_offline::historical::drop_pandas_index(entity);
         Ok(point_in_time_join(&ctx, &entity, &retrieval).await?)
     }

@@ -438,14 +438,6 @@ impl OfflineServer {
         if m.get("entity_df_sql").is_some_and(|v| !v.is_null()) {
             return Err(not_built("an entity dataframe given as SQL"));
         }
-        let entityless =
-            || not_built("entity-less retrieval (start_date/end_date without an entity dataframe)");
-        if ["start_date", "end_date"]
-            .iter()
-            .any(|k| m.get(*k).is_some_and(|v| !v.is_null()))
-        {
-            return Err(entityless());
-        }
         let refs: Vec<String> = strings(m, "feature_refs")?.into_iter().flatten().collect();
         let names = strings(m, "feature_view_names")?;
         let mut aliases = strings(m, "name_aliases")?;
@@ -468,7 +460,27 @@ impl OfflineServer {
             .map(|b| b.schema())
             .ok_or_else(|| ServiceError::bad_request("no entity dataframe was uploaded"))?;
         if schema.fields().len() == 1 && schema.field(0).name() == "key" {
-            return Err(entityless());
+            // The placeholder table: no entity dataframe (entity-less mode).
+            let date = |key: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ServiceError> {
+                match m.get(key) {
+                    None | Some(Json::Null) => Ok(None),
+                    Some(Json::String(s)) => larder_types::value::parse_timestamp(s)
+                        .map(Some)
+                        .map_err(|e| {
+                            ServiceError::bad_request(format!(
+                                "malformed Flight command: {key}: {e}"
+                            ))
+                        }),
+                    Some(_) => Err(ServiceError::bad_request(format!(
+                        "malformed Flight command: {key} must be a string"
+                    ))),
+                }
+            };
+            let answer = self
+                .historical
+                .get_historical_features_entityless(&req, date("start_date")?, date("end_date")?)
+                .await?;
+            return Ok((answer.schema(), answer.collect()?));
         }
         let entity = concat_batches(&schema, &upload).map_err(|e| {
             ServiceError::bad_request(format!("the uploaded entity dataframe: {e}"))

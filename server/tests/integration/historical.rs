@@ -12,13 +12,21 @@ use crate::support::{Oracle, larder};
 fn retrieve(repo: &Path, request: &Json, out: &Path) -> std::process::Output {
     let mut args: Vec<String> = vec![
         "get-historical-features".into(),
-        "--entity-df".into(),
-        repo.join(request["entity"].as_str().unwrap())
-            .display()
-            .to_string(),
         "-o".into(),
         out.display().to_string(),
     ];
+    match request.get("entity") {
+        Some(e) => args.extend([
+            "--entity-df".into(),
+            repo.join(e.as_str().unwrap()).display().to_string(),
+        ]),
+        None => args.extend([
+            "--start-date".into(),
+            request["start"].as_str().unwrap().into(),
+            "--end-date".into(),
+            request["end"].as_str().unwrap().into(),
+        ]),
+    }
     match request.get("feature_service") {
         Some(s) => args.extend(["--feature-service".into(), s.as_str().unwrap().into()]),
         None => {
@@ -238,7 +246,7 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
         oracle.script("historical_case.py", &["make", r, "--seed", seed]);
         let server = OfflineServer::start(repo);
         let port = server.port.to_string();
-        for i in 0..3 {
+        for i in 0..4 {
             let got = repo.join(format!("remote{i}.parquet"));
             let expected = repo.join(format!("expected{i}.parquet"));
             oracle.script(
