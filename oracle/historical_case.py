@@ -439,8 +439,15 @@ def remote_pulls(d, port):
         want = source.get_table_column_names_and_types(local.config)
         if list(got) != list(want):
             sys.exit(f"{name}: columns differ: {list(got)} vs {list(want)}")
+    # validate_data_source passes for a readable source and, as Feast's file source validates
+    # (warnings only), for a path that does not exist.
+    from feast import FileSource
+    RemoteOfflineStore().validate_data_source(remote.config, local.get_data_source("driver_src"))
+    RemoteOfflineStore().validate_data_source(
+        remote.config, FileSource(name="nowhere", path="data/nowhere.parquet",
+                                  timestamp_field="ts"))
     print(f"materialized online values equal for {len(rows)} entities; pull_all {g.num_rows} "
-          "rows equal; source columns and types equal")
+          "rows equal; source columns and types equal; sources validated")
 
 
 def values(table, name):

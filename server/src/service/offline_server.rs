@@ -107,7 +107,8 @@ impl OfflineServer {
         match m["api"].as_str().expect("checked") {
             "offline_write_batch" => self.offline_write_batch(&m, upload).await,
             "persist" => self.persist(&m, upload).await,
-            api @ ("write_logged_features" | "validate_data_source") => Err(not_built(api)),
+            "validate_data_source" => self.validate_data_source(&m).await,
+            api @ "write_logged_features" => Err(not_built(api)),
             api => Err(ServiceError::bad_request(format!(
                 "unknown API {api} of Feast's offline server"
             ))),
@@ -341,14 +342,19 @@ impl OfflineServer {
 
     /// A data source's columns and their pyarrow type names, from the `data_source_proto` (the
     /// DataSource as protobuf JSON): a table of string columns `name` and `type`.
-    async fn column_types(
+    /// The file data source `data_source_proto` describes (the DataSource as protobuf JSON):
+    /// its name, its timestamp field and its columns.
+    async fn proto_source_columns(
         &self,
         m: &serde_json::Map<String, Json>,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
-        use larder_offline::arrow::{
-            array::StringArray,
-            datatypes::{DataType, Field, Schema},
-        };
+    ) -> Result<
+        (
+            String,
+            String,
+            Vec<larder_offline::arrow::datatypes::FieldRef>,
+        ),
+        ServiceError,
+    > {
         let bad = |what: &str| {
             ServiceError::bad_request(format!(
                 "malformed Flight command: data_source_proto {what}"
@@ -402,6 +408,48 @@ impl OfflineServer {
             larder_offline::source::register_bucket(&ctx, &uri, store)?;
         }
         let columns = larder_offline::source::columns(&ctx, &uri).await?;
+        let timestamp_field = proto
+            .get("timestampField")
+            .and_then(Json::as_str)
+            .unwrap_or("")
+            .to_owned();
+        Ok((name.to_owned(), timestamp_field, columns))
+    }
+
+    /// `validate_data_source`, as Feast's file source validates: a path that cannot be read or a
+    /// timestamp field the files lack is logged as a warning, never refused (so `feast apply`
+    /// through Larder passes where it passes through Feast); other source kinds are not checked.
+    async fn validate_data_source(
+        &self,
+        m: &serde_json::Map<String, Json>,
+    ) -> Result<(), ServiceError> {
+        match self.proto_source_columns(m).await {
+            Ok((name, ts, columns)) => {
+                if !ts.is_empty() && !columns.iter().any(|c| *c.name() == ts) {
+                    tracing::warn!(source = %name, timestamp_field = %ts, "the data source's files have no such timestamp column");
+                }
+                Ok(())
+            }
+            Err(e) if e.code == ErrorCode::BadRequest && e.message.starts_with("malformed") => {
+                Err(e)
+            }
+            Err(e) if e.code == ErrorCode::NotImplemented => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "could not validate a data source");
+                Ok(())
+            }
+        }
+    }
+
+    async fn column_types(
+        &self,
+        m: &serde_json::Map<String, Json>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
+        use larder_offline::arrow::{
+            array::StringArray,
+            datatypes::{DataType, Field, Schema},
+        };
+        let (_, _, columns) = self.proto_source_columns(m).await?;
         let schema = std::sync::Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             Field::new("type", DataType::Utf8, false),
