@@ -28,7 +28,7 @@ use datafusion::{
         row::{RowConverter, Rows, SortField},
     },
     logical_expr::{Expr, cast, col, lit},
-    prelude::{ParquetReadOptions, SessionContext},
+    prelude::SessionContext,
     scalar::ScalarValue,
 };
 use futures::StreamExt;
@@ -425,28 +425,7 @@ impl<'a> SourceRead<'a> {
         ctx: &'a SessionContext,
         view: &'a ViewJoin,
     ) -> Result<(Self, datafusion::dataframe::DataFrame), OfflineError> {
-        let uri = crate::source::directory_aware(ctx, &view.uri).await;
-        let df = ctx
-            .read_parquet(uri.as_str(), ParquetReadOptions::default())
-            .await
-            .map_err(|e| OfflineError::Source {
-                uri: view.uri.clone(),
-                source: e,
-            })?;
-        let renamed: Vec<Expr> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                let name = f.name();
-                let to = view.field_mapping.get(name).unwrap_or(name);
-                col(format!("\"{name}\"")).alias(to.clone())
-            })
-            .collect();
-        let df = df.select(renamed).map_err(|e| OfflineError::Source {
-            uri: view.uri.clone(),
-            source: e,
-        })?;
+        let df = crate::source::read_renamed(ctx, &view.uri, &view.field_mapping).await?;
         let schema = df.schema().as_arrow().clone();
         let available = || schema.fields().iter().map(|f| f.name().clone()).collect();
         let mut needed: Vec<&String> = view.keys.iter().map(|(k, _)| k).collect();

@@ -140,23 +140,7 @@ async fn rows_in_range(
         uri: q.uri.clone(),
         source: e,
     };
-    let uri = directory_aware(ctx, &q.uri).await;
-    let df = ctx
-        .read_parquet(uri.as_str(), ParquetReadOptions::default())
-        .await
-        .map_err(source)?;
-    // Rename source columns to feature/entity names.
-    let schema = df.schema().clone();
-    let renamed: Vec<_> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = f.name();
-            let to = q.field_mapping.get(name).unwrap_or(name);
-            col(format!("\"{name}\"")).alias(to.clone())
-        })
-        .collect();
-    let df = df.select(renamed).map_err(source)?;
+    let df = read_renamed(ctx, &q.uri, &q.field_mapping).await?;
     let available: Vec<String> = df
         .schema()
         .fields()
@@ -220,15 +204,37 @@ pub async fn columns(
     ctx: &SessionContext,
     uri: &str,
 ) -> Result<Vec<datafusion::arrow::datatypes::FieldRef>, OfflineError> {
+    let df = read_renamed(ctx, uri, &BTreeMap::new()).await?;
+    Ok(df.schema().as_arrow().fields().iter().cloned().collect())
+}
+
+/// The Parquet data at `uri` (file, directory or glob; local or `s3://`) with its columns
+/// renamed by `field_mapping` (source column → feature/entity name).
+pub(crate) async fn read_renamed(
+    ctx: &SessionContext,
+    uri: &str,
+    field_mapping: &BTreeMap<String, String>,
+) -> Result<datafusion::dataframe::DataFrame, OfflineError> {
+    let source = |e| OfflineError::Source {
+        uri: uri.to_owned(),
+        source: e,
+    };
     let at = directory_aware(ctx, uri).await;
     let df = ctx
         .read_parquet(at.as_str(), ParquetReadOptions::default())
         .await
-        .map_err(|e| OfflineError::Source {
-            uri: uri.to_owned(),
-            source: e,
-        })?;
-    Ok(df.schema().as_arrow().fields().iter().cloned().collect())
+        .map_err(source)?;
+    let renamed: Vec<_> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            let to = field_mapping.get(name).unwrap_or(name);
+            col(format!("\"{name}\"")).alias(to.clone())
+        })
+        .collect();
+    df.select(renamed).map_err(source)
 }
 
 /// An object-store path without a trailing `/` names a directory (a prefix) when no object has

@@ -165,11 +165,8 @@ impl FlightService for OfflineFlight {
             .keys()
             .cloned()
             .collect();
-        let location = self.location.clone();
-        let infos: Vec<Result<FlightInfo, Status>> = pending
-            .into_iter()
-            .map(|cmd| Ok(self.info(&cmd, &location)))
-            .collect();
+        let infos: Vec<Result<FlightInfo, Status>> =
+            pending.into_iter().map(|cmd| Ok(self.info(&cmd))).collect();
         Ok(Response::new(Box::pin(futures::stream::iter(infos))))
     }
 
@@ -186,7 +183,7 @@ impl FlightService for OfflineFlight {
         {
             return Err(Status::not_found("no table was put under this descriptor"));
         }
-        Ok(Response::new(self.info(&cmd, &self.location)))
+        Ok(Response::new(self.info(&cmd)))
     }
 
     async fn poll_flight_info(
@@ -277,14 +274,14 @@ impl FlightService for OfflineFlight {
 }
 
 impl OfflineFlight {
-    fn info(&self, cmd: &[u8], location: &str) -> FlightInfo {
+    fn info(&self, cmd: &[u8]) -> FlightInfo {
         FlightInfo {
             schema: Default::default(),
             flight_descriptor: Some(FlightDescriptor::new_cmd(cmd.to_vec())),
             endpoint: vec![FlightEndpoint {
                 ticket: Some(Ticket::new(ticket_of(cmd))),
                 location: vec![arrow_flight::Location {
-                    uri: location.to_owned(),
+                    uri: self.location.clone(),
                 }],
                 expiration_time: None,
                 app_metadata: Default::default(),

@@ -87,14 +87,12 @@ impl OfflineServer {
         m: &serde_json::Map<String, Json>,
         upload: Vec<RecordBatch>,
     ) -> Result<(SchemaRef, Vec<RecordBatch>), ServiceError> {
-        let m = m.clone();
         match api {
-            "get_historical_features" => self.get_historical_features(&m, upload).await,
+            "get_historical_features" => self.get_historical_features(m, upload).await,
             api @ ("pull_latest_from_table_or_query" | "pull_all_from_table_or_query") => {
-                self.pull(&m, api == "pull_latest_from_table_or_query")
-                    .await
+                self.pull(m, api == "pull_latest_from_table_or_query").await
             }
-            "get_table_column_names_and_types_from_data_source" => self.column_types(&m).await,
+            "get_table_column_names_and_types_from_data_source" => self.column_types(m).await,
             api => Err(ServiceError::bad_request(format!(
                 "{api} is not a read API of Feast's offline server"
             ))),
