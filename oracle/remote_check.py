@@ -11,11 +11,11 @@ import json
 import os
 import sys
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
 from feast import FeatureStore  # noqa: E402
+from remote_yaml import remote_yaml as make_remote_yaml  # noqa: E402
 
 
 def run(store, cases):
@@ -38,20 +38,7 @@ def main():
     repo, url, cases_file = sys.argv[1], sys.argv[2], sys.argv[3]
     cases = json.load(open(cases_file))
     local = run(FeatureStore(repo_path=repo), cases)
-    yaml = Path(repo, "feature_store.yaml").read_text()
-    lines = []
-    skip = False
-    for line in yaml.splitlines():
-        if line.startswith("online_store:"):
-            skip = True
-            continue
-        if skip and line.startswith(" "):
-            continue
-        skip = False
-        lines.append(line)
-    lines.append(f"online_store:\n  type: remote\n  path: {url}")
-    remote_yaml = Path(repo, "feature_store_remote.yaml")
-    remote_yaml.write_text("\n".join(lines) + "\n")
+    remote_yaml = make_remote_yaml(repo, url=url)
     remote = run(FeatureStore(repo_path=repo, fs_yaml_file=remote_yaml), cases)
     os.remove(remote_yaml)
     print(json.dumps({"local": local, "remote": remote}, default=repr, sort_keys=True))

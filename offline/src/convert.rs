@@ -201,23 +201,92 @@ pub fn entity_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<EntityValue
         .collect()
 }
 
-/// A JSON value as a Feast `Value` (Map/Struct members).
-fn json_value(v: &serde_json::Value) -> Value {
-    use serde_json::Value as J;
-    let val = match v {
-        J::Null => None,
-        J::Bool(b) => Some(Val::BoolVal(*b)),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Some(Val::Int64Val(i)),
-            None => n.as_f64().map(Val::DoubleVal),
-        },
-        J::String(s) => Some(Val::StringVal(s.clone())),
-        J::Object(m) => Some(Val::MapVal(Map {
-            val: m.iter().map(|(k, v)| (k.clone(), json_value(v))).collect(),
-        })),
-        J::Array(items) => Some(Val::ListVal(larder_protos::feast::types::RepeatedValue {
-            val: items.iter().map(json_value).collect(),
-        })),
+fn struct_or_map(a: &dyn Array) -> bool {
+    matches!(a.data_type(), DataType::Struct(_) | DataType::Map(..))
+}
+
+/// Row `i` of a struct or map column as a Feast `Map`, its members typed as Feast infers the
+/// values of a Python dict (pandas reads a Parquet struct or map as dicts).
+fn dict_at(a: &dyn Array, i: usize) -> Option<Map> {
+    if a.is_null(i) {
+        return None;
+    }
+    let mut val = std::collections::HashMap::new();
+    match a.data_type() {
+        DataType::Struct(fields) => {
+            let st = a.as_struct();
+            for (f, child) in fields.iter().zip(st.columns()) {
+                val.insert(f.name().clone(), inferred_value(child.as_ref(), i));
+            }
+        }
+        DataType::Map(..) => {
+            let entries = a.as_map().value(i);
+            let (keys, values) = (entries.column(0), entries.column(1));
+            for j in 0..entries.len() {
+                let key = str_at(keys.as_ref(), j)
+                    .map(str::to_owned)
+                    .or_else(|| int_at(keys.as_ref(), j).map(|k| k.to_string()))
+                    .unwrap_or_default();
+                val.insert(key, inferred_value(values.as_ref(), j));
+            }
+        }
+        _ => return None,
+    }
+    Some(Map {
+        val: val.into_iter().collect(),
+    })
+}
+
+/// Element `i` of `a` typed as Feast infers a Python value's type.
+fn inferred_value(a: &dyn Array, i: usize) -> Value {
+    if a.is_null(i) {
+        return Value::default();
+    }
+    let val = match a.data_type() {
+        DataType::Boolean => bool_at(a, i).map(Val::BoolVal),
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            float_at(a, i).map(Val::DoubleVal)
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            str_at(a, i).map(|s| Val::StringVal(s.to_owned()))
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            bytes_at(a, i).map(|b| Val::BytesVal(b.to_vec()))
+        }
+        DataType::Struct(_) | DataType::Map(..) => dict_at(a, i).map(Val::MapVal),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            list_items(a, i).map(|items| {
+                let items = items.as_ref();
+                match items.data_type() {
+                    DataType::Boolean => Val::BoolListVal(BoolList {
+                        val: (0..items.len()).filter_map(|j| bool_at(items, j)).collect(),
+                    }),
+                    DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+                        Val::DoubleListVal(DoubleList {
+                            val: (0..items.len())
+                                .filter_map(|j| float_at(items, j))
+                                .collect(),
+                        })
+                    }
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                        Val::StringListVal(StringList {
+                            val: (0..items.len())
+                                .filter_map(|j| string_at(items, j))
+                                .collect(),
+                        })
+                    }
+                    _ if int_at(items, 0).is_some() || items.is_empty() => {
+                        Val::Int64ListVal(Int64List {
+                            val: (0..items.len()).filter_map(|j| int_at(items, j)).collect(),
+                        })
+                    }
+                    _ => Val::ListVal(larder_protos::feast::types::RepeatedValue {
+                        val: (0..items.len()).map(|j| inferred_value(items, j)).collect(),
+                    }),
+                }
+            })
+        }
+        _ => int_at(a, i).map(Val::Int64Val),
     };
     Value { val }
 }
@@ -274,6 +343,13 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
             T::UnixTimestamp => int_at(arr, i).map(Val::UnixTimestampVal),
             T::Json => str_at(arr, i).map(|s| Val::JsonVal(s.to_owned())),
             T::Uuid => str_at(arr, i).map(|s| Val::UuidVal(s.to_owned())),
+            T::Map | T::Struct if struct_or_map(arr) => dict_at(arr, i).map(|map| {
+                if t == T::Map {
+                    Val::MapVal(map)
+                } else {
+                    Val::StructVal(map)
+                }
+            }),
             T::Map | T::Struct => match str_at(arr, i) {
                 Some(s) => {
                     let parsed: serde_json::Value = serde_json::from_str(s)
@@ -282,7 +358,10 @@ pub fn feature_values(column: &str, a: &ArrayRef, t: T) -> Result<Vec<Value>, Co
                         return Err(err(column, format!("row {i} is not a JSON object")));
                     };
                     let map = Map {
-                        val: m.iter().map(|(k, v)| (k.clone(), json_value(v))).collect(),
+                        val: m
+                            .iter()
+                            .map(|(k, v)| (k.clone(), larder_types::value::inferred_json_value(v)))
+                            .collect(),
                     };
                     Some(if t == T::Map {
                         Val::MapVal(map)

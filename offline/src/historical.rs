@@ -1011,11 +1011,14 @@ async fn join_not_before(
         }
         joined.push(j);
     }
+    let schema = Arc::new(Schema::new(fields));
     Ok(Answer {
-        schema: Arc::new(Schema::new(fields)),
+        base: schema.clone(),
+        schema,
         columns,
         joined,
         rows: entity.num_rows(),
+        on_demand: Vec::new(),
     })
 }
 
@@ -1023,7 +1026,11 @@ async fn join_not_before(
 /// copy of the whole table).
 #[derive(Debug)]
 pub struct Answer {
+    /// The joined columns' schema.
+    base: SchemaRef,
+    /// With the on-demand outputs.
     schema: SchemaRef,
+    on_demand: Vec<crate::ondemand::batch::Step>,
     /// The entity table's columns (the event time in UTC).
     columns: Vec<ArrayRef>,
     joined: Vec<Joined>,
@@ -1037,6 +1044,16 @@ impl Answer {
 
     pub fn num_rows(&self) -> usize {
         self.rows
+    }
+
+    /// The answer with on-demand views computed over its rows (their outputs appended).
+    pub fn with_on_demand(
+        mut self,
+        steps: Vec<crate::ondemand::batch::Step>,
+    ) -> Result<Self, OfflineError> {
+        self.schema = crate::ondemand::batch::schema_with(&self.base, &steps)?;
+        self.on_demand = steps;
+        Ok(self)
     }
 
     /// The answer in batches of [`OUTPUT_BATCH`] rows (one empty batch for no rows).
@@ -1055,8 +1072,16 @@ impl Answer {
                     });
                 }
             }
-            RecordBatch::try_new(self.schema.clone(), cols)
-                .map_err(|e| OfflineError::DataFusion(e.into()))
+            let batch = RecordBatch::try_new(self.base.clone(), cols)
+                .map_err(|e| OfflineError::DataFusion(e.into()))?;
+            if self.on_demand.is_empty() {
+                return Ok(batch);
+            }
+            Ok(crate::ondemand::batch::apply(
+                &batch,
+                &self.on_demand,
+                self.schema.clone(),
+            )?)
         })
     }
 

@@ -12,6 +12,7 @@ pub use datafusion::arrow;
 pub mod append;
 pub mod convert;
 pub mod historical;
+pub mod ondemand;
 pub mod source;
 pub mod table;
 
@@ -46,6 +47,8 @@ pub enum OfflineError {
     Entity(#[from] historical::EntityError),
     #[error(transparent)]
     Table(#[from] table::TableError),
+    #[error("on demand feature view {0}")]
+    OnDemand(#[from] ondemand::EvalError),
 }
 
 impl larder_types::error::Coded for OfflineError {
@@ -60,7 +63,8 @@ impl larder_types::error::Coded for OfflineError {
             | OfflineError::BadTimestampColumn { .. }
             | OfflineError::BadUri { .. }
             | OfflineError::Convert(_)
-            | OfflineError::Entity(_) => C::BadRequest,
+            | OfflineError::Entity(_)
+            | OfflineError::OnDemand(_) => C::BadRequest,
             OfflineError::Table(e) => e.code(),
             OfflineError::DataFusion(_) => C::Internal,
         }

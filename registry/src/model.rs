@@ -214,8 +214,27 @@ pub struct OnDemand {
     pub mode: String,
     pub write_to_online_store: bool,
     pub source_views: Vec<String>,
+    /// The feature views it reads, as projections (name to use, features), in source order.
+    pub sources: Vec<OnDemandSource>,
     pub request_sources: Vec<DataSource>,
     pub udf_source: String,
+}
+
+/// A feature view an on-demand view reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnDemandSource {
+    pub view: String,
+    /// The projection's alias (`with_name`), if any.
+    pub alias: Option<String>,
+    /// The features it reads (all of the view's when the projection names none).
+    pub features: Vec<String>,
+}
+
+impl OnDemandSource {
+    /// The name the UDF's input frame prefixes full feature names with.
+    pub fn name_to_use(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.view)
+    }
 }
 
 /// One view of a feature service.
@@ -415,17 +434,35 @@ impl Catalog {
                 continue;
             };
             let mut source_views = Vec::new();
+            let mut sources = Vec::new();
             let mut request_sources = Vec::new();
             for (key, src) in &s.sources {
                 match &src.source {
-                    Some(Source::FeatureView(fv)) => source_views.push(
-                        fv.spec
+                    Some(Source::FeatureView(fv)) => {
+                        let name = fv
+                            .spec
                             .as_ref()
                             .map(|s| s.name.clone())
-                            .unwrap_or_else(|| key.clone()),
-                    ),
+                            .unwrap_or_else(|| key.clone());
+                        source_views.push(name.clone());
+                        sources.push(OnDemandSource {
+                            view: name,
+                            alias: None,
+                            features: fv
+                                .spec
+                                .iter()
+                                .flat_map(|s| s.features.iter().map(|f| f.name.clone()))
+                                .collect(),
+                        });
+                    }
                     Some(Source::FeatureViewProjection(p)) => {
-                        source_views.push(p.feature_view_name.clone())
+                        source_views.push(p.feature_view_name.clone());
+                        sources.push(OnDemandSource {
+                            view: p.feature_view_name.clone(),
+                            alias: Some(p.feature_view_name_alias.clone())
+                                .filter(|a| !a.is_empty()),
+                            features: p.feature_columns.iter().map(|f| f.name.clone()).collect(),
+                        });
                     }
                     Some(Source::RequestDataSource(d)) => {
                         request_sources.push(DataSource::from_proto(d))
@@ -474,6 +511,7 @@ impl Catalog {
                     mode: s.mode.clone(),
                     write_to_online_store: s.write_to_online_store,
                     source_views,
+                    sources,
                     request_sources,
                     udf_source,
                 }),

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use larder_protos::feast::types::{
-    BoolList, DoubleList, FloatList, Int32List, Int64List, StringList, Value, value::Val,
-    value_type::Enum as T,
+    BoolList, DoubleList, FloatList, Int32List, Int64List, Map, RepeatedValue, StringList, Value,
+    value::Val, value_type::Enum as T,
 };
 use prost_types::Timestamp;
 use serde_json::Value as Json;
@@ -90,6 +90,31 @@ pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
                 .map(|x| x.as_str().map(str::to_owned).ok_or_else(wrong))
                 .collect::<Result<_, _>>()?,
         }),
+        T::Map | T::Struct => {
+            // An object, or a JSON text of one (the remote SDK sends maps as JSON strings).
+            let parsed;
+            let obj = match v {
+                Json::String(s) => {
+                    parsed = serde_json::from_str::<Json>(s).map_err(|_| wrong())?;
+                    &parsed
+                }
+                v => v,
+            };
+            let Json::Object(m) = obj else {
+                return Err(wrong());
+            };
+            let map = Map {
+                val: m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), inferred_json_value(v)))
+                    .collect(),
+            };
+            if t == T::Map {
+                Val::MapVal(map)
+            } else {
+                Val::StructVal(map)
+            }
+        }
         other => {
             return Err(format!(
                 "pushing {} values is not supported yet",
@@ -98,6 +123,30 @@ pub fn json_value(v: &Json, t: T) -> Result<Value, String> {
         }
     };
     Ok(Value { val: Some(val) })
+}
+
+/// A JSON value typed as Feast infers a Python value's type (the members of a Map or Struct
+/// value): integers → int64, other numbers → double, objects → maps, arrays → lists.
+pub fn inferred_json_value(v: &Json) -> Value {
+    let val = match v {
+        Json::Null => None,
+        Json::Bool(b) => Some(Val::BoolVal(*b)),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Some(Val::Int64Val(i)),
+            None => n.as_f64().map(Val::DoubleVal),
+        },
+        Json::String(s) => Some(Val::StringVal(s.clone())),
+        Json::Object(m) => Some(Val::MapVal(Map {
+            val: m
+                .iter()
+                .map(|(k, v)| (k.clone(), inferred_json_value(v)))
+                .collect(),
+        })),
+        Json::Array(items) => Some(Val::ListVal(RepeatedValue {
+            val: items.iter().map(inferred_json_value).collect(),
+        })),
+    };
+    Value { val }
 }
 
 /// A JSON event or created timestamp: an ISO 8601 string or whole seconds since the epoch

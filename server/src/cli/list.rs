@@ -111,9 +111,14 @@ pub fn odfvs(snapshot: &RegistrySnapshot, project: &str, tags: &Tags) -> anyhow:
         .feature_views
         .iter()
         .filter(|v| v.kind == ViewKind::OnDemandFeatureView && has_all_tags(&v.tags, tags))
-        .map(|v| vec![v.name.clone()])
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                crate::service::ondemand::engine(&c, v).describe(),
+            ]
+        })
         .collect();
-    print_table(&["NAME"], rows);
+    print_table(&["NAME", "ENGINE"], rows);
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use larder_offline::arrow::array::RecordBatch;
 use larder_offline::historical::{
     Answer, Retrieval, ViewJoin, entityless, point_in_time_join, session,
 };
+use larder_offline::ondemand::batch::Step;
 use larder_registry::{
     config::RepoConfig,
     model::{Catalog, FeatureView, ViewKind},
@@ -96,13 +97,10 @@ fn add_refs<'a>(
 fn not_retrievable(v: &FeatureView) -> Option<ServiceError> {
     match v.kind {
         ViewKind::FeatureView | ViewKind::StreamFeatureView => None,
-        ViewKind::OnDemandFeatureView => Some(ServiceError::new(
-            ErrorCode::NotImplemented,
-            format!(
-                "on demand feature view {} cannot be computed in a historical retrieval by larder yet",
-                v.name
-            ),
-        )),
+        ViewKind::OnDemandFeatureView => Some(ServiceError::bad_request(format!(
+            "on demand feature view {} is computed from other views, not joined",
+            v.name
+        ))),
         ViewKind::LabelView => Some(ServiceError::bad_request(format!(
             "label view {} cannot be retrieved as features",
             v.name
@@ -111,13 +109,38 @@ fn not_retrievable(v: &FeatureView) -> Option<ServiceError> {
 }
 
 impl HistoricalService {
-    /// The views to join for `req`, in the order the request names them.
+    /// The views to join for `req`, in the order the request names them, and the on-demand
+    /// views computed over the joined rows.
     pub fn plan(
         &self,
         catalog: &Catalog,
         req: &HistoricalRequest,
-    ) -> Result<(Retrieval, Buckets), ServiceError> {
+    ) -> Result<(Retrieval, Buckets, Vec<Step>), ServiceError> {
         let project = self.config.project.as_str();
+        let is_odfv = |label: &str| {
+            catalog
+                .view(label)
+                .is_some_and(|v| v.kind == ViewKind::OnDemandFeatureView)
+        };
+        // On-demand references and projections: (view, label, features).
+        let mut odfvs: Vec<(&FeatureView, String, Vec<String>)> = Vec::new();
+        let mut take_odfv_refs = |refs: &[String]| -> Result<Vec<String>, ServiceError> {
+            let mut rest = Vec::new();
+            for r in refs {
+                let (label, feature) = super::parse_feature_ref(r)?;
+                if !is_odfv(label) {
+                    rest.push(r.clone());
+                    continue;
+                }
+                let v = catalog.view(label).expect("checked");
+                match odfvs.iter_mut().find(|(_, l, _)| l == label) {
+                    Some((_, _, fs)) if fs.iter().any(|f| f == feature) => {}
+                    Some((_, _, fs)) => fs.push(feature.to_owned()),
+                    None => odfvs.push((v, label.to_owned(), vec![feature.to_owned()])),
+                }
+            }
+            Ok(rest)
+        };
         let view = |name: &str| -> Result<&FeatureView, ServiceError> {
             let v = catalog
                 .view(name)
@@ -135,9 +158,11 @@ impl HistoricalService {
                         "No features specified for retrieval",
                     ));
                 }
-                add_refs(&mut wanted, refs, &view)?;
+                let refs = take_odfv_refs(refs)?;
+                add_refs(&mut wanted, &refs, &view)?;
             }
             Features::Remote { views, refs } => {
+                let refs = take_odfv_refs(refs)?;
                 for (name, alias) in views {
                     let projection = alias.as_deref().and_then(|a| {
                         catalog
@@ -163,9 +188,9 @@ impl HistoricalService {
                             .unwrap_or_default(),
                     });
                 }
-                add_refs(&mut wanted, refs, &view)?;
+                add_refs(&mut wanted, &refs, &view)?;
                 wanted.retain(|w| !w.features.is_empty());
-                if wanted.is_empty() {
+                if wanted.is_empty() && odfvs.is_empty() {
                     return Err(ServiceError::bad_request(
                         "No features specified for retrieval",
                     ));
@@ -176,6 +201,14 @@ impl HistoricalService {
                     .service(name)
                     .ok_or_else(|| super::service_not_found(name, project))?;
                 for p in &service.projections {
+                    if is_odfv(&p.view) {
+                        odfvs.push((
+                            catalog.view(&p.view).expect("checked"),
+                            p.alias.clone().unwrap_or_else(|| p.view.clone()),
+                            p.features.iter().map(|f| f.name.clone()).collect(),
+                        ));
+                        continue;
+                    }
                     wanted.push(Wanted {
                         view: view(&p.view)?,
                         alias: p.alias.clone(),
@@ -183,6 +216,18 @@ impl HistoricalService {
                         join_key_map: p.join_key_map.clone(),
                     });
                 }
+            }
+        }
+        // The views an on-demand view reads are joined too (their columns are in the answer,
+        // as Feast's).
+        for (v, _, _) in &odfvs {
+            let Some(odfv) = &v.odfv else { continue };
+            for src in &odfv.sources {
+                let refs: Vec<String> = super::ondemand::source_features(catalog, src)
+                    .iter()
+                    .map(|(f, _)| format!("{}:{f}", src.view))
+                    .collect();
+                add_refs(&mut wanted, &refs, &view)?;
             }
         }
         let mut names = Vec::new();
@@ -246,6 +291,18 @@ impl HistoricalService {
                     .filter(|&t| t > 0),
             });
         }
+        let mut steps = Vec::new();
+        for (v, label, features) in &odfvs {
+            steps.push(self.step(catalog, v, label, features, &wanted, req.full_feature_names)?);
+            names.extend(
+                steps
+                    .last()
+                    .expect("pushed")
+                    .outputs
+                    .iter()
+                    .map(|(_, c, _)| c.clone()),
+            );
+        }
         if !req.full_feature_names
             && let Some(dup) = super::first_repeat(&names)
         {
@@ -257,7 +314,79 @@ impl HistoricalService {
                 filter_by_created_timestamp: req.filter_by_created_timestamp,
             },
             buckets,
+            steps,
         ))
+    }
+
+    /// How on-demand view `v` is computed over the answer: its program, which answer column
+    /// feeds each input, and its requested outputs' column names.
+    fn step(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        label: &str,
+        features: &[String],
+        wanted: &[Wanted<'_>],
+        full_feature_names: bool,
+    ) -> Result<Step, ServiceError> {
+        let program = match super::ondemand::engine(catalog, v) {
+            super::ondemand::Engine::Native(p) => p,
+            super::ondemand::Engine::Unavailable(why) => {
+                return Err(super::ondemand::unavailable(&v.name, &why));
+            }
+        };
+        let odfv = v.odfv.as_ref().expect("an on-demand view");
+        let out_name = |prefix: &str, f: &str| {
+            if full_feature_names {
+                format!("{prefix}__{f}")
+            } else {
+                f.to_owned()
+            }
+        };
+        let inputs = program
+            .inputs()
+            .iter()
+            .map(|input| {
+                for src in &odfv.sources {
+                    let Some(w) = wanted
+                        .iter()
+                        .find(|w| w.view.name == src.view && w.alias.is_none())
+                    else {
+                        continue;
+                    };
+                    let full = format!("{}__", src.name_to_use());
+                    let f = input.strip_prefix(&full).unwrap_or(input);
+                    if w.features.iter().any(|x| x == f) {
+                        return out_name(&src.view, f);
+                    }
+                }
+                // Request data and join keys: entity columns.
+                input.clone()
+            })
+            .collect();
+        let outputs = features
+            .iter()
+            .map(|f| {
+                let t = v
+                    .features
+                    .iter()
+                    .find(|x| x.name == *f)
+                    .map(|x| x.value_type)
+                    .ok_or_else(|| {
+                        ServiceError::new(
+                            ErrorCode::NotFound,
+                            format!("Feature {f} not found in projection {label}"),
+                        )
+                    })?;
+                Ok((f.clone(), out_name(label, f), t))
+            })
+            .collect::<Result<_, ServiceError>>()?;
+        Ok(Step {
+            view: v.name.clone(),
+            program,
+            inputs,
+            outputs,
+        })
     }
 
     /// Entity-less retrieval (no entity dataframe): every key with rows in the window, at
@@ -271,7 +400,7 @@ impl HistoricalService {
     ) -> Result<Answer, ServiceError> {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
-        let (retrieval, buckets) = self.plan(&catalog, req)?;
+        let (retrieval, buckets, steps) = self.plan(&catalog, req)?;
         let end = end.unwrap_or_else(chrono::Utc::now).timestamp_micros();
         let start = match start {
             Some(s) => s.timestamp_micros(),
@@ -286,7 +415,8 @@ impl HistoricalService {
             )));
         }
         let ctx = self.context(buckets)?;
-        Ok(entityless(&ctx, &retrieval, start, end).await?)
+        let answer = entityless(&ctx, &retrieval, start, end).await?;
+        Ok(answer.with_on_demand(steps)?)
     }
 
     fn context(
@@ -309,9 +439,28 @@ impl HistoricalService {
     ) -> Result<Answer, ServiceError> {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
-        let (retrieval, buckets) = self.plan(&catalog, req)?;
-        let ctx = self.context(buckets)?;
+        let (retrieval, buckets, steps) = self.plan(&catalog, req)?;
         let entity = larder_offline::historical::drop_pandas_index(entity);
-        Ok(point_in_time_join(&ctx, &entity, &retrieval).await?)
+        // Request data comes from the entity table.
+        for step in &steps {
+            let v = catalog.view(&step.view).expect("planned");
+            let odfv = v.odfv.as_ref().expect("an on-demand view");
+            for (f, _) in super::ondemand::request_fields(odfv) {
+                if entity.schema().column_with_name(&f).is_none() {
+                    return Err(ServiceError::feast(
+                        ErrorCode::NotFound,
+                        "RequestDataNotFoundInEntityDfException",
+                        format!(
+                            "Feature {f} not found in the entity dataframe, but required by \
+                             feature view {}",
+                            step.view
+                        ),
+                    ));
+                }
+            }
+        }
+        let ctx = self.context(buckets)?;
+        let answer = point_in_time_join(&ctx, &entity, &retrieval).await?;
+        Ok(answer.with_on_demand(steps)?)
     }
 }

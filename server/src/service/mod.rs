@@ -3,6 +3,7 @@
 pub mod historical;
 pub mod materialize;
 pub mod offline_server;
+pub mod ondemand;
 pub mod online;
 pub mod push;
 

@@ -33,6 +33,8 @@ use prost_types::Timestamp;
 
 use crate::error::{ErrorCode, ServiceError};
 
+use super::ondemand::{self, Engine};
+
 /// The index's maps are looked up with request strings on every request: a fast keyed hash
 /// (foldhash, seeded per process) instead of SipHash. Requests only look these maps up, so
 /// request strings cannot grow a table.
@@ -96,9 +98,34 @@ struct ViewPlan {
     ttl: Option<Duration>,
     /// Why the view cannot be served now, if it cannot.
     unservable: Option<ServiceError>,
-    on_demand: bool,
     /// `feast_online_features_status_total{feature_view, status}`, indexed by `FieldStatus`.
     status_counters: [metrics::Counter; 5],
+}
+
+/// An on-demand view computed at request time (one not written to the online store).
+#[derive(Debug)]
+struct OdfvPlan {
+    name: String,
+    /// Output features and their declared types.
+    features: Vec<(String, ValueType)>,
+    feature_index: HashMap<String, usize>,
+    engine: Engine,
+    unservable: Option<ServiceError>,
+    /// The feature views it reads: view name → the features read (indexes in its layout).
+    sources: Vec<(String, Vec<usize>)>,
+    request_fields: Vec<String>,
+    /// Where each input column of the compiled program comes from.
+    inputs: Vec<InputRef>,
+    /// Each output feature's position in the UDF's returned frame (Feast answers in that order).
+    output_rank: Vec<usize>,
+}
+
+/// The source of one column of an on-demand view's input frame.
+#[derive(Debug, Clone)]
+enum InputRef {
+    Request(String),
+    Feature { view: String, feature: usize },
+    JoinKey(String),
 }
 
 /// One projection of a feature service, resolved.
@@ -115,6 +142,7 @@ struct ServiceProjection {
 struct ServingIndex {
     generation: u64,
     views: HashMap<String, Arc<ViewPlan>>,
+    odfvs: HashMap<String, Arc<OdfvPlan>>,
     services: HashMap<String, Vec<ServiceProjection>>,
     /// Join key → type, for echoing entity columns.
     join_key_types: HashMap<String, ValueType>,
@@ -138,6 +166,7 @@ struct Resolved {
     selection: FeatureSelection<'static>,
     full_feature_names: bool,
     wanted: Vec<Wanted>,
+    odfvs: Vec<WantedOdfv>,
     feature_names: Vec<String>,
 }
 
@@ -187,6 +216,7 @@ impl ServingIndex {
         let mut index = ServingIndex {
             generation,
             views: HashMap::default(),
+            odfvs: HashMap::default(),
             services: HashMap::default(),
             join_key_types: HashMap::default(),
             entity_join_keys: HashMap::default(),
@@ -251,6 +281,13 @@ impl ServingIndex {
             } else {
                 None
             };
+            if let Some(odfv) = v.odfv.as_ref().filter(|o| !o.write_to_online_store) {
+                index.odfvs.insert(
+                    v.name.clone(),
+                    Arc::new(OdfvPlan::build(&catalog, v, odfv, unservable)),
+                );
+                continue;
+            }
             let features: Vec<String> = v.features.iter().map(|f| f.name.clone()).collect();
             index.views.insert(
                 v.name.clone(),
@@ -266,7 +303,6 @@ impl ServingIndex {
                     entityless,
                     ttl: v.ttl,
                     unservable,
-                    on_demand: v.kind == ViewKind::OnDemandFeatureView,
                     status_counters: std::array::from_fn(|i| {
                         let status =
                             FieldStatus::try_from(i as i32).unwrap_or(FieldStatus::Invalid);
@@ -297,13 +333,99 @@ impl ServingIndex {
     }
 }
 
+impl OdfvPlan {
+    fn build(
+        catalog: &Catalog,
+        v: &larder_registry::model::FeatureView,
+        odfv: &larder_registry::model::OnDemand,
+        unservable: Option<ServiceError>,
+    ) -> Self {
+        let engine = ondemand::engine(catalog, v);
+        let mut sources: Vec<(String, Vec<usize>)> = Vec::new();
+        // Input column name → (view, feature index), short and full names.
+        let mut by_name: Vec<(String, String, usize)> = Vec::new();
+        for s in &odfv.sources {
+            let Some(view) = catalog.view(&s.view) else {
+                continue;
+            };
+            let mut idxs = Vec::new();
+            for (f, _) in ondemand::source_features(catalog, s) {
+                if let Some(i) = view.features.iter().position(|x| x.name == f) {
+                    idxs.push(i);
+                    by_name.push((f.to_owned(), s.view.clone(), i));
+                    by_name.push((format!("{}__{f}", s.name_to_use()), s.view.clone(), i));
+                }
+            }
+            sources.push((s.view.clone(), idxs));
+        }
+        let request_fields: Vec<String> = ondemand::request_fields(odfv)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        let (inputs, output_rank) = match &engine {
+            Engine::Native(p) => (
+                p.inputs()
+                    .iter()
+                    .map(|c| {
+                        if request_fields.contains(c) {
+                            InputRef::Request(c.clone())
+                        } else if let Some((_, view, i)) = by_name.iter().find(|(n, ..)| n == c) {
+                            InputRef::Feature {
+                                view: view.clone(),
+                                feature: *i,
+                            }
+                        } else {
+                            InputRef::JoinKey(c.clone())
+                        }
+                    })
+                    .collect(),
+                v.features
+                    .iter()
+                    .map(|f| p.output_position(&f.name).unwrap_or(usize::MAX))
+                    .collect(),
+            ),
+            Engine::Unavailable(_) => (Vec::new(), (0..v.features.len()).collect()),
+        };
+        OdfvPlan {
+            name: v.name.clone(),
+            features: v
+                .features
+                .iter()
+                .map(|f| (f.name.clone(), f.value_type))
+                .collect(),
+            feature_index: v
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.clone(), i))
+                .collect(),
+            engine,
+            unservable,
+            sources,
+            request_fields,
+            inputs,
+            output_rank,
+        }
+    }
+}
+
 /// A view with the features a request wants from it.
 #[derive(Debug)]
 struct Wanted {
     plan: Arc<ViewPlan>,
     alias: Option<String>,
+    /// The features read; the first `visible` are answered, the rest only feed on-demand views.
     features: Vec<usize>,
+    visible: usize,
     join_key_map: Vec<(String, String)>,
+}
+
+/// An on-demand view with the outputs a request wants from it (in the UDF's frame order).
+#[derive(Debug)]
+struct WantedOdfv {
+    plan: Arc<OdfvPlan>,
+    alias: Option<String>,
+    features: Vec<usize>,
 }
 
 /// Serves online features from the registry cache and an online store.
@@ -410,34 +532,41 @@ impl OnlineService {
         &self,
         index: &ServingIndex,
         selection: &FeatureSelection<'_>,
-    ) -> Result<Vec<Wanted>, ServiceError> {
+    ) -> Result<(Vec<Wanted>, Vec<WantedOdfv>), ServiceError> {
         let project = &self.config.project;
         let view = |name: &str| -> Result<&Arc<ViewPlan>, ServiceError> {
             let plan = index
                 .views
                 .get(name)
                 .ok_or_else(|| super::view_not_found(name, project))?;
-            if plan.on_demand {
-                return Err(ServiceError::new(
-                    ErrorCode::NotImplemented,
-                    format!("on demand feature view {name} cannot be served by larder yet"),
-                ));
-            }
             if let Some(e) = &plan.unservable {
                 return Err(e.clone());
             }
             Ok(plan)
         };
+        let odfv = |name: &str| -> Option<Result<&Arc<OdfvPlan>, ServiceError>> {
+            let plan = index.odfvs.get(name)?;
+            Some(match (&plan.unservable, &plan.engine) {
+                (Some(e), _) => Err(e.clone()),
+                (None, Engine::Unavailable(why)) => Err(ondemand::unavailable(name, why)),
+                (None, Engine::Native(_)) => Ok(plan),
+            })
+        };
+        let not_in = |feature: &str, label: &str| {
+            ServiceError::new(
+                ErrorCode::NotFound,
+                format!("Feature {feature} not found in projection {label}"),
+            )
+        };
         let feature_index =
             |plan: &ViewPlan, feature: &str, label: &str| -> Result<usize, ServiceError> {
-                plan.feature_index.get(feature).copied().ok_or_else(|| {
-                    ServiceError::new(
-                        ErrorCode::NotFound,
-                        format!("Feature {feature} not found in projection {label}"),
-                    )
-                })
+                plan.feature_index
+                    .get(feature)
+                    .copied()
+                    .ok_or_else(|| not_in(feature, label))
             };
         let mut wanted: Vec<Wanted> = Vec::new();
+        let mut odfvs: Vec<WantedOdfv> = Vec::new();
         match selection {
             FeatureSelection::Service(name) => {
                 let projections = index
@@ -445,9 +574,28 @@ impl OnlineService {
                     .get(name.as_ref())
                     .ok_or_else(|| super::service_not_found(name, project))?;
                 for p in projections {
-                    let plan = view(&p.view)?;
                     let label = p.alias.as_deref().unwrap_or(&p.view);
-                    let features = p
+                    if let Some(plan) = odfv(&p.view) {
+                        let plan = plan?;
+                        let features = p
+                            .features
+                            .iter()
+                            .map(|f| {
+                                plan.feature_index
+                                    .get(f)
+                                    .copied()
+                                    .ok_or_else(|| not_in(f, label))
+                            })
+                            .collect::<Result<_, _>>()?;
+                        odfvs.push(WantedOdfv {
+                            plan: plan.clone(),
+                            alias: p.alias.clone(),
+                            features,
+                        });
+                        continue;
+                    }
+                    let plan = view(&p.view)?;
+                    let features: Vec<usize> = p
                         .features
                         .iter()
                         .map(|f| feature_index(plan, f, label))
@@ -455,6 +603,7 @@ impl OnlineService {
                     wanted.push(Wanted {
                         plan: plan.clone(),
                         alias: p.alias.clone(),
+                        visible: features.len(),
                         features,
                         join_key_map: p.join_key_map.clone(),
                     });
@@ -469,6 +618,24 @@ impl OnlineService {
                 let mut last: Option<usize> = None;
                 for r in refs {
                     let (view_name, feature) = super::parse_feature_ref(r)?;
+                    if let Some(plan) = odfv(view_name) {
+                        let plan = plan?;
+                        let idx = plan
+                            .feature_index
+                            .get(feature)
+                            .copied()
+                            .ok_or_else(|| not_in(feature, view_name))?;
+                        match odfvs.iter_mut().find(|o| o.plan.name == view_name) {
+                            Some(o) if o.features.contains(&idx) => {}
+                            Some(o) => o.features.push(idx),
+                            None => odfvs.push(WantedOdfv {
+                                plan: plan.clone(),
+                                alias: None,
+                                features: vec![idx],
+                            }),
+                        }
+                        continue;
+                    }
                     // References mostly come grouped by view: the previous one's view is
                     // checked first.
                     let at = match last {
@@ -481,6 +648,7 @@ impl OnlineService {
                             let idx = feature_index(&w.plan, feature, view_name)?;
                             if !w.features.contains(&idx) {
                                 w.features.push(idx);
+                                w.visible += 1;
                             }
                             last = Some(i);
                         }
@@ -491,6 +659,7 @@ impl OnlineService {
                                 plan: plan.clone(),
                                 alias: None,
                                 features: vec![idx],
+                                visible: 1,
                                 join_key_map: Vec::new(),
                             });
                             last = Some(wanted.len() - 1);
@@ -499,7 +668,35 @@ impl OnlineService {
                 }
             }
         }
-        Ok(wanted)
+        // On-demand outputs come in the order of the UDF's frame; the views they read are
+        // read too (features not asked for are read, not answered).
+        for o in &mut odfvs {
+            o.features.sort_by_key(|i| o.plan.output_rank[*i]);
+            for (source, idxs) in &o.plan.sources {
+                let at = wanted.iter().position(|w| {
+                    w.plan.name == *source && w.alias.is_none() && w.join_key_map.is_empty()
+                });
+                let w = match at {
+                    Some(i) => &mut wanted[i],
+                    None => {
+                        wanted.push(Wanted {
+                            plan: view(source)?.clone(),
+                            alias: None,
+                            features: Vec::new(),
+                            visible: 0,
+                            join_key_map: Vec::new(),
+                        });
+                        wanted.last_mut().expect("pushed")
+                    }
+                };
+                for i in idxs {
+                    if !w.features.contains(i) {
+                        w.features.push(*i);
+                    }
+                }
+            }
+        }
+        Ok((wanted, odfvs))
     }
 
     /// `selection` resolved against `index`: remembered by the index after the first time, so a
@@ -520,25 +717,33 @@ impl OnlineService {
         if let Some(r) = known(&index.resolved.lock().expect("not poisoned")) {
             return Ok(r);
         }
-        let wanted = self.resolve(index, selection)?;
+        let (wanted, odfvs) = self.resolve(index, selection)?;
 
         // Output names, and Feast's collision rule.
         let mut feature_names = Vec::new();
+        let mut name = |prefix: &str, f: &str| {
+            feature_names.push(if full_feature_names {
+                format!("{prefix}__{f}")
+            } else {
+                f.to_owned()
+            });
+        };
         for w in &wanted {
             let prefix = w.alias.as_deref().unwrap_or(&w.plan.name);
-            for &i in &w.features {
-                let f = &w.plan.layout.features[i];
-                feature_names.push(if full_feature_names {
-                    format!("{prefix}__{f}")
-                } else {
-                    f.clone()
-                });
+            for &i in &w.features[..w.visible] {
+                name(prefix, &w.plan.layout.features[i]);
+            }
+        }
+        for o in &odfvs {
+            let prefix = o.alias.as_deref().unwrap_or(&o.plan.name);
+            for &i in &o.features {
+                name(prefix, &o.plan.features[i].0);
             }
         }
         // One view's references are deduplicated and its feature names are distinct (unless
         // the registry says otherwise): only several views or a service can repeat a name.
         let may_repeat = match (selection, wanted.as_slice()) {
-            (FeatureSelection::Refs(_), [w]) => {
+            (FeatureSelection::Refs(_), [w]) if odfvs.is_empty() => {
                 w.plan.feature_index.len() != w.plan.layout.features.len()
             }
             _ => true,
@@ -554,6 +759,7 @@ impl OnlineService {
             selection: owned_selection(selection),
             full_feature_names,
             wanted,
+            odfvs,
             feature_names,
         });
         let mut cache = index.resolved.lock().expect("not poisoned");
@@ -597,6 +803,20 @@ impl OnlineService {
             ));
         }
         let column = |name: &str| columns.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        if !resolved.odfvs.is_empty() {
+            let mut missing: Vec<String> = resolved
+                .odfvs
+                .iter()
+                .flat_map(|o| o.plan.request_fields.iter())
+                .filter(|f| column(f).is_none())
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                missing.sort();
+                missing.dedup();
+                return Err(ondemand::request_data_missing(&missing));
+            }
+        }
 
         // Entity keys per wanted view, deduplicated.
         let mut missing: Vec<String> = Vec::new();
@@ -687,9 +907,13 @@ impl OnlineService {
         let mut out = OnlineResponse {
             feature_names: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
             columns: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
-            view_metadata: req
-                .include_view_metadata
-                .then(|| wanted.iter().map(|w| (w.plan.name.clone(), 0)).collect()),
+            view_metadata: req.include_view_metadata.then(|| {
+                wanted
+                    .iter()
+                    .filter(|w| w.visible > 0)
+                    .map(|w| (w.plan.name.clone(), 0))
+                    .collect()
+            }),
         };
         for (name, values) in &columns {
             let Some(t) = echo_types
@@ -720,8 +944,13 @@ impl OnlineService {
             now.timestamp() as i128 * 1_000_000_000 + now.timestamp_subsec_nanos() as i128;
         let enforce_ttl = self.config.online_ttl == OnlineTtl::Enforce;
         let mut names = resolved.feature_names.iter();
+        // Every column read, per view, when on-demand views need them as inputs.
+        let keep = !resolved.odfvs.is_empty();
+        let mut kept: Vec<Vec<Column>> = Vec::new();
+        let echoed = out.columns.len();
 
         for ((w, (_, row_key)), view_records) in wanted.iter().zip(&per_view).zip(records) {
+            let mut view_kept = Vec::new();
             let mut counts = [0u64; 5];
             let max_age = w
                 .plan
@@ -755,16 +984,101 @@ impl OnlineService {
                             col.event_timestamps.push(EPOCH);
                         }
                     }
-                    counts[*col.statuses.last().expect("pushed") as usize] += 1;
+                    if fi < w.visible {
+                        counts[*col.statuses.last().expect("pushed") as usize] += 1;
+                    }
                 }
-                out.feature_names
-                    .push(names.next().expect("one name per feature").clone());
-                out.columns.push(col);
+                if fi < w.visible {
+                    out.feature_names
+                        .push(names.next().expect("one name per feature").clone());
+                    if keep {
+                        view_kept.push(col.clone());
+                    }
+                    out.columns.push(col);
+                } else {
+                    view_kept.push(col);
+                }
+            }
+            if keep {
+                kept.push(view_kept);
             }
             for (counter, n) in w.plan.status_counters.iter().zip(counts) {
                 if n > 0 {
                     counter.increment(n);
                 }
+            }
+        }
+        for o in &resolved.odfvs {
+            let Engine::Native(program) = &o.plan.engine else {
+                unreachable!("resolve refuses on-demand views without an engine");
+            };
+            let inputs = o
+                .plan
+                .inputs
+                .iter()
+                .map(|input| {
+                    let col = match input {
+                        InputRef::Request(name) => {
+                            let values: Vec<Value> = column(name)
+                                .expect("request data checked")
+                                .iter()
+                                .map(Scalar::to_inferred_value)
+                                .collect();
+                            larder_offline::ondemand::Col::from_values(&values)
+                        }
+                        InputRef::Feature { view, feature } => {
+                            let at = wanted
+                                .iter()
+                                .position(|w| {
+                                    w.plan.name == *view
+                                        && w.alias.is_none()
+                                        && w.join_key_map.is_empty()
+                                })
+                                .expect("resolve reads every source view");
+                            let pos = wanted[at]
+                                .features
+                                .iter()
+                                .position(|f| f == feature)
+                                .expect("resolve reads every source feature");
+                            larder_offline::ondemand::Col::from_values(&kept[at][pos].values)
+                        }
+                        InputRef::JoinKey(name) => {
+                            match out.feature_names[..echoed].iter().position(|n| n == name) {
+                                Some(i) => larder_offline::ondemand::Col::from_values(
+                                    &out.columns[i].values,
+                                ),
+                                None => {
+                                    return Err(ServiceError::bad_request(format!(
+                                        "on demand feature view {} reads {name}, which the \
+                                         request does not give",
+                                        o.plan.name
+                                    )));
+                                }
+                            }
+                        }
+                    };
+                    col.map_err(|e| ondemand::udf_failed(&o.plan.name, e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let wanted_names: Vec<&str> = o
+                .features
+                .iter()
+                .map(|i| o.plan.features[*i].0.as_str())
+                .collect();
+            let computed = program
+                .evaluate(&inputs, rows, &wanted_names)
+                .map_err(|e| ondemand::udf_failed(&o.plan.name, e))?;
+            for (col, i) in computed.iter().zip(&o.features) {
+                let values = col
+                    .to_values(o.plan.features[*i].1)
+                    .map_err(|e| ondemand::udf_failed(&o.plan.name, e))?;
+                out.feature_names
+                    .push(names.next().expect("one name per feature").clone());
+                out.columns.push(Column {
+                    values,
+                    statuses: vec![FieldStatus::Present; rows],
+                    event_timestamps: vec![EPOCH; rows],
+                });
             }
         }
         self.metrics.requests.increment(1);

@@ -187,13 +187,13 @@ fn bad_retrievals_are_named_and_leave_no_output() {
 }
 
 /// `larder serve-offline` as a child process, killed on drop.
-struct OfflineServer {
+pub struct OfflineServer {
     child: std::process::Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl OfflineServer {
-    fn start(repo: &Path) -> Self {
+    pub fn start(repo: &Path) -> Self {
         Self::start_with(repo, &[])
     }
 

@@ -8,6 +8,7 @@ mod limits;
 mod materialize_faults;
 mod openapi;
 mod oracle_materialize;
+mod oracle_ondemand;
 mod oracle_registry;
 mod oracle_serving;
 mod serve_e2e;

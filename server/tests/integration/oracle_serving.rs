@@ -74,7 +74,7 @@ fn wait_healthy(url: &str, child: &mut Child, what: &str, limit: Duration) {
     }
 }
 
-fn feast_serve(oracle: &Oracle, repo: &Path) -> Server {
+pub fn feast_serve(oracle: &Oracle, repo: &Path) -> Server {
     let port = free_port();
     let mut child = Command::new(oracle.bin.join("feast"))
         .current_dir(repo)

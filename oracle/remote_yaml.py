@@ -1,0 +1,28 @@
+"""The repo's feature_store.yaml with `online_store` replaced by `{type: remote, path: URL}`
+and/or `offline_store` by `{type: remote, host: 127.0.0.1, port: PORT}`, written beside it as
+feature_store_remote.yaml (for the SDK's `fs_yaml_file`)."""
+
+from pathlib import Path
+
+
+def remote_yaml(repo, url=None, offline_port=None):
+    replaced = {}
+    if url:
+        replaced["online_store:"] = f"online_store:\n  type: remote\n  path: {url}"
+    if offline_port:
+        replaced["offline_store:"] = (
+            f"offline_store:\n  type: remote\n  host: 127.0.0.1\n  port: {offline_port}"
+        )
+    lines, skip = [], False
+    for line in Path(repo, "feature_store.yaml").read_text().splitlines():
+        if any(line.startswith(k) for k in replaced):
+            skip = True
+            continue
+        if skip and line.startswith(" "):
+            continue
+        skip = False
+        lines.append(line)
+    lines.extend(replaced.values())
+    path = Path(repo, "feature_store_remote.yaml")
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,161 @@
+//! On-demand feature views: which engine runs each view, the columns its UDF sees (as Feast
+//! builds the UDF's input frame), and Feast's rules for request data. Serving and the
+//! `on-demand-feature-views list` command both decide through [`engine`].
+
+use std::sync::Arc;
+
+use larder_offline::ondemand::{Kind, Program};
+use larder_protos::feast::types::value_type::Enum as ValueType;
+use larder_registry::model::{Catalog, FeatureView, OnDemand, SourceKind};
+
+use crate::error::{ErrorCode, ServiceError};
+
+/// How an on-demand view's UDF runs.
+#[derive(Debug, Clone)]
+pub enum Engine {
+    /// Compiled from the UDF's source text (`body_text`).
+    Native(Arc<Program>),
+    /// Outside the native subset, and no Python engine here: why.
+    Unavailable(String),
+}
+
+impl Engine {
+    /// What `on-demand-feature-views list` shows.
+    pub fn describe(&self) -> String {
+        match self {
+            Engine::Native(_) => "native".into(),
+            Engine::Unavailable(why) => format!("python (needed: {why})"),
+        }
+    }
+}
+
+/// The kind of values a column of type `t` holds for the native engine.
+fn kind(t: ValueType) -> Kind {
+    match t {
+        ValueType::Int32 | ValueType::Int64 | ValueType::Float | ValueType::Double => Kind::Num,
+        ValueType::Bool => Kind::Bool,
+        ValueType::String | ValueType::Uuid | ValueType::TimeUuid => Kind::Str,
+        _ => Kind::Other,
+    }
+}
+
+/// The features of `source` an on-demand view reads: the projection's, or all of the view's.
+pub fn source_features<'a>(
+    catalog: &'a Catalog,
+    source: &'a larder_registry::model::OnDemandSource,
+) -> Vec<(&'a str, ValueType)> {
+    let view = catalog.view(&source.view);
+    let all = || {
+        view.map(|v| {
+            v.features
+                .iter()
+                .map(|f| (f.name.as_str(), f.value_type))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    if source.features.is_empty() {
+        return all();
+    }
+    source
+        .features
+        .iter()
+        .map(|f| {
+            let t = view
+                .and_then(|v| v.features.iter().find(|x| x.name == *f))
+                .map_or(ValueType::Invalid, |x| x.value_type);
+            (f.as_str(), t)
+        })
+        .collect()
+}
+
+/// The request-data fields an on-demand view needs, with their declared types.
+pub fn request_fields(odfv: &OnDemand) -> Vec<(String, ValueType)> {
+    odfv.request_sources
+        .iter()
+        .flat_map(|s| match &s.kind {
+            SourceKind::Request { schema } => schema.as_slice(),
+            _ => &[],
+        })
+        .map(|f| (f.name.clone(), f.value_type))
+        .collect()
+}
+
+/// The columns of the frame Feast hands the UDF: every source feature under its short and
+/// its full name (`<projection>__<feature>`), the request data, and the join keys.
+pub fn input_columns(catalog: &Catalog, v: &FeatureView, odfv: &OnDemand) -> Vec<(String, Kind)> {
+    let mut cols: Vec<(String, Kind)> = Vec::new();
+    let mut add = |name: String, k: Kind| {
+        if !cols.iter().any(|(c, _)| *c == name) {
+            cols.push((name, k));
+        }
+    };
+    for s in &odfv.sources {
+        for (f, t) in source_features(catalog, s) {
+            add(f.to_owned(), kind(t));
+            add(format!("{}__{f}", s.name_to_use()), kind(t));
+        }
+    }
+    for (f, t) in request_fields(odfv) {
+        add(f, kind(t));
+    }
+    for s in &odfv.sources {
+        if let Some(view) = catalog.view(&s.view) {
+            for (k, t) in catalog.join_keys(view) {
+                add(k, kind(t));
+            }
+        }
+    }
+    for e in &v.entity_columns {
+        add(e.name.clone(), kind(e.value_type));
+    }
+    cols
+}
+
+/// The engine that runs `v`: native when its UDF compiles, else the reason it needs Python.
+pub fn engine(catalog: &Catalog, v: &FeatureView) -> Engine {
+    let Some(odfv) = &v.odfv else {
+        return Engine::Unavailable("not an on-demand view".into());
+    };
+    let columns = input_columns(catalog, v, odfv);
+    match Program::compile(&odfv.udf_source, &odfv.mode, &columns) {
+        Ok(p) => match v.features.iter().find(|f| !p.produces(&f.name)) {
+            Some(f) => Engine::Unavailable(format!("the UDF returns no column {}", f.name)),
+            None => Engine::Native(Arc::new(p)),
+        },
+        Err(u) => Engine::Unavailable(u.0),
+    }
+}
+
+/// The error for an on-demand view no engine here can run.
+pub fn unavailable(view: &str, why: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorCode::NotImplemented,
+        format!(
+            "on demand feature view {view} needs the Python engine, which is not configured \
+             (outside the native subset: {why})"
+        ),
+    )
+}
+
+/// Feast's `RequestDataNotFoundInEntityRowsException` for `missing` request-data fields.
+pub fn request_data_missing(missing: &[String]) -> ServiceError {
+    let list = missing
+        .iter()
+        .map(|m| format!("'{m}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ServiceError::feast(
+        ErrorCode::NotFound,
+        "RequestDataNotFoundInEntityRowsException",
+        format!(
+            "Required request data source features [{list}] not found in the entity rows, but \
+             required by feature views"
+        ),
+    )
+}
+
+/// A UDF that failed on its inputs.
+pub fn udf_failed(view: &str, e: larder_offline::ondemand::EvalError) -> ServiceError {
+    ServiceError::bad_request(format!("on demand feature view {view}: {e}"))
+}

@@ -1,0 +1,267 @@
+//! On-demand feature views against the real Feast SDK, starting from the repo `feast init`
+//! writes: its online workflow through `online_store: remote` pointed at `larder serve`, and
+//! `larder serve`'s JSON beside `feast serve`'s for on-demand requests.
+
+use std::{collections::BTreeMap, path::Path};
+
+use serde_json::{Value as Json, json};
+
+use crate::historical::OfflineServer;
+use crate::oracle_serving::{feast_serve, larder_serve, post};
+use crate::support::{Oracle, copy_dir, larder, stdout_ok};
+
+/// `feast init` in `dir`, then `feast apply`; returns the feature repo.
+fn template(oracle: &Oracle, dir: &Path, name: &str) -> std::path::PathBuf {
+    oracle.feast(dir, &["init", name], &[]);
+    let repo = dir.join(name).join("feature_repo");
+    oracle.feast(&repo, &["apply"], &[]);
+    repo
+}
+
+/// The workflow's JSON from `oracle/template_workflow.py`.
+fn workflow(oracle: &Oracle, repo: &Path, now: &str, remote: Option<&str>) -> Vec<Json> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/template_workflow.py");
+    let mut cmd = std::process::Command::new(oracle.bin.join("python"));
+    cmd.arg(script).arg(repo);
+    match remote {
+        Some(url) => cmd.args(["remote", url]),
+        None => cmd.arg("local"),
+    };
+    let out = cmd
+        .env("NOW", now)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap();
+    let text = stdout_ok(out, "template_workflow.py");
+    serde_json::from_str::<Json>(text.lines().last().unwrap())
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The SDK's remote client turns a Json feature's text into a `str` where the local SDK
+/// parses it (Feast's own server gives the same `str`): parse it back to compare.
+fn parse_json_features(mut steps: Vec<Json>) -> Vec<Json> {
+    for step in &mut steps {
+        for (k, v) in step.as_object_mut().unwrap() {
+            if !k.ends_with("driver_config") {
+                continue;
+            }
+            for cell in v.as_array_mut().unwrap() {
+                if let Json::String(s) = cell {
+                    *cell = serde_json::from_str(s).unwrap();
+                }
+            }
+        }
+    }
+    steps
+}
+
+#[test]
+fn feast_init_repo_online_workflow_through_larder_matches_feast() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    oracle.feast(dir.path(), &["init", "alone"], &[]);
+    // The same repo, data and all, for Larder.
+    let feast_repo = dir.path().join("alone/feature_repo");
+    let larder_repo = dir.path().join("larder_repo");
+    copy_dir(&feast_repo, &larder_repo);
+    for repo in [&feast_repo, &larder_repo] {
+        oracle.feast(repo, &["apply"], &[]);
+    }
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+
+    let list = stdout_ok(
+        larder(&larder_repo, &["on-demand-feature-views", "list"], &[]),
+        "on-demand-feature-views list",
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("transformed_conv_rate ") && l.ends_with("native")),
+        "{list}"
+    );
+    stdout_ok(
+        larder(&larder_repo, &["materialize-incremental", &now], &[]),
+        "larder materialize-incremental",
+    );
+    let server = larder_serve(&larder_repo);
+    let through_larder = workflow(&oracle, &larder_repo, &now, Some(&server.url));
+    let alone = workflow(&oracle, &feast_repo, &now, None);
+    assert_eq!(alone.len(), 6);
+    // The on-demand outputs are there, computed from the pushed row after the push.
+    assert_eq!(
+        alone[3]["conv_rate_plus_val1"][0],
+        json!(1001.0),
+        "{}",
+        alone[3]
+    );
+    assert_eq!(
+        parse_json_features(through_larder),
+        alone,
+        "the SDK's to_dict() through larder differs from Feast alone"
+    );
+
+    // The workflow's retrievals (training and batch scoring) with on-demand features, through
+    // `larder serve-offline` as the SDK's remote offline store, against Feast's file store.
+    let flight = OfflineServer::start(&larder_repo);
+    let port = flight.port.to_string();
+    let via_larder = historical(&oracle, &larder_repo, &now, Some(&port));
+    let alone = historical(&oracle, &feast_repo, &now, None);
+    assert_eq!(via_larder, alone, "get_historical_features through larder");
+    assert_eq!(alone[0]["rows"].as_array().unwrap().len(), 3);
+}
+
+fn historical(oracle: &Oracle, repo: &Path, now: &str, port: Option<&str>) -> Json {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/template_workflow.py");
+    let out = std::process::Command::new(oracle.bin.join("python"))
+        .arg(script)
+        .arg(repo)
+        .arg("historical")
+        .args(port)
+        .env("NOW", now)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .unwrap();
+    let text = stdout_ok(out, "template_workflow.py historical");
+    serde_json::from_str(text.lines().last().unwrap()).unwrap()
+}
+
+/// Output columns by name (Feast's order within a view is not fixed).
+fn by_name(body: &str) -> BTreeMap<String, Json> {
+    let doc: Json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let names = doc["metadata"]["feature_names"].as_array().unwrap();
+    names
+        .iter()
+        .zip(doc["results"].as_array().unwrap())
+        .map(|(n, r)| (n.as_str().unwrap().to_owned(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn larder_serve_answers_on_demand_requests_as_feast_serve() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = template(&oracle, dir.path(), "served");
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    oracle.feast(&repo, &["materialize-incremental", &now], &[]);
+    let feast = feast_serve(&oracle, &repo);
+    let larder = larder_serve(&repo);
+    let requests = [
+        json!({"feature_service": "driver_activity_v1",
+               "entities": {"driver_id": [1001, 1002, 7], "val_to_add": [1, 2, 3], "val_to_add_2": [10, 20, 30]}}),
+        json!({"features": ["transformed_conv_rate:conv_rate_plus_val2", "driver_hourly_stats:acc_rate",
+                            "transformed_conv_rate:conv_rate_plus_val1"],
+               "full_feature_names": true,
+               "entities": {"driver_id": [1003], "val_to_add": [0.25], "val_to_add_2": [-4]}}),
+        json!({"feature_service": "driver_activity_v3",
+               "entities": {"driver_id": [1004, 1005], "val_to_add": [5, 6], "val_to_add_2": [7, 8]}}),
+    ];
+    for req in &requests {
+        let path = "/get-online-features";
+        let (fs, fbody) = post(&format!("{}{path}", feast.url), req);
+        let (ls, lbody) = post(&format!("{}{path}", larder.url), req);
+        assert_eq!(
+            (fs, ls),
+            (200, 200),
+            "{req}\nfeast: {fbody}\nlarder: {lbody}"
+        );
+        assert_eq!(by_name(&lbody), by_name(&fbody), "{req}");
+    }
+    // Missing request data: Feast's exception and status; the message lists the fields in a
+    // Python set's order (which changes between processes), Larder's sorted.
+    let req = json!({"feature_service": "driver_activity_v1", "entities": {"driver_id": [1001]}});
+    let (fs, fbody) = post(&format!("{}/get-online-features", feast.url), &req);
+    let (ls, lbody) = post(&format!("{}/get-online-features", larder.url), &req);
+    let error = |body: &str| -> Json {
+        let inner: String = serde_json::from_str(body).unwrap();
+        let mut doc: Json = serde_json::from_str(&inner).unwrap();
+        let msg = doc["message"].as_str().unwrap().to_owned();
+        let (head, rest) = msg.split_once('[').unwrap();
+        let (list, tail) = rest.split_once(']').unwrap();
+        let mut fields: Vec<&str> = list.split(", ").collect();
+        fields.sort();
+        doc["message"] = json!(format!("{head}[{}]{tail}", fields.join(", ")));
+        doc
+    };
+    assert_eq!(ls, fs);
+    assert_eq!(error(&lbody), error(&fbody));
+    assert!(lbody.contains("['val_to_add', 'val_to_add_2']"), "{lbody}");
+}
+
+/// Equal answers, floats within a few ulps (numpy's and Rust's `sqrt`/`log` agree, but a
+/// vectorized libm may differ in the last bit).
+fn assert_same_answers(
+    larder: &BTreeMap<String, Json>,
+    feast: &BTreeMap<String, Json>,
+    what: &str,
+) {
+    assert_eq!(
+        larder.keys().collect::<Vec<_>>(),
+        feast.keys().collect::<Vec<_>>(),
+        "{what}"
+    );
+    for (name, l) in larder {
+        let f = &feast[name];
+        assert_eq!(l["statuses"], f["statuses"], "{what}: {name}");
+        let (lv, fv) = (
+            l["values"].as_array().unwrap(),
+            f["values"].as_array().unwrap(),
+        );
+        assert_eq!(lv.len(), fv.len(), "{what}: {name}");
+        for (a, b) in lv.iter().zip(fv) {
+            let close = match (a.as_f64(), b.as_f64()) {
+                (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
+                _ => a == b,
+            };
+            assert!(close, "{what}: {name}: larder {lv:?}, feast {fv:?}");
+        }
+    }
+}
+
+#[test]
+fn randomized_on_demand_views_answer_as_feast_serve() {
+    let oracle = Oracle::get();
+    for seed in 1..=3 {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let requests: Vec<Json> = serde_json::from_str(
+            &oracle.script("odfv_case.py", &[repo.to_str().unwrap(), &seed.to_string()]),
+        )
+        .unwrap();
+        oracle.feast(&repo, &["apply"], &[]);
+        let now = chrono::Utc::now()
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string();
+        oracle.feast(&repo, &["materialize", "2020-01-01T00:00:00", &now], &[]);
+        let list = stdout_ok(
+            larder(&repo, &["on-demand-feature-views", "list"], &[]),
+            "on-demand-feature-views list",
+        );
+        assert_eq!(
+            list.lines().filter(|l| l.ends_with(" native")).count(),
+            6,
+            "every generated view is in the native subset:\n{list}"
+        );
+        let feast = feast_serve(&oracle, &repo);
+        let larder = larder_serve(&repo);
+        for req in &requests {
+            let (fs, fbody) = post(&format!("{}/get-online-features", feast.url), req);
+            let (ls, lbody) = post(&format!("{}/get-online-features", larder.url), req);
+            let what = format!("seed {seed}: {req}");
+            assert_eq!(
+                (fs, ls),
+                (200, 200),
+                "{what}\nfeast: {fbody}\nlarder: {lbody}"
+            );
+            assert_same_answers(&by_name(&lbody), &by_name(&fbody), &what);
+        }
+    }
+}
