@@ -11,6 +11,8 @@ fn main() -> Result<()> {
     let mut files = Vec::new();
     collect(&root, &mut files)?;
     files.sort();
+    // New files too (a directory's time changes when a file is added).
+    println!("cargo:rerun-if-changed=proto");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

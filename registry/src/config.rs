@@ -312,6 +312,44 @@ pub struct LarderConfig {
     /// Limits of the servers' connections (`larder.server`).
     #[serde(default)]
     pub server: ServerLimits,
+    /// How on-demand views run (`larder.on_demand`).
+    #[serde(default)]
+    pub on_demand: OnDemandConfig,
+}
+
+/// `larder.on_demand`: the engines of on-demand views.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnDemandConfig {
+    /// A Python with the Feast SDK: Larder starts its transformation worker with it (the
+    /// Python engine). A path, or a command on `PATH`.
+    pub python: Option<String>,
+    /// The address (`host:port`) of a running transformation service instead (Feast's
+    /// `feast serve_transformations`, pandas mode only).
+    pub transformation_service: Option<String>,
+    /// How long one transformation may take.
+    pub timeout_seconds: f64,
+    /// Per view: `native` or `python` (default: native when the UDF compiles, else python).
+    pub engines: std::collections::BTreeMap<String, EngineChoice>,
+}
+
+impl Default for OnDemandConfig {
+    fn default() -> Self {
+        Self {
+            python: None,
+            transformation_service: None,
+            timeout_seconds: 10.0,
+            engines: Default::default(),
+        }
+    }
+}
+
+/// An on-demand view's engine, chosen in `larder.on_demand.engines`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    Native,
+    Python,
 }
 
 /// `larder.server`: timeouts and caps of every endpoint's connections.
@@ -580,6 +618,19 @@ impl RepoConfig {
             .server
             .check()
             .map_err(|m| p.err("larder.server", &m))?;
+        let timeout = larder.on_demand.timeout_seconds;
+        if timeout.is_nan() || timeout <= 0.0 || timeout.is_infinite() {
+            return Err(p.err(
+                "larder.on_demand.timeout_seconds",
+                "must be a positive number of seconds",
+            ));
+        }
+        if larder.on_demand.python.is_some() && larder.on_demand.transformation_service.is_some() {
+            return Err(p.err(
+                "larder.on_demand",
+                "set python or transformation_service, not both",
+            ));
+        }
         Ok(Self {
             repo_path: repo_path.to_owned(),
             config_path: config_path.to_owned(),

@@ -140,6 +140,7 @@ pub async fn online_service(
             key_version,
             online_ttl: config.larder.online_ttl,
             serve_while_materializing: config.registry.serve_features_while_materializing,
+            engines: crate::service::ondemand::Engines::from_config(config),
         },
         Arc::new(SystemClock),
     )))

@@ -196,3 +196,74 @@ pub fn to_arrow(col: &Col, t: T) -> Result<ArrayRef, EvalError> {
         }
     })
 }
+
+/// Feast values as the Arrow table Feast's online path builds from them
+/// (`pa.Table.from_pydict` of the Python values): integers int64 (nulls kept), floats float64,
+/// booleans, strings; a column of nulls only is of the null type.
+pub fn inferred_batch(
+    names: &[String],
+    columns: &[Vec<larder_protos::feast::types::Value>],
+    rows: usize,
+) -> Result<RecordBatch, EvalError> {
+    use larder_protos::feast::types::value::Val;
+    let mut fields = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (name, values) in names.iter().zip(columns) {
+        let super::column::Inferred {
+            ints,
+            floats,
+            bools,
+            strs,
+            any,
+            ..
+        } = super::column::Inferred::of(values)
+            .map_err(|e| EvalError(format!("column {name}: {e}")))?;
+        let array: ArrayRef = if !any {
+            Arc::new(datafusion::arrow::array::NullArray::new(rows))
+        } else if ints {
+            Arc::new(Int64Array::from_iter(values.iter().map(|v| match v.val {
+                Some(Val::Int32Val(i)) => Some(i as i64),
+                Some(Val::Int64Val(i)) => Some(i),
+                _ => None,
+            })))
+        } else if floats {
+            Arc::new(Float64Array::from_iter(values.iter().map(
+                |v| match v.val {
+                    Some(Val::Int32Val(i)) => Some(i as f64),
+                    Some(Val::Int64Val(i)) => Some(i as f64),
+                    Some(Val::FloatVal(f)) => Some(f as f64),
+                    Some(Val::DoubleVal(f)) => Some(f),
+                    _ => None,
+                },
+            )))
+        } else if bools {
+            Arc::new(BooleanArray::from_iter(values.iter().map(
+                |v| match v.val {
+                    Some(Val::BoolVal(b)) => Some(b),
+                    _ => None,
+                },
+            )))
+        } else if strs {
+            Arc::new(StringArray::from_iter(values.iter().map(
+                |v| match &v.val {
+                    Some(Val::StringVal(s) | Val::UuidVal(s) | Val::TimeUuidVal(s)) => {
+                        Some(s.as_str())
+                    }
+                    _ => None,
+                },
+            )))
+        } else {
+            return Err(EvalError(format!(
+                "column {name} mixes numbers, booleans and strings"
+            )));
+        };
+        fields.push(Field::new(name, array.data_type().clone(), true));
+        arrays.push(array);
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        arrays,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| EvalError(e.to_string()))
+}

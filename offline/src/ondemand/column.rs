@@ -85,48 +85,14 @@ impl Col {
 
     /// A column of Feast values as Feast's online path hands it to a pandas UDF.
     pub fn from_values(values: &[Value]) -> Result<Col, EvalError> {
-        let mut ints = true;
-        let mut floats = true;
-        let mut bools = true;
-        let mut strs = true;
-        let mut nulls = false;
-        let mut any = false;
-        for v in values {
-            match &v.val {
-                None | Some(Val::NullVal(_)) => {
-                    nulls = true;
-                    continue;
-                }
-                Some(Val::Int32Val(_) | Val::Int64Val(_)) => {
-                    bools = false;
-                    strs = false;
-                }
-                Some(Val::FloatVal(_) | Val::DoubleVal(_)) => {
-                    ints = false;
-                    bools = false;
-                    strs = false;
-                }
-                Some(Val::BoolVal(_)) => {
-                    ints = false;
-                    floats = false;
-                    strs = false;
-                }
-                Some(
-                    Val::StringVal(_) | Val::UuidVal(_) | Val::TimeUuidVal(_) | Val::DecimalVal(_),
-                ) => {
-                    ints = false;
-                    floats = false;
-                    bools = false;
-                }
-                Some(other) => {
-                    return fail(format!(
-                        "{} values are outside the native on-demand subset",
-                        val_name(other)
-                    ));
-                }
-            }
-            any = true;
-        }
+        let Inferred {
+            ints,
+            floats,
+            bools,
+            strs,
+            nulls,
+            any,
+        } = Inferred::of(values)?;
         if !any {
             return Ok(Col::Obj(vec![Obj::None; values.len()]));
         }
@@ -261,6 +227,56 @@ impl Col {
             Col::Bool(_) => Class::Bool,
             Col::Obj(v) => obj_class(v.iter()),
         }
+    }
+}
+
+/// What Python type a column of Feast values holds (as Python infers a list of values).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inferred {
+    /// Every value present is an integer (and so on).
+    pub ints: bool,
+    pub floats: bool,
+    pub bools: bool,
+    pub strs: bool,
+    pub nulls: bool,
+    /// Some value is present.
+    pub any: bool,
+}
+
+impl Inferred {
+    pub(crate) fn of(values: &[Value]) -> Result<Self, EvalError> {
+        let mut k = Inferred {
+            ints: true,
+            floats: true,
+            bools: true,
+            strs: true,
+            nulls: false,
+            any: false,
+        };
+        for v in values {
+            match &v.val {
+                None | Some(Val::NullVal(_)) => {
+                    k.nulls = true;
+                    continue;
+                }
+                Some(Val::Int32Val(_) | Val::Int64Val(_)) => (k.bools, k.strs) = (false, false),
+                Some(Val::FloatVal(_) | Val::DoubleVal(_)) => {
+                    (k.ints, k.bools, k.strs) = (false, false, false)
+                }
+                Some(Val::BoolVal(_)) => (k.ints, k.floats, k.strs) = (false, false, false),
+                Some(
+                    Val::StringVal(_) | Val::UuidVal(_) | Val::TimeUuidVal(_) | Val::DecimalVal(_),
+                ) => (k.ints, k.floats, k.bools) = (false, false, false),
+                Some(other) => {
+                    return fail(format!(
+                        "{} values are outside what on-demand views are given here",
+                        val_name(other)
+                    ));
+                }
+            }
+            k.any = true;
+        }
+        Ok(k)
     }
 }
 

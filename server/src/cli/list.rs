@@ -105,7 +105,12 @@ pub fn feature_views(
     Ok(())
 }
 
-pub fn odfvs(snapshot: &RegistrySnapshot, project: &str, tags: &Tags) -> anyhow::Result<()> {
+pub fn odfvs(
+    snapshot: &RegistrySnapshot,
+    project: &str,
+    tags: &Tags,
+    engines: &crate::service::ondemand::Engines,
+) -> anyhow::Result<()> {
     let c = Catalog::new(snapshot, project)?;
     let rows = c
         .feature_views
@@ -114,7 +119,7 @@ pub fn odfvs(snapshot: &RegistrySnapshot, project: &str, tags: &Tags) -> anyhow:
         .map(|v| {
             vec![
                 v.name.clone(),
-                crate::service::ondemand::engine(&c, v).describe(),
+                crate::service::ondemand::engine(&c, v, engines).describe(),
             ]
         })
         .collect();

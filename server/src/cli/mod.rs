@@ -258,7 +258,12 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         }
         Command::Entities(a) => list::entities(&snapshot, project, &tags(&a)?)?,
         Command::FeatureViews(a) => list::feature_views(&snapshot, project, &tags(&a)?)?,
-        Command::OnDemandFeatureViews(a) => list::odfvs(&snapshot, project, &tags(&a)?)?,
+        Command::OnDemandFeatureViews(a) => list::odfvs(
+            &snapshot,
+            project,
+            &tags(&a)?,
+            &crate::service::ondemand::Engines::from_config(&config),
+        )?,
         Command::FeatureServices(a) => list::services(&snapshot, project, &tags(&a)?)?,
         Command::DataSources(a) => list::data_sources(&snapshot, project, &tags(&a)?)?,
         Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,

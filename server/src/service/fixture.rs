@@ -212,6 +212,7 @@ pub async fn service_and_registry(
             key_version: KeyVersion::V3,
             online_ttl: ttl,
             serve_while_materializing: false,
+            engines: Default::default(),
         },
         clock,
     ));

@@ -329,8 +329,19 @@ impl HistoricalService {
         wanted: &[Wanted<'_>],
         full_feature_names: bool,
     ) -> Result<Step, ServiceError> {
-        let program = match super::ondemand::engine(catalog, v) {
+        let engines = super::ondemand::Engines::from_config(&self.config);
+        let program = match super::ondemand::engine(catalog, v, &engines) {
             super::ondemand::Engine::Native(p) => p,
+            super::ondemand::Engine::Python(..) => {
+                return Err(ServiceError::new(
+                    ErrorCode::NotImplemented,
+                    format!(
+                        "on demand feature view {} runs on the Python engine, which historical \
+                         retrieval does not call yet",
+                        v.name
+                    ),
+                ));
+            }
             super::ondemand::Engine::Unavailable(why) => {
                 return Err(super::ondemand::unavailable(&v.name, &why));
             }

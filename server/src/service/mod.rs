@@ -6,6 +6,7 @@ pub mod offline_server;
 pub mod ondemand;
 pub mod online;
 pub mod push;
+pub mod python_engine;
 
 use std::{collections::HashMap, sync::Arc};
 

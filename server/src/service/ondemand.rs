@@ -6,7 +6,12 @@ use std::sync::Arc;
 
 use larder_offline::ondemand::{Kind, Program};
 use larder_protos::feast::types::value_type::Enum as ValueType;
+use std::collections::BTreeMap;
+
+use larder_registry::config::EngineChoice;
 use larder_registry::model::{Catalog, FeatureView, OnDemand, SourceKind};
+
+pub use super::python_engine::PythonEngine;
 
 use crate::error::{ErrorCode, ServiceError};
 
@@ -15,7 +20,9 @@ use crate::error::{ErrorCode, ServiceError};
 pub enum Engine {
     /// Compiled from the UDF's source text (`body_text`).
     Native(Arc<Program>),
-    /// Outside the native subset, and no Python engine here: why.
+    /// In Feast's Python: why not native.
+    Python(Arc<PythonEngine>, String),
+    /// Neither: why.
     Unavailable(String),
 }
 
@@ -24,7 +31,27 @@ impl Engine {
     pub fn describe(&self) -> String {
         match self {
             Engine::Native(_) => "native".into(),
-            Engine::Unavailable(why) => format!("python (needed: {why})"),
+            Engine::Python(_, why) => format!("python ({why})"),
+            Engine::Unavailable(why) => {
+                format!("none: the Python engine is not configured ({why})")
+            }
+        }
+    }
+}
+
+/// What decides a view's engine: the Python engine, if configured, and the per-view choices of
+/// `larder.on_demand.engines`.
+#[derive(Debug, Clone, Default)]
+pub struct Engines {
+    pub python: Option<Arc<PythonEngine>>,
+    pub choices: BTreeMap<String, EngineChoice>,
+}
+
+impl Engines {
+    pub fn from_config(config: &larder_registry::config::RepoConfig) -> Self {
+        Self {
+            python: PythonEngine::from_config(config),
+            choices: config.larder.on_demand.engines.clone(),
         }
     }
 }
@@ -112,18 +139,36 @@ pub fn input_columns(catalog: &Catalog, v: &FeatureView, odfv: &OnDemand) -> Vec
     cols
 }
 
-/// The engine that runs `v`: native when its UDF compiles, else the reason it needs Python.
-pub fn engine(catalog: &Catalog, v: &FeatureView) -> Engine {
+/// The engine that runs `v`: the one `larder.on_demand.engines` names, else native when its
+/// UDF compiles, else Python when configured.
+pub fn engine(catalog: &Catalog, v: &FeatureView, engines: &Engines) -> Engine {
     let Some(odfv) = &v.odfv else {
         return Engine::Unavailable("not an on-demand view".into());
     };
-    let columns = input_columns(catalog, v, odfv);
-    match Program::compile(&odfv.udf_source, &odfv.mode, &columns) {
-        Ok(p) => match v.features.iter().find(|f| !p.produces(&f.name)) {
-            Some(f) => Engine::Unavailable(format!("the UDF returns no column {}", f.name)),
-            None => Engine::Native(Arc::new(p)),
+    let native = || -> Result<Program, String> {
+        let columns = input_columns(catalog, v, odfv);
+        let p = Program::compile(&odfv.udf_source, &odfv.mode, &columns).map_err(|u| u.0)?;
+        match v.features.iter().find(|f| !p.produces(&f.name)) {
+            Some(f) => Err(format!("the UDF returns no column {}", f.name)),
+            None => Ok(p),
+        }
+    };
+    let python = |why: String| match &engines.python {
+        Some(py) => Engine::Python(py.clone(), why),
+        None => Engine::Unavailable(why),
+    };
+    match engines.choices.get(&v.name) {
+        Some(EngineChoice::Python) => python("chosen in larder.on_demand.engines".into()),
+        Some(EngineChoice::Native) => match native() {
+            Ok(p) => Engine::Native(Arc::new(p)),
+            Err(why) => Engine::Unavailable(format!(
+                "larder.on_demand.engines chooses native, but {why}"
+            )),
         },
-        Err(u) => Engine::Unavailable(u.0),
+        None => match native() {
+            Ok(p) => Engine::Native(Arc::new(p)),
+            Err(why) => python(format!("outside the native subset: {why}")),
+        },
     }
 }
 
@@ -133,7 +178,7 @@ pub fn unavailable(view: &str, why: &str) -> ServiceError {
         ErrorCode::NotImplemented,
         format!(
             "on demand feature view {view} needs the Python engine, which is not configured \
-             (outside the native subset: {why})"
+             (larder.on_demand.python): {why}"
         ),
     )
 }

@@ -83,6 +83,8 @@ pub struct OnlineConfig {
     pub key_version: KeyVersion,
     pub online_ttl: OnlineTtl,
     pub serve_while_materializing: bool,
+    /// How on-demand views run.
+    pub engines: ondemand::Engines,
 }
 
 /// A servable view, precomputed when a registry loads.
@@ -114,8 +116,11 @@ struct OdfvPlan {
     /// The feature views it reads: view name → the features read (indexes in its layout).
     sources: Vec<(String, Vec<usize>)>,
     request_fields: Vec<String>,
-    /// Where each input column of the compiled program comes from.
+    /// Where each input column of the compiled program (or of the Python engine's frame)
+    /// comes from.
     inputs: Vec<InputRef>,
+    /// The Python engine's input frame's column names (one per `inputs`).
+    python_inputs: Vec<String>,
     /// Each output feature's position in the UDF's returned frame (Feast answers in that order).
     output_rank: Vec<usize>,
 }
@@ -284,7 +289,7 @@ impl ServingIndex {
             if let Some(odfv) = v.odfv.as_ref().filter(|o| !o.write_to_online_store) {
                 index.odfvs.insert(
                     v.name.clone(),
-                    Arc::new(OdfvPlan::build(&catalog, v, odfv, unservable)),
+                    Arc::new(OdfvPlan::build(&catalog, v, odfv, unservable, &cfg.engines)),
                 );
                 continue;
             }
@@ -339,8 +344,9 @@ impl OdfvPlan {
         v: &larder_registry::model::FeatureView,
         odfv: &larder_registry::model::OnDemand,
         unservable: Option<ServiceError>,
+        engines: &ondemand::Engines,
     ) -> Self {
-        let engine = ondemand::engine(catalog, v);
+        let engine = ondemand::engine(catalog, v, engines);
         let mut sources: Vec<(String, Vec<usize>)> = Vec::new();
         // Input column name → (view, feature index), short and full names.
         let mut by_name: Vec<(String, String, usize)> = Vec::new();
@@ -362,6 +368,7 @@ impl OdfvPlan {
             .into_iter()
             .map(|(f, _)| f)
             .collect();
+        let mut python_inputs = Vec::new();
         let (inputs, output_rank) = match &engine {
             Engine::Native(p) => (
                 p.inputs()
@@ -384,6 +391,35 @@ impl OdfvPlan {
                     .map(|f| p.output_position(&f.name).unwrap_or(usize::MAX))
                     .collect(),
             ),
+            Engine::Python(..) => {
+                // The whole input frame, as Feast builds it: join keys, source features under
+                // their short names, request data.
+                let mut inputs: Vec<(String, InputRef)> = Vec::new();
+                for s in &odfv.sources {
+                    if let Some(view) = catalog.view(&s.view) {
+                        for (k, _) in catalog.join_keys(view) {
+                            inputs.push((k.clone(), InputRef::JoinKey(k)));
+                        }
+                    }
+                }
+                for (name, view, i) in by_name.iter().step_by(2) {
+                    inputs.push((
+                        name.clone(),
+                        InputRef::Feature {
+                            view: view.clone(),
+                            feature: *i,
+                        },
+                    ));
+                }
+                for f in &request_fields {
+                    inputs.push((f.clone(), InputRef::Request(f.clone())));
+                }
+                let mut seen = std::collections::HashSet::new();
+                inputs.retain(|(n, _)| seen.insert(n.clone()));
+                let (names, refs) = inputs.into_iter().unzip();
+                python_inputs = names;
+                (refs, (0..v.features.len()).collect())
+            }
             Engine::Unavailable(_) => (Vec::new(), (0..v.features.len()).collect()),
         };
         OdfvPlan {
@@ -404,6 +440,7 @@ impl OdfvPlan {
             sources,
             request_fields,
             inputs,
+            python_inputs,
             output_rank,
         }
     }
@@ -549,7 +586,7 @@ impl OnlineService {
             Some(match (&plan.unservable, &plan.engine) {
                 (Some(e), _) => Err(e.clone()),
                 (None, Engine::Unavailable(why)) => Err(ondemand::unavailable(name, why)),
-                (None, Engine::Native(_)) => Ok(plan),
+                (None, Engine::Native(_) | Engine::Python(..)) => Ok(plan),
             })
         };
         let not_in = |feature: &str, label: &str| {
@@ -770,6 +807,60 @@ impl OnlineService {
             cache.entry(hash).or_default().push(resolved.clone());
         }
         Ok(resolved)
+    }
+
+    /// The requested outputs of on-demand view `o` over `rows` rows, from its inputs' values.
+    async fn run_odfv(
+        &self,
+        o: &WantedOdfv,
+        inputs: &[Vec<Value>],
+        rows: usize,
+    ) -> Result<Vec<Vec<Value>>, ServiceError> {
+        let name = &o.plan.name;
+        let failed = |e| ondemand::udf_failed(name, e);
+        match &o.plan.engine {
+            Engine::Native(program) => {
+                let cols = inputs
+                    .iter()
+                    .map(|v| larder_offline::ondemand::Col::from_values(v))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(failed)?;
+                let wanted: Vec<&str> = o
+                    .features
+                    .iter()
+                    .map(|i| o.plan.features[*i].0.as_str())
+                    .collect();
+                let computed = program.evaluate(&cols, rows, &wanted).map_err(failed)?;
+                computed
+                    .iter()
+                    .zip(&o.features)
+                    .map(|(c, i)| c.to_values(o.plan.features[*i].1).map_err(failed))
+                    .collect()
+            }
+            Engine::Python(py, _) => {
+                let input = larder_offline::ondemand::batch::inferred_batch(
+                    &o.plan.python_inputs,
+                    inputs,
+                    rows,
+                )
+                .map_err(failed)?;
+                let output = py.transform(name, &input).await?;
+                o.features
+                    .iter()
+                    .map(|i| {
+                        let (f, t) = &o.plan.features[*i];
+                        let column = format!("{name}__{f}");
+                        let a = output.column_by_name(&column).ok_or_else(|| {
+                            ServiceError::bad_request(format!(
+                                "on demand feature view {name}: the UDF returned no column {f}"
+                            ))
+                        })?;
+                        Ok(larder_offline::convert::feature_values(&column, a, *t)?)
+                    })
+                    .collect()
+            }
+            Engine::Unavailable(why) => Err(ondemand::unavailable(name, why)),
+        }
     }
 
     /// Answers a `get-online-features` request.
@@ -1009,23 +1100,18 @@ impl OnlineService {
             }
         }
         for o in &resolved.odfvs {
-            let Engine::Native(program) = &o.plan.engine else {
-                unreachable!("resolve refuses on-demand views without an engine");
-            };
-            let inputs = o
+            // The values of each input column.
+            let input_values = o
                 .plan
                 .inputs
                 .iter()
                 .map(|input| {
-                    let col = match input {
-                        InputRef::Request(name) => {
-                            let values: Vec<Value> = column(name)
-                                .expect("request data checked")
-                                .iter()
-                                .map(Scalar::to_inferred_value)
-                                .collect();
-                            larder_offline::ondemand::Col::from_values(&values)
-                        }
+                    Ok(match input {
+                        InputRef::Request(name) => column(name)
+                            .expect("request data checked")
+                            .iter()
+                            .map(Scalar::to_inferred_value)
+                            .collect::<Vec<Value>>(),
                         InputRef::Feature { view, feature } => {
                             let at = wanted
                                 .iter()
@@ -1040,13 +1126,11 @@ impl OnlineService {
                                 .iter()
                                 .position(|f| f == feature)
                                 .expect("resolve reads every source feature");
-                            larder_offline::ondemand::Col::from_values(&kept[at][pos].values)
+                            kept[at][pos].values.clone()
                         }
                         InputRef::JoinKey(name) => {
                             match out.feature_names[..echoed].iter().position(|n| n == name) {
-                                Some(i) => larder_offline::ondemand::Col::from_values(
-                                    &out.columns[i].values,
-                                ),
+                                Some(i) => out.columns[i].values.clone(),
                                 None => {
                                     return Err(ServiceError::bad_request(format!(
                                         "on demand feature view {} reads {name}, which the \
@@ -1056,22 +1140,10 @@ impl OnlineService {
                                 }
                             }
                         }
-                    };
-                    col.map_err(|e| ondemand::udf_failed(&o.plan.name, e))
+                    })
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let wanted_names: Vec<&str> = o
-                .features
-                .iter()
-                .map(|i| o.plan.features[*i].0.as_str())
-                .collect();
-            let computed = program
-                .evaluate(&inputs, rows, &wanted_names)
-                .map_err(|e| ondemand::udf_failed(&o.plan.name, e))?;
-            for (col, i) in computed.iter().zip(&o.features) {
-                let values = col
-                    .to_values(o.plan.features[*i].1)
-                    .map_err(|e| ondemand::udf_failed(&o.plan.name, e))?;
+                .collect::<Result<Vec<_>, ServiceError>>()?;
+            for values in self.run_odfv(o, &input_values, rows).await? {
                 out.feature_names
                     .push(names.next().expect("one name per feature").clone());
                 out.columns.push(Column {

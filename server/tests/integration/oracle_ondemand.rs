@@ -251,17 +251,129 @@ fn randomized_on_demand_views_answer_as_feast_serve() {
             "every generated view is in the native subset:\n{list}"
         );
         let feast = feast_serve(&oracle, &repo);
-        let larder = larder_serve(&repo);
+        let native = larder_serve(&repo);
+        // The same views on the Python engine (every view chosen python).
+        let yaml = repo.join("feature_store.yaml");
+        let plain = std::fs::read_to_string(&yaml).unwrap();
+        let engines: String = (0..6)
+            .map(|v| format!("      odfv_{v}: python\n"))
+            .collect();
+        std::fs::write(
+            &yaml,
+            format!(
+                "{plain}larder:\n  on_demand:\n    python: {}\n    engines:\n{engines}",
+                oracle.bin.join("python").display()
+            ),
+        )
+        .unwrap();
+        let python = larder_serve(&repo);
         for req in &requests {
             let (fs, fbody) = post(&format!("{}/get-online-features", feast.url), req);
-            let (ls, lbody) = post(&format!("{}/get-online-features", larder.url), req);
-            let what = format!("seed {seed}: {req}");
-            assert_eq!(
-                (fs, ls),
-                (200, 200),
-                "{what}\nfeast: {fbody}\nlarder: {lbody}"
-            );
-            assert_same_answers(&by_name(&lbody), &by_name(&fbody), &what);
+            for (engine, larder) in [("native", &native), ("python", &python)] {
+                let (ls, lbody) = post(&format!("{}/get-online-features", larder.url), req);
+                let what = format!("seed {seed}, {engine} engine: {req}");
+                assert_eq!(
+                    (fs, ls),
+                    (200, 200),
+                    "{what}\nfeast: {fbody}\nlarder: {lbody}"
+                );
+                assert_same_answers(&by_name(&lbody), &by_name(&fbody), &what);
+            }
         }
     }
+}
+
+const PYTHON_VIEWS: &str = r#"
+
+from typing import Any
+
+
+@on_demand_feature_view(
+    sources=[driver_stats_fv[["conv_rate"]], input_request],
+    schema=[
+        Field(name="conv_rate_plus_val1_python", dtype=Float64),
+        Field(name="conv_rate_plus_val2_python", dtype=Float64),
+    ],
+    mode="python",
+)
+def transformed_conv_rate_python(inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "conv_rate_plus_val1_python": [
+            (c or 0.0) + v for c, v in zip(inputs["conv_rate"], inputs["val_to_add"])
+        ],
+        "conv_rate_plus_val2_python": [
+            (c or 0.0) + v for c, v in zip(inputs["conv_rate"], inputs["val_to_add_2"])
+        ],
+    }
+
+
+@on_demand_feature_view(
+    sources=[driver_stats_fv[["avg_daily_trips"]]],
+    schema=[Field(name="trips_bucket", dtype=String)],
+)
+def trips_bucket(inputs: pd.DataFrame) -> pd.DataFrame:
+    df = pd.DataFrame()
+    df["trips_bucket"] = inputs["avg_daily_trips"].apply(lambda t: "high" if t > 500 else "low")
+    return df
+"#;
+
+/// Views outside the native subset (python mode, `.apply` with a lambda) run on the Python
+/// engine Larder starts, with Feast's answers; without a Python configured they answer 501
+/// naming what is outside the subset.
+#[test]
+fn views_outside_the_native_subset_run_on_the_python_engine() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    oracle.feast(dir.path(), &["init", "py"], &[]);
+    let repo = dir.path().join("py/feature_repo");
+    let defs = repo.join("feature_definitions.py");
+    let text = std::fs::read_to_string(&defs).unwrap();
+    std::fs::write(&defs, format!("{text}{PYTHON_VIEWS}")).unwrap();
+    oracle.feast(&repo, &["apply"], &[]);
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    oracle.feast(&repo, &["materialize-incremental", &now], &[]);
+    let req = json!({"features": ["transformed_conv_rate_python:conv_rate_plus_val1_python",
+                                  "trips_bucket:trips_bucket",
+                                  "transformed_conv_rate_python:conv_rate_plus_val2_python",
+                                  "transformed_conv_rate:conv_rate_plus_val1"],
+                     "entities": {"driver_id": [1001, 1002, 77], "val_to_add": [1, 2, 3],
+                                  "val_to_add_2": [10, 20, 30]}});
+
+    let without = larder_serve(&repo);
+    let (status, body) = post(&format!("{}/get-online-features", without.url), &req);
+    assert_eq!(status, 501, "{body}");
+    assert!(
+        body.contains("transformed_conv_rate_python") && body.contains("mode"),
+        "{body}"
+    );
+    drop(without);
+
+    let yaml = repo.join("feature_store.yaml");
+    let plain = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        format!(
+            "{plain}larder:\n  on_demand:\n    python: {}\n",
+            oracle.bin.join("python").display()
+        ),
+    )
+    .unwrap();
+    let list = stdout_ok(
+        larder(&repo, &["on-demand-feature-views", "list"], &[]),
+        "on-demand-feature-views list",
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("trips_bucket ") && l.contains("python (")),
+        "{list}"
+    );
+    let feast = feast_serve(&oracle, &repo);
+    let larder_server = larder_serve(&repo);
+    let (fs, fbody) = post(&format!("{}/get-online-features", feast.url), &req);
+    let (ls, lbody) = post(&format!("{}/get-online-features", larder_server.url), &req);
+    assert_eq!((fs, ls), (200, 200), "feast: {fbody}\nlarder: {lbody}");
+    assert_same_answers(&by_name(&lbody), &by_name(&fbody), "python engine");
 }
