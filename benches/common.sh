@@ -42,7 +42,7 @@ serving_repo() {
   REDIS_PID=$!
   pids+=("$REDIS_PID")
   sleep 0.5
-  "$VENV/bin/python" benches/make_bench_repo.py "$work/repo" --redis-port "$REDIS_PORT"
+  "$VENV/bin/python" benches/make_bench_repo.py "$work/repo" --redis-port "$REDIS_PORT" "$@"
   (cd "$work/repo" && PYTHONWARNINGS=ignore "$VENV/bin/feast" apply >/dev/null && \
     PYTHONWARNINGS=ignore "$VENV/bin/feast" materialize 2026-11-27T00:00:00 2026-11-29T00:00:00 >/dev/null)
 }
@@ -78,4 +78,14 @@ r.entities["driver_id"].val.append(Value(int64_val=4242))
 b = r.SerializeToString()
 open(sys.argv[1], "wb").write(b"\x00" + struct.pack(">I", len(b)) + b)
 PY
+}
+
+# Starts `larder serve -w 1` on the repo under callgrind: sets $PORT and $VG (valgrind's pid).
+serve_under_callgrind() {
+  PORT=$(free_port)
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$LARDER" -c "$work/repo" serve -p "$PORT" -w 1 \
+    >"$work/serve.log" 2>&1 &
+  VG=$!
+  pids+=("$VG")
+  wait_http "http://127.0.0.1:$PORT" 60 || { cat "$work/serve.log"; exit 1; }
 }

@@ -19,12 +19,7 @@ serving_repo
 request_bodies
 grpc_body
 
-PORT=$(free_port)
-valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" "$LARDER" -c "$work/repo" serve -p "$PORT" -w 1 \
-  >"$work/serve.log" 2>&1 &
-VG=$!
-pids+=("$VG")
-wait_http "http://127.0.0.1:$PORT" 60 || { cat "$work/serve.log"; exit 1; }
+serve_under_callgrind
 
 # Requests Larder has answered (its own counter; read outside the counted stretch).
 served() {

@@ -4,8 +4,11 @@
 //! (Feast, DataFusion, a training job) sees either the old files or the old files plus the new
 //! one, never a half-written source.
 //!
-//! A source whose path names a single Parquet file cannot take new rows without rewriting that
-//! file (what Feast's file store does); such pushes are refused with an error saying so.
+//! A source whose path names a single Parquet file (what `feast init` writes) is rewritten: its
+//! rows and the new ones go to a new object that replaces it in one step — locally a file
+//! renamed over the old one, on S3 a put conditional on the old object's ETag where the store
+//! supports it — so a failed write leaves the old file as it was and a reader sees the old file
+//! or the new one, never a partial one. Rewrites are serialized within the process.
 
 use std::sync::Arc;
 
@@ -28,12 +31,8 @@ use serde_json::{Map, Value as Json};
 /// Why rows could not be appended. Every variant names the source.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    #[error(
-        "{uri} is a single Parquet file; larder appends pushed rows as new files and never \
-         rewrites existing ones, so push to the offline store needs the source's path to be a \
-         directory of Parquet files (move the file into a directory and point the source at it)"
-    )]
-    SingleFile { uri: String },
+    #[error("{uri} changed while larder rewrote it; nothing was written, push again")]
+    Changed { uri: String },
     #[error("{uri} is a glob; push to the offline store needs the source's path to be a directory")]
     Glob { uri: String },
     #[error("{uri} holds no Parquet file to take the column types from (push needs at least one)")]
@@ -63,13 +62,17 @@ pub enum AppendError {
     Store { uri: String, message: String },
 }
 
-/// Where a source's files live: an object store and the directory within it.
+/// Where a source's files live: an object store and the directory within it (or the file,
+/// for a single-file source).
 pub struct SourceDir {
     /// The source path as configured (absolute local path or `s3://` URL), for messages.
     pub uri: String,
     pub store: Arc<dyn ObjectStore>,
     pub dir: Path,
 }
+
+/// Single-file rewrites, one at a time (a read-modify-write).
+static REWRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl SourceDir {
     /// A local directory (absolute path).
@@ -79,12 +82,7 @@ impl SourceDir {
             message: m,
         };
         let p = std::path::Path::new(path.strip_prefix("file://").unwrap_or(path));
-        if p.is_file() {
-            return Err(AppendError::SingleFile {
-                uri: path.to_owned(),
-            });
-        }
-        if !p.is_dir() {
+        if !p.is_dir() && !p.is_file() {
             return Err(store_err("no such directory".into()));
         }
         let dir = Path::from_filesystem_path(p).map_err(|e| store_err(e.to_string()))?;
@@ -237,7 +235,7 @@ async fn newest_schema(target: &SourceDir) -> Result<Schema, AppendError> {
     };
     // A path that is itself an object is a single-file source.
     match target.store.head(&target.dir).await {
-        Ok(_) => return Err(AppendError::SingleFile { uri: uri.clone() }),
+        Ok(meta) => return read_schema(target, &meta).await,
         Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(store_err(e)),
     }
@@ -292,22 +290,141 @@ async fn read_schema(
 }
 
 /// Writes prepared rows (parts with the same columns, see [`Prepared::same_columns`]) as one
-/// new file: a single put, so readers see all of it or none.
+/// new file: a single put, so readers see all of it or none; a single-file source is
+/// rewritten with its rows and these.
 pub async fn write(target: &SourceDir, parts: &[Prepared]) -> Result<Appended, AppendError> {
-    let uri = &target.uri;
     let failed = |message: String| AppendError::Store {
-        uri: uri.clone(),
+        uri: target.uri.clone(),
         message,
     };
     let Some(first) = parts.first() else {
         return Err(failed("nothing to write".into()));
     };
+    let schema = first.batch.schema();
+    match target.store.head(&target.dir).await {
+        Ok(_) => {
+            let _one = REWRITES.lock().await;
+            // Read again under the lock: another rewrite may have replaced it.
+            let meta = target
+                .store
+                .head(&target.dir)
+                .await
+                .map_err(|e| AppendError::Store {
+                    uri: target.uri.clone(),
+                    message: e.to_string(),
+                })?;
+            rewrite(target, &meta, schema, parts, &failed).await
+        }
+        Err(object_store::Error::NotFound { .. }) => {
+            write_new(target, schema, parts, &failed).await
+        }
+        Err(e) => Err(AppendError::Store {
+            uri: target.uri.clone(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+fn writer_props() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build()
+}
+
+/// The single file `meta` rewritten as its rows then `parts`, replacing it in one step.
+async fn rewrite(
+    target: &SourceDir,
+    meta: &object_store::ObjectMeta,
+    schema: SchemaRef,
+    parts: &[Prepared],
+    failed: &(dyn Fn(String) -> AppendError + Sync),
+) -> Result<Appended, AppendError> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let uri = &target.uri;
+    let old = target
+        .store
+        .get(&meta.location)
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .bytes()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(old)
+        .and_then(|b| b.build())
+        .map_err(|e| failed(format!("reading {}: {e}", meta.location)))?;
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, schema.clone(), Some(writer_props()))
+        .map_err(|e| failed(e.to_string()))?;
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| failed(format!("reading {}: {e}", meta.location)))?;
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                batch
+                    .column_by_name(f.name())
+                    .cloned()
+                    .ok_or_else(|| failed(format!("the file has no column {}", f.name())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|e| failed(e.to_string()))?;
+        writer.write(&batch).map_err(|e| failed(e.to_string()))?;
+    }
+    for part in parts {
+        rows += part.rows();
+        writer
+            .write(&part.batch)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    writer.close().map_err(|e| failed(e.to_string()))?;
+    let payload: object_store::PutPayload = buf.into();
+    let conditional = object_store::PutOptions {
+        mode: object_store::PutMode::Update(object_store::UpdateVersion {
+            e_tag: meta.e_tag.clone(),
+            version: meta.version.clone(),
+        }),
+        ..Default::default()
+    };
+    match target
+        .store
+        .put_opts(&meta.location, payload.clone(), conditional)
+        .await
+    {
+        Ok(_) => {}
+        Err(object_store::Error::Precondition { .. }) => {
+            return Err(AppendError::Changed { uri: uri.clone() });
+        }
+        // Stores without conditional puts (a local file system: the put writes a file and
+        // renames it over the old one; S3 without ETag matching): an overwrite, serialized
+        // with the other rewrites of this process.
+        Err(
+            object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. },
+        ) => {
+            target
+                .store
+                .put(&meta.location, payload)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        Err(e) => return Err(failed(e.to_string())),
+    }
+    Ok(Appended {
+        file: meta.location.to_string(),
+        rows,
+    })
+}
+
+async fn write_new(
+    target: &SourceDir,
+    schema: SchemaRef,
+    parts: &[Prepared],
+    failed: &(dyn Fn(String) -> AppendError + Sync),
+) -> Result<Appended, AppendError> {
     let rows = parts.iter().map(Prepared::rows).sum();
     let mut buf = Vec::new();
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut writer = ArrowWriter::try_new(&mut buf, first.batch.schema(), Some(props))
+    let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_props()))
         .map_err(|e| failed(e.to_string()))?;
     for part in parts {
         writer
@@ -515,7 +632,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn appends_a_new_file_and_refuses_single_files() {
+    async fn appends_a_new_file_and_rewrites_single_files() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("trips");
         std::fs::create_dir(&data).unwrap();
@@ -557,8 +674,42 @@ mod tests {
             .unwrap();
         assert_eq!(df.count().await.unwrap(), 3);
 
-        let single = SourceDir::local(data.join("part-0.parquet").to_str().unwrap());
-        assert!(matches!(single, Err(AppendError::SingleFile { .. })));
+        // A single-file source is rewritten as its rows then the new ones, in place.
+        let file = data.join("part-0.parquet");
+        let single = SourceDir::local(file.to_str().unwrap()).unwrap();
+        let out = append_rows(
+            &single,
+            &cols(json!({"driver_id": [9], "rate": [4.5], "event_timestamp": ["2026-03-01"]})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.rows, 1);
+        let df = ctx
+            .read_parquet(
+                file.to_str().unwrap(),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap();
+        let got = df.collect().await.unwrap();
+        let ids: Vec<i64> = got
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("driver_id")
+                    .unwrap()
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 9]);
+        let names: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "no file left beside it: {names:?}");
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
         let e = append_rows(

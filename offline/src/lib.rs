@@ -83,7 +83,8 @@ impl larder_types::error::Coded for append::AppendError {
         use append::AppendError as A;
         use larder_types::error::ErrorCode as C;
         match self {
-            A::SingleFile { .. } | A::Glob { .. } | A::NoFiles { .. } => C::Unprocessable,
+            A::Glob { .. } | A::NoFiles { .. } => C::Unprocessable,
+            A::Changed { .. } => C::Conflict,
             A::Columns { .. } | A::Ragged { .. } | A::Value { .. } => C::BadRequest,
             A::Store { .. } => C::Unavailable,
         }

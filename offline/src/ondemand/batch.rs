@@ -246,9 +246,12 @@ pub fn inferred_batch(
         } else if strs {
             Arc::new(StringArray::from_iter(values.iter().map(
                 |v| match &v.val {
-                    Some(Val::StringVal(s) | Val::UuidVal(s) | Val::TimeUuidVal(s)) => {
-                        Some(s.as_str())
-                    }
+                    Some(
+                        Val::StringVal(s)
+                        | Val::UuidVal(s)
+                        | Val::TimeUuidVal(s)
+                        | Val::DecimalVal(s),
+                    ) => Some(s.as_str()),
                     _ => None,
                 },
             )))

@@ -214,7 +214,7 @@ impl OfflineServer {
     }
 
     /// `offline_write_batch`: the uploaded rows appended to the view's batch source as a new
-    /// Parquet file (as an offline `/push` appends them; a single-file source is refused).
+    /// Parquet file (as an offline `/push` appends them; a single-file source is rewritten).
     /// Like Feast's server, the view is looked up in this server's own project.
     async fn offline_write_batch(
         &self,
@@ -249,6 +249,35 @@ impl OfflineServer {
         if rows.num_rows() == 0 {
             return Ok(());
         }
+        // The SDK renames the source's columns to feature names by the source's field_mapping
+        // before it sends them (and Feast's own store then refuses them): the source's columns
+        // take them back.
+        let rows = match view.batch_source.as_ref() {
+            Some(src) if !src.field_mapping.is_empty() => {
+                let back: std::collections::HashMap<&str, &str> = src
+                    .field_mapping
+                    .iter()
+                    .map(|(column, feature)| (feature.as_str(), column.as_str()))
+                    .collect();
+                let fields: Vec<_> = rows
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| match back.get(f.name().as_str()) {
+                        Some(column) if rows.schema().column_with_name(column).is_none() => {
+                            f.as_ref().clone().with_name(*column)
+                        }
+                        _ => f.as_ref().clone(),
+                    })
+                    .collect();
+                RecordBatch::try_new(
+                    std::sync::Arc::new(larder_offline::arrow::datatypes::Schema::new(fields)),
+                    rows.columns().to_vec(),
+                )
+                .map_err(ServiceError::internal)?
+            }
+            _ => rows,
+        };
         let prepared = prepare_arrow(&target, &rows)
             .await
             .map_err(|e| ServiceError::from(e).context(format!("feature view {name}")))?;

@@ -275,7 +275,7 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
 /// `feast materialize` through `larder serve-offline` (pull_latest_from_table_or_query) writes
 /// the online values Feast's own file store gives, pull_all_from_table_or_query returns the
 /// file store's rows, a source's columns and types are Feast's; `write_to_offline_store`
-/// (offline_write_batch) then a retrieval sees the rows, and a single-file source is refused.
+/// (offline_write_batch) then a retrieval sees the rows, in a directory and in a single-file source.
 #[test]
 fn feast_materializes_through_the_flight_server() {
     let oracle = Oracle::get();

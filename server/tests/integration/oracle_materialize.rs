@@ -461,7 +461,7 @@ fn push_offline(url: &str, df: &str) -> (u16, String) {
 /// Feast then reads are the rows the Feast SDK's offline push writes into a single-file source
 /// (same columns, same Arrow types, same values), existing files stay byte-identical, and
 /// `feast materialize` over both sources fills identical online stores. A single-file source is
-/// refused (Larder never rewrites files); pushed columns must match the source's.
+/// rewritten with the pushed rows (Feast's rows exactly); pushed columns must match the source's.
 #[test]
 fn push_to_offline_appends_a_file_feast_reads() {
     let oracle = Oracle::get();
@@ -532,18 +532,6 @@ FeatureStore(repo_path="{0}").push("trip_push", d, to=PushMode.OFFLINE)
     let files = std::fs::read_dir(b.join("data/trips")).unwrap().count();
     assert_eq!(files, 2, "one new file; refused pushes wrote nothing");
 
-    // Feast's single-file source: refused, nothing written.
-    let feast_file = std::fs::read(a.join("data/trips.parquet")).unwrap();
-    let server = crate::oracle_serving::larder_serve(&a);
-    let (code, body) = push_offline(&server.url, trips);
-    drop(server);
-    assert_eq!(code, 422, "{body}");
-    assert!(body.contains("single Parquet file"), "{body}");
-    assert_eq!(
-        std::fs::read(a.join("data/trips.parquet")).unwrap(),
-        feast_file
-    );
-
     // The offline data as pyarrow reads it: same schema, same rows.
     let compare = oracle.python(
         &format!(
@@ -578,6 +566,42 @@ print(json.dumps({{"feast": rows("{0}/data/trips.parquet"), "larder": rows("{1}/
     let table = "mat_driver_customer_trips";
     assert!(!feast[table].is_empty());
     assert_eq!(feast[table], ours[table], "table {table} differs");
+
+    // Feast's single-file source (which already holds the rows Feast's push wrote): rewritten
+    // in place with the same rows pushed through Larder, which are Feast's rows exactly (the
+    // distinct rows stay the same, two more rows), no other file left.
+    let rows = |path: &Path| -> serde_json::Value {
+        let out = oracle.python(
+            &format!(
+                r#"
+import json, pyarrow.parquet as pq
+t = pq.read_table("{}")
+cols = [f.name for f in t.schema if not f.name.startswith("__index_level_")]
+rs = [json.dumps(r, sort_keys=True, default=str) for r in t.select(cols).to_pylist()]
+print(json.dumps({{"n": len(rs), "distinct": sorted(set(rs)), "schema": [str(f.type) for f in t.schema if f.name in cols]}}))
+"#,
+                path.display()
+            ),
+            &[],
+        );
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let file = a.join("data/trips.parquet");
+    let before = rows(&file);
+    let server = crate::oracle_serving::larder_serve(&a);
+    let (code, body) = push_offline(&server.url, trips);
+    drop(server);
+    assert_eq!(code, 200, "{body}");
+    let after = rows(&file);
+    assert_eq!(after["n"], before["n"].as_u64().unwrap() + 2);
+    assert_eq!(after["distinct"], before["distinct"]);
+    assert_eq!(after["schema"], before["schema"]);
+    let stray: Vec<_> = std::fs::read_dir(a.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("larder") || n.starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }
 
 /// Push to the offline store of a source in S3 (moto): the new object lands under the source's
