@@ -20,6 +20,7 @@ use datafusion::{
 use crate::OfflineError;
 
 /// A stream of record batches (DataFusion's), as [`latest_rows`] returns it.
+pub use datafusion::error::DataFusionError;
 pub use datafusion::execution::SendableRecordBatchStream as BatchStream;
 
 /// What to read from one source.

@@ -87,6 +87,19 @@ fn ts(t: DateTime<Utc>) -> Timestamp {
     }
 }
 
+/// A source read that failed mid-stream.
+fn read_failed(uri: &str, source: larder_offline::source::DataFusionError) -> ServiceError {
+    larder_offline::OfflineError::Source {
+        uri: uri.to_owned(),
+        source,
+    }
+    .into()
+}
+
+fn ts_order(t: &Timestamp) -> (i64, i32) {
+    (t.seconds, t.nanos)
+}
+
 fn from_ts(t: &Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32).unwrap_or_default()
 }
@@ -108,9 +121,10 @@ impl MaterializeService {
                         out.push(v)
                     }
                     ViewKind::OnDemandFeatureView
-                        if v.odfv.as_ref().is_some_and(|o| o.write_to_online_store) =>
+                        if !v.disabled
+                            && v.odfv.as_ref().is_some_and(|o| o.write_to_online_store) =>
                     {
-                        tracing::warn!(view = %v.name, "skipping on demand feature view: larder cannot run its transformation yet");
+                        out.push(v)
                     }
                     _ => {}
                 }
@@ -134,13 +148,13 @@ impl MaterializeService {
                             "label view {name} cannot be materialized"
                         )));
                     }
+                    ViewKind::OnDemandFeatureView
+                        if v.odfv.as_ref().is_some_and(|o| o.write_to_online_store) => {}
                     ViewKind::OnDemandFeatureView => {
-                        return Err(ServiceError::new(
-                            ErrorCode::NotImplemented,
-                            format!(
-                                "on demand feature view {name} cannot be materialized by larder yet"
-                            ),
-                        ));
+                        return Err(ServiceError::bad_request(format!(
+                            "on demand feature view {name} is computed at request time \
+                             (write_to_online_store is false): there is nothing to materialize"
+                        )));
                     }
                 }
                 if v.disabled {
@@ -158,8 +172,23 @@ impl MaterializeService {
             .collect()
     }
 
-    /// Feast's incremental start: the last interval's end, else now − ttl, else now − 52 weeks.
-    fn incremental_start(&self, v: &FeatureView) -> DateTime<Utc> {
+    /// Feast's incremental start: the last interval's end, else now − ttl, else now − 52 weeks
+    /// (an on-demand view: now − the largest ttl of the views it reads, else 52 weeks).
+    fn incremental_start(&self, catalog: &Catalog, v: &FeatureView) -> DateTime<Utc> {
+        if let Some(odfv) = &v.odfv {
+            let ttl = odfv
+                .sources
+                .iter()
+                .filter_map(|s| catalog.view(&s.view).and_then(|sv| sv.ttl))
+                .max();
+            return match ttl {
+                Some(ttl) => {
+                    self.clock.now()
+                        - ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::zero())
+                }
+                None => self.clock.now() - ChronoDuration::weeks(52),
+            };
+        }
         let last = v
             .materialization_intervals
             .iter()
@@ -195,7 +224,19 @@ impl MaterializeService {
         let key_version = super::key_version(&self.config)?;
         let mut out = Vec::new();
         for v in views {
-            let start = req.start.unwrap_or_else(|| self.incremental_start(v));
+            let start = req
+                .start
+                .unwrap_or_else(|| self.incremental_start(&catalog, v));
+            if v.kind == ViewKind::OnDemandFeatureView {
+                // Its meta keeps no state or intervals.
+                progress.view_started(&v.name, start, req.end);
+                let outcome = self
+                    .materialize_odfv(&catalog, v, start, req.end, key_version, progress)
+                    .await?;
+                progress.view_done(&outcome);
+                out.push(outcome);
+                continue;
+            }
             let which = if v.kind == ViewKind::StreamFeatureView {
                 ViewField::StreamFeatureView
             } else {
@@ -262,30 +303,8 @@ impl MaterializeService {
         progress: &dyn Progress,
     ) -> Result<ViewOutcome, ServiceError> {
         let started = Instant::now();
-        let (uri, bucket) = super::file_source(&self.config, &self.env, v, "materializes")?;
-        let source = v.batch_source.as_ref().expect("file_source checked it");
         let join_keys = catalog.join_keys(v);
-        let mapping: std::collections::BTreeMap<String, String> = source.field_mapping.clone();
-        let renamed = |c: &str| mapping.get(c).cloned().unwrap_or_else(|| c.to_owned());
-        let query = LatestRowsQuery {
-            uri,
-            field_mapping: mapping.clone(),
-            join_keys: join_keys.iter().map(|(k, _)| k.clone()).collect(),
-            features: v.features.iter().map(|f| f.name.clone()).collect(),
-            timestamp_field: renamed(&source.timestamp_field),
-            created_timestamp_column: (!source.created_timestamp_column.is_empty())
-                .then(|| renamed(&source.created_timestamp_column)),
-            start_micros: start.timestamp_micros(),
-            end_micros: end.timestamp_micros(),
-        };
-        let in_view = |e: larder_offline::OfflineError| {
-            ServiceError::from(e).context(format!("feature view {}", v.name))
-        };
-        let ctx = session(MEMORY_LIMIT).map_err(in_view)?;
-        if let Some(store) = bucket {
-            larder_offline::source::register_bucket(&ctx, &query.uri, store).map_err(in_view)?;
-        }
-        let mut stream = latest_rows(&ctx, &query).await.map_err(in_view)?;
+        let (query, mut stream) = self.latest(catalog, v, start, end).await?;
         let layout = super::view_layout(self.config.project.as_str(), v);
         let batch_size = self
             .config
@@ -371,6 +390,191 @@ impl MaterializeService {
         Ok(outcome)
     }
 
+    /// The latest row per key of view `v`'s source in `[start, end]`, as a stream.
+    async fn latest(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<(LatestRowsQuery, larder_offline::source::BatchStream), ServiceError> {
+        let (uri, bucket) = super::file_source(&self.config, &self.env, v, "materializes")?;
+        let source = v.batch_source.as_ref().expect("file_source checked it");
+        let mapping: std::collections::BTreeMap<String, String> = source.field_mapping.clone();
+        let renamed = |c: &str| mapping.get(c).cloned().unwrap_or_else(|| c.to_owned());
+        let query = LatestRowsQuery {
+            uri,
+            field_mapping: mapping.clone(),
+            join_keys: catalog.join_keys(v).into_iter().map(|(k, _)| k).collect(),
+            features: v.features.iter().map(|f| f.name.clone()).collect(),
+            timestamp_field: renamed(&source.timestamp_field),
+            created_timestamp_column: (!source.created_timestamp_column.is_empty())
+                .then(|| renamed(&source.created_timestamp_column)),
+            start_micros: start.timestamp_micros(),
+            end_micros: end.timestamp_micros(),
+        };
+        let in_view = |e: larder_offline::OfflineError| {
+            ServiceError::from(e).context(format!("feature view {}", v.name))
+        };
+        let ctx = session(MEMORY_LIMIT).map_err(in_view)?;
+        if let Some(store) = bucket {
+            larder_offline::source::register_bucket(&ctx, &query.uri, store).map_err(in_view)?;
+        }
+        let stream = latest_rows(&ctx, &query).await.map_err(in_view)?;
+        Ok((query, stream))
+    }
+
+    /// An on-demand view written to the online store, as Feast materializes one: the keys and
+    /// times of the latest rows (in `[start, end]`) of the views it reads, their features at
+    /// those times (a point-in-time join), the UDF over them, the outputs written at those
+    /// times. The native engine runs the UDF.
+    async fn materialize_odfv(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        key_version: KeyVersion,
+        progress: &dyn Progress,
+    ) -> Result<ViewOutcome, ServiceError> {
+        use larder_offline::arrow::{
+            array::RecordBatch,
+            compute::concat_batches,
+            datatypes::{Field, Schema},
+        };
+        let started = Instant::now();
+        let odfv = v.odfv.as_ref().expect("an on-demand view");
+        let in_view = |e: ServiceError| e.context(format!("on demand feature view {}", v.name));
+        if !odfv.request_sources.is_empty() {
+            return Err(ServiceError::bad_request(format!(
+                "on demand feature view {} reads request data, which materialization does not have",
+                v.name
+            )));
+        }
+        // The entity table: each source view's latest keys and times.
+        let join_keys = super::ondemand::join_keys(catalog, v);
+        let mut entity: Vec<RecordBatch> = Vec::new();
+        let mut schema = None;
+        for src in &odfv.sources {
+            let sv = catalog
+                .view(&src.view)
+                .ok_or_else(|| super::view_not_found(&src.view, self.config.project.as_str()))?;
+            let (query, mut stream) = self
+                .latest(catalog, sv, start, end)
+                .await
+                .map_err(in_view)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|e| in_view(read_failed(&query.uri, e)))?;
+                let mut fields = Vec::new();
+                let mut cols = Vec::new();
+                for (k, _) in &join_keys {
+                    let c = batch.column_by_name(k).ok_or_else(|| {
+                        ServiceError::bad_request(format!(
+                            "on demand feature view {}: source view {} has no join key {k}",
+                            v.name, sv.name
+                        ))
+                    })?;
+                    fields.push(Field::new(k, c.data_type().clone(), true));
+                    cols.push(c.clone());
+                }
+                let t = batch
+                    .column_by_name(&query.timestamp_field)
+                    .expect("latest_rows returns the timestamp");
+                fields.push(Field::new("event_timestamp", t.data_type().clone(), true));
+                cols.push(t.clone());
+                let s = schema.get_or_insert_with(|| Arc::new(Schema::new(fields.clone())));
+                if s.fields().len() != fields.len()
+                    || s.fields()
+                        .iter()
+                        .zip(&fields)
+                        .any(|(a, b)| a.data_type() != b.data_type())
+                {
+                    return Err(ServiceError::bad_request(format!(
+                        "on demand feature view {}: its source views' keys or times differ in type",
+                        v.name
+                    )));
+                }
+                entity.push(RecordBatch::try_new(s.clone(), cols).map_err(ServiceError::internal)?);
+            }
+        }
+        let mut outcome = ViewOutcome {
+            view: v.name.clone(),
+            start,
+            end,
+            rows: 0,
+            written: 0,
+            skipped_not_newer: 0,
+            seconds: 0.0,
+        };
+        let Some(schema) = schema else {
+            outcome.seconds = started.elapsed().as_secs_f64();
+            return Ok(outcome);
+        };
+        let entity = concat_batches(&schema, &entity).map_err(ServiceError::internal)?;
+        let historical = super::historical::HistoricalService {
+            config: self.config.clone(),
+            env: self.env.clone(),
+            registry: self.registry.clone(),
+            memory_limit: MEMORY_LIMIT,
+        };
+        let req = super::historical::HistoricalRequest {
+            features: super::historical::Features::Refs(
+                v.features
+                    .iter()
+                    .map(|f| format!("{}:{}", v.name, f.name))
+                    .collect(),
+            ),
+            full_feature_names: false,
+            filter_by_created_timestamp: false,
+        };
+        let answer = historical
+            .get_historical_features(entity, &req)
+            .await
+            .map_err(in_view)?;
+        // One row per key: the latest time wins.
+        let mut rows: std::collections::HashMap<Vec<u8>, WriteRow> = Default::default();
+        for batch in answer.batches() {
+            let batch = batch.map_err(|e| in_view(e.into()))?;
+            let answered = write_rows(
+                &v.name,
+                &batch,
+                &join_keys,
+                &v.features,
+                "event_timestamp",
+                None,
+                key_version,
+            )?;
+            for row in answered {
+                match rows.get(&row.key) {
+                    Some(old) if ts_order(&old.event_ts) >= ts_order(&row.event_ts) => {}
+                    _ => {
+                        rows.insert(row.key.clone(), row);
+                    }
+                }
+            }
+        }
+        let rows: Vec<WriteRow> = rows.into_values().collect();
+        outcome.rows = rows.len();
+        progress.rows(&v.name, rows.len());
+        let layout = super::view_layout(self.config.project.as_str(), v);
+        let batch_size = self
+            .config
+            .materialization
+            .online_write_batch_size
+            .map_or(usize::MAX, |n| n.get());
+        for chunk in rows.chunks(batch_size.max(1)) {
+            let w = self
+                .store
+                .write(&layout, chunk)
+                .await
+                .map_err(|e| in_view(e.into()))?;
+            outcome.written += w.written;
+            outcome.skipped_not_newer += w.skipped_not_newer;
+        }
+        outcome.seconds = started.elapsed().as_secs_f64();
+        Ok(outcome)
+    }
+
     /// Reads the source stream, converts each batch to rows and queues them in chunks of
     /// `batch_size`; the number of rows read. Stops early when the writer has gone.
     #[allow(clippy::too_many_arguments)]
@@ -388,59 +592,16 @@ impl MaterializeService {
         let mut total = 0;
         while let Some(batch) = stream.next().await {
             let in_view = |e: ServiceError| e.context(format!("feature view {}", v.name));
-            let batch = batch.map_err(|source| {
-                in_view(
-                    larder_offline::OfflineError::Source {
-                        uri: query.uri.clone(),
-                        source,
-                    }
-                    .into(),
-                )
-            })?;
-            let view_err = |e: larder_offline::convert::ConvertError| in_view(e.into());
-            let column = |name: &str| {
-                batch.column_by_name(name).cloned().ok_or_else(|| {
-                    ServiceError::bad_request(format!(
-                        "feature view {}: no column {name} in {}",
-                        v.name, query.uri
-                    ))
-                })
-            };
-            let keys: Vec<Vec<EntityValue>> = join_keys
-                .iter()
-                .map(|(k, t)| entity_values(k, &column(k)?, *t).map_err(view_err))
-                .collect::<Result<_, _>>()?;
-            let values: Vec<Vec<larder_protos::feast::types::Value>> = v
-                .features
-                .iter()
-                .map(|f| feature_values(&f.name, &column(&f.name)?, f.value_type).map_err(view_err))
-                .collect::<Result<_, _>>()?;
-            let event = column(&query.timestamp_field)?;
-            let created = match &query.created_timestamp_column {
-                Some(c) => Some(column(c)?),
-                None => None,
-            };
-            let mut rows = Vec::with_capacity(batch.num_rows());
-            for i in 0..batch.num_rows() {
-                let pairs: Vec<(&str, &EntityValue)> = join_keys
-                    .iter()
-                    .zip(&keys)
-                    .map(|((k, _), col)| (k.as_str(), &col[i]))
-                    .collect();
-                let key = super::entity_key(&pairs, key_version);
-                let event_ts = timestamp_at(event.as_ref(), i).ok_or_else(|| {
-                    ServiceError::bad_request(format!(
-                        "feature view {}: row {i} has no event timestamp",
-                        v.name
-                    ))
-                })?;
-                rows.push(WriteRow {
-                    key,
-                    values: values.iter().map(|col| Some(col[i].clone())).collect(),
-                    event_ts,
-                    created_ts: created.as_ref().and_then(|c| timestamp_at(c.as_ref(), i)),
-                });
-            }
+            let batch = batch.map_err(|e| in_view(read_failed(&query.uri, e)))?;
+            let mut rows = write_rows(
+                &v.name,
+                &batch,
+                join_keys,
+                &v.features,
+                &query.timestamp_field,
+                query.created_timestamp_column.as_deref(),
+                key_version,
+            )?;
             total += rows.len();
             progress.rows(&v.name, rows.len());
             while !rows.is_empty() {
@@ -458,6 +619,57 @@ impl MaterializeService {
         }
         Ok(total)
     }
+}
+
+/// The online rows of a batch: entity keys from the `join_keys` columns, the `features`'
+/// values, the event (and created) time of each row.
+fn write_rows(
+    view: &str,
+    batch: &larder_offline::arrow::array::RecordBatch,
+    join_keys: &[(String, ValueType)],
+    features: &[larder_registry::model::Field],
+    event_column: &str,
+    created_column: Option<&str>,
+    key_version: KeyVersion,
+) -> Result<Vec<WriteRow>, ServiceError> {
+    let in_view = |e: ServiceError| e.context(format!("feature view {view}"));
+    let view_err = |e: larder_offline::convert::ConvertError| in_view(e.into());
+    let column = |name: &str| {
+        batch.column_by_name(name).cloned().ok_or_else(|| {
+            ServiceError::bad_request(format!("feature view {view}: no column {name}"))
+        })
+    };
+    let keys: Vec<Vec<EntityValue>> = join_keys
+        .iter()
+        .map(|(k, t)| entity_values(k, &column(k)?, *t).map_err(view_err))
+        .collect::<Result<_, _>>()?;
+    let values: Vec<Vec<larder_protos::feast::types::Value>> = features
+        .iter()
+        .map(|f| feature_values(&f.name, &column(&f.name)?, f.value_type).map_err(view_err))
+        .collect::<Result<_, _>>()?;
+    let event = column(event_column)?;
+    let created = created_column.map(column).transpose()?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let pairs: Vec<(&str, &EntityValue)> = join_keys
+            .iter()
+            .zip(&keys)
+            .map(|((k, _), col)| (k.as_str(), &col[i]))
+            .collect();
+        let key = super::entity_key(&pairs, key_version);
+        let event_ts = timestamp_at(event.as_ref(), i).ok_or_else(|| {
+            ServiceError::bad_request(format!(
+                "feature view {view}: row {i} has no event timestamp"
+            ))
+        })?;
+        rows.push(WriteRow {
+            key,
+            values: values.iter().map(|col| Some(col[i].clone())).collect(),
+            event_ts,
+            created_ts: created.as_ref().and_then(|c| timestamp_at(c.as_ref(), i)),
+        });
+    }
+    Ok(rows)
 }
 
 /// Materialization jobs started over HTTP: at most one job per view at a time.

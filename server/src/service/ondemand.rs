@@ -139,6 +139,25 @@ pub fn input_columns(catalog: &Catalog, v: &FeatureView, odfv: &OnDemand) -> Vec
     cols
 }
 
+/// The join keys an on-demand view's rows are keyed by in the online store: its own entities'
+/// (when it names any), else those of the views it reads, in order of first appearance.
+pub fn join_keys(catalog: &Catalog, v: &FeatureView) -> Vec<(String, ValueType)> {
+    if !v.is_entityless() {
+        return catalog.join_keys(v);
+    }
+    let mut keys: Vec<(String, ValueType)> = Vec::new();
+    for s in v.odfv.iter().flat_map(|o| &o.sources) {
+        if let Some(view) = catalog.view(&s.view) {
+            for k in catalog.join_keys(view) {
+                if !keys.iter().any(|(n, _)| *n == k.0) {
+                    keys.push(k);
+                }
+            }
+        }
+    }
+    keys
+}
+
 /// The engine that runs `v`: the one `larder.on_demand.engines` names, else native when its
 /// UDF compiles, else Python when configured.
 pub fn engine(catalog: &Catalog, v: &FeatureView, engines: &Engines) -> Engine {

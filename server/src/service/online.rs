@@ -250,11 +250,14 @@ impl ServingIndex {
             if v.kind == ViewKind::LabelView && !v.online {
                 continue;
             }
-            let entityless = v.is_entityless();
+            // A stored on-demand view is keyed by the join keys of the views it reads.
+            let odfv_keys =
+                (v.kind == ViewKind::OnDemandFeatureView).then(|| ondemand::join_keys(&catalog, v));
+            let entityless = odfv_keys.as_ref().map_or(v.is_entityless(), Vec::is_empty);
             let join_keys: Vec<(String, ValueType)> = if entityless {
                 vec![("__dummy_id".to_owned(), ValueType::String)]
             } else {
-                catalog.join_keys(v)
+                odfv_keys.unwrap_or_else(|| catalog.join_keys(v))
             };
             if !entityless {
                 for (k, t) in &join_keys {
