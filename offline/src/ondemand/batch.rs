@@ -202,7 +202,7 @@ pub fn to_arrow(col: &Col, t: T) -> Result<ArrayRef, EvalError> {
 /// booleans, strings; a column of nulls only is of the null type.
 pub fn inferred_batch(
     names: &[String],
-    columns: &[Vec<larder_protos::feast::types::Value>],
+    columns: &[&[larder_protos::feast::types::Value]],
     rows: usize,
 ) -> Result<RecordBatch, EvalError> {
     use larder_protos::feast::types::value::Val;

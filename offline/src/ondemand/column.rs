@@ -158,15 +158,21 @@ impl Col {
     /// The column as Feast values of the declared type `t`
     /// (`python_values_to_proto_values`: NaN and `None` → the empty value).
     pub fn to_values(&self, t: T) -> Result<Vec<Value>, EvalError> {
-        let cells: Vec<Obj> = match self {
-            Col::Int(v) => v.iter().map(|i| Obj::Int(*i)).collect(),
-            Col::Float(v) => v.iter().map(|f| Obj::Float(*f)).collect(),
-            Col::Bool(v) => v.iter().map(|b| Obj::Bool(*b)).collect(),
-            Col::Obj(v) => v.clone(),
-        };
-        cells
-            .into_iter()
-            .map(|c| {
+        match self {
+            Col::Int(v) => v.iter().map(|i| Self::to_value(Obj::Int(*i), t)).collect(),
+            Col::Float(v) => v
+                .iter()
+                .map(|f| Self::to_value(Obj::Float(*f), t))
+                .collect(),
+            Col::Bool(v) => v.iter().map(|b| Self::to_value(Obj::Bool(*b), t)).collect(),
+            Col::Obj(v) => v.iter().map(|o| Self::to_value(o.clone(), t)).collect(),
+        }
+    }
+
+    /// One cell as a Feast value of type `t`.
+    fn to_value(c: Obj, t: T) -> Result<Value, EvalError> {
+        {
+            {
                 if c.is_null() {
                     return Ok(Value::default());
                 }
@@ -216,8 +222,8 @@ impl Col {
                     }
                 };
                 Ok(Value { val: Some(val) })
-            })
-            .collect()
+            }
+        }
     }
 
     fn class(&self) -> Class {

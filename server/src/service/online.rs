@@ -125,6 +125,13 @@ struct OdfvPlan {
     output_rank: Vec<usize>,
 }
 
+/// Where a column read for a request is: in the answer, or read only for on-demand views.
+#[derive(Debug, Clone, Copy)]
+enum Loc {
+    Out(usize),
+    Hidden(usize),
+}
+
 /// The source of one column of an on-demand view's input frame.
 #[derive(Debug, Clone)]
 enum InputRef {
@@ -816,7 +823,7 @@ impl OnlineService {
     async fn run_odfv(
         &self,
         o: &WantedOdfv,
-        inputs: &[Vec<Value>],
+        inputs: &[&[Value]],
         rows: usize,
     ) -> Result<Vec<Vec<Value>>, ServiceError> {
         let name = &o.plan.name;
@@ -1040,7 +1047,9 @@ impl OnlineService {
         let mut names = resolved.feature_names.iter();
         // Every column read, per view, when on-demand views need them as inputs.
         let keep = !resolved.odfvs.is_empty();
-        let mut kept: Vec<Vec<Column>> = Vec::new();
+        // Per view, per feature read: where its column is (answered, or read only for them).
+        let mut kept: Vec<Vec<Loc>> = Vec::new();
+        let mut hidden: Vec<Column> = Vec::new();
         let echoed = out.columns.len();
 
         for ((w, (_, row_key)), view_records) in wanted.iter().zip(&per_view).zip(records) {
@@ -1086,11 +1095,12 @@ impl OnlineService {
                     out.feature_names
                         .push(names.next().expect("one name per feature").clone());
                     if keep {
-                        view_kept.push(col.clone());
+                        view_kept.push(Loc::Out(out.columns.len()));
                     }
                     out.columns.push(col);
                 } else {
-                    view_kept.push(col);
+                    view_kept.push(Loc::Hidden(hidden.len()));
+                    hidden.push(col);
                 }
             }
             if keep {
@@ -1103,18 +1113,30 @@ impl OnlineService {
             }
         }
         for o in &resolved.odfvs {
-            // The values of each input column.
+            // Request data as values (the other inputs are columns already read).
+            let request: Vec<Vec<Value>> = o
+                .plan
+                .inputs
+                .iter()
+                .filter_map(|input| match input {
+                    InputRef::Request(name) => Some(
+                        column(name)
+                            .expect("request data checked")
+                            .iter()
+                            .map(Scalar::to_inferred_value)
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect();
+            let mut request = request.iter();
             let input_values = o
                 .plan
                 .inputs
                 .iter()
                 .map(|input| {
                     Ok(match input {
-                        InputRef::Request(name) => column(name)
-                            .expect("request data checked")
-                            .iter()
-                            .map(Scalar::to_inferred_value)
-                            .collect::<Vec<Value>>(),
+                        InputRef::Request(_) => request.next().expect("one per input").as_slice(),
                         InputRef::Feature { view, feature } => {
                             let at = wanted
                                 .iter()
@@ -1129,11 +1151,14 @@ impl OnlineService {
                                 .iter()
                                 .position(|f| f == feature)
                                 .expect("resolve reads every source feature");
-                            kept[at][pos].values.clone()
+                            match kept[at][pos] {
+                                Loc::Out(i) => out.columns[i].values.as_slice(),
+                                Loc::Hidden(i) => hidden[i].values.as_slice(),
+                            }
                         }
                         InputRef::JoinKey(name) => {
                             match out.feature_names[..echoed].iter().position(|n| n == name) {
-                                Some(i) => out.columns[i].values.clone(),
+                                Some(i) => out.columns[i].values.as_slice(),
                                 None => {
                                     return Err(ServiceError::bad_request(format!(
                                         "on demand feature view {} reads {name}, which the \
@@ -1145,8 +1170,9 @@ impl OnlineService {
                         }
                     })
                 })
-                .collect::<Result<Vec<_>, ServiceError>>()?;
-            for values in self.run_odfv(o, &input_values, rows).await? {
+                .collect::<Result<Vec<&[Value]>, ServiceError>>()?;
+            let computed = self.run_odfv(o, &input_values, rows).await?;
+            for values in computed {
                 out.feature_names
                     .push(names.next().expect("one name per feature").clone());
                 out.columns.push(Column {
