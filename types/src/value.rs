@@ -220,6 +220,21 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn json_floats_are_the_values_sent() {
+        // Numbers Feast renders (17 significant digits) and Python parses exactly.
+        for text in [
+            "0.8121682405471802",
+            "400.07322928310884",
+            "2.2250738585072014e-308",
+        ] {
+            let body = format!("{{\"v\": [{text}]}}");
+            let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let v = json_value(&parsed["v"][0], T::Double).unwrap();
+            assert_eq!(v.val, Some(Val::DoubleVal(text.parse().unwrap())), "{text}");
+        }
+    }
+
+    #[test]
     fn timestamps_parse_like_feast() {
         let want = DateTime::parse_from_rfc3339("2021-07-16T19:20:01Z")
             .unwrap()
