@@ -413,6 +413,12 @@ fn online() -> String {
 struct WriteBody {
     feature_view_name: String,
     df: Columns,
+    #[serde(default = "yes")]
+    transform_on_write: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 async fn push(State(state): State<HttpState>, body: Bytes) -> Response {
@@ -453,7 +459,11 @@ async fn write_to_online_store(State(state): State<HttpState>, body: Bytes) -> R
         Err(e) => return validation_error(&e.to_string()),
     };
     match service
-        .write_to_online_store(&parsed.feature_view_name, &parsed.df.0)
+        .write_to_online_store(
+            &parsed.feature_view_name,
+            &parsed.df.0,
+            parsed.transform_on_write,
+        )
         .await
     {
         Ok(_) => json_response(200, "null".into()),

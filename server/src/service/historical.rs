@@ -329,23 +329,8 @@ impl HistoricalService {
         wanted: &[Wanted<'_>],
         full_feature_names: bool,
     ) -> Result<Step, ServiceError> {
-        let engines = super::ondemand::Engines::from_config(&self.config);
-        let program = match super::ondemand::engine(catalog, v, &engines) {
-            super::ondemand::Engine::Native(p) => p,
-            super::ondemand::Engine::Python(..) => {
-                return Err(ServiceError::new(
-                    ErrorCode::NotImplemented,
-                    format!(
-                        "on demand feature view {} runs on the Python engine, which historical \
-                         retrieval does not call yet",
-                        v.name
-                    ),
-                ));
-            }
-            super::ondemand::Engine::Unavailable(why) => {
-                return Err(super::ondemand::unavailable(&v.name, &why));
-            }
-        };
+        let program =
+            super::ondemand::native_program(catalog, v, &self.config, "historical retrieval")?;
         let odfv = v.odfv.as_ref().expect("an on-demand view");
         let out_name = |prefix: &str, f: &str| {
             if full_feature_names {

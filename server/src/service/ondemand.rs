@@ -191,6 +191,28 @@ pub fn engine(catalog: &Catalog, v: &FeatureView, engines: &Engines) -> Engine {
     }
 }
 
+/// The compiled UDF of `v` for a path that runs the native engine only (`doing` names it in
+/// the error when the view is on the Python engine).
+pub fn native_program(
+    catalog: &Catalog,
+    v: &FeatureView,
+    config: &larder_registry::config::RepoConfig,
+    doing: &str,
+) -> Result<Arc<Program>, ServiceError> {
+    match engine(catalog, v, &Engines::from_config(config)) {
+        Engine::Native(p) => Ok(p),
+        Engine::Python(..) => Err(ServiceError::new(
+            ErrorCode::NotImplemented,
+            format!(
+                "on demand feature view {} runs on the Python engine, which {doing} does not \
+                 call yet",
+                v.name
+            ),
+        )),
+        Engine::Unavailable(why) => Err(unavailable(&v.name, &why)),
+    }
+}
+
 /// The error for an on-demand view no engine here can run.
 pub fn unavailable(view: &str, why: &str) -> ServiceError {
     ServiceError::new(

@@ -7,6 +7,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use larder_offline::append::{self, AppendError, Prepared, SourceDir};
 use larder_online::store::{OnlineStore, WriteRow};
+use larder_protos::feast::types::{Value, value_type::Enum as ValueType};
 use larder_registry::{
     config::RepoConfig,
     model::{Catalog, FeatureView, SourceKind, ViewKind},
@@ -155,18 +156,156 @@ impl PushService {
         Ok(w.written)
     }
 
+    /// Rows written to a stored on-demand view: keyed by its join keys, at the rows'
+    /// `event_timestamp` (now when the rows have none, as Feast stamps them), the UDF's outputs
+    /// computed from the rows (native engine) unless `transform` is false.
+    async fn write_odfv(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        df: &Columns,
+        transform: bool,
+    ) -> Result<usize, ServiceError> {
+        let name = &v.name;
+        let column = |c: &str| df.iter().find(|(n, _)| n == c).map(|(_, v)| v);
+        let rows = df.first().map_or(0, |c| c.1.len());
+        if df.iter().any(|c| c.1.len() != rows) {
+            return Err(bad(name, "all columns must have the same length"));
+        }
+        let outputs: Vec<Vec<Value>> = if transform {
+            let odfv = v.odfv.as_ref().expect("an on-demand view");
+            let program = super::ondemand::native_program(
+                catalog,
+                v,
+                &self.config,
+                "a write to the online store",
+            )?;
+            // The declared type of each input the UDF reads.
+            let mut types: Vec<(String, ValueType)> = super::ondemand::request_fields(odfv);
+            for s in &odfv.sources {
+                for (f, t) in super::ondemand::source_features(catalog, s) {
+                    types.push((f.to_owned(), t));
+                    types.push((format!("{}__{f}", s.name_to_use()), t));
+                }
+            }
+            types.extend(super::ondemand::join_keys(catalog, v));
+            let inputs = program
+                .inputs()
+                .iter()
+                .map(|input| {
+                    let col = column(input)
+                        .ok_or_else(|| bad(name, format!("input column {input} is missing")))?;
+                    let t = types
+                        .iter()
+                        .find(|(n, _)| n == input)
+                        .map_or(ValueType::Invalid, |(_, t)| *t);
+                    let values = col
+                        .iter()
+                        .enumerate()
+                        .map(|(i, j)| {
+                            json_value(j, t)
+                                .map_err(|m| bad(name, format!("column {input}, row {i}: {m}")))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    larder_offline::ondemand::Col::from_values(&values)
+                        .map_err(|e| super::ondemand::udf_failed(name, e))
+                })
+                .collect::<Result<Vec<_>, ServiceError>>()?;
+            let wanted: Vec<&str> = v.features.iter().map(|f| f.name.as_str()).collect();
+            let computed = program
+                .evaluate(&inputs, rows, &wanted)
+                .map_err(|e| super::ondemand::udf_failed(name, e))?;
+            computed
+                .iter()
+                .zip(&v.features)
+                .map(|(c, f)| {
+                    c.to_values(f.value_type)
+                        .map_err(|e| super::ondemand::udf_failed(name, e))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            v.features
+                .iter()
+                .map(|f| {
+                    let col = column(&f.name).ok_or_else(|| {
+                        bad(name, format!("feature column {} is missing", f.name))
+                    })?;
+                    col.iter()
+                        .enumerate()
+                        .map(|(i, j)| {
+                            json_value(j, f.value_type)
+                                .map_err(|m| bad(name, format!("column {}, row {i}: {m}", f.name)))
+                        })
+                        .collect()
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let keys = super::ondemand::join_keys(catalog, v);
+        let mut key_cols = Vec::new();
+        for (k, t) in &keys {
+            let col =
+                column(k).ok_or_else(|| bad(name, format!("join key column {k} is missing")))?;
+            key_cols.push((k, *t, col));
+        }
+        let now = chrono::Utc::now();
+        let now = prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_micros() as i32 * 1000,
+        };
+        let ts_col = column("event_timestamp");
+        let version = super::key_version(&self.config)?;
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let entity: Vec<EntityValue> = key_cols
+                .iter()
+                .map(|(k, t, col)| {
+                    Scalar::from_json(&col[i])
+                        .to_entity_value(*t)
+                        .map_err(|m| bad(name, format!("column {k}, row {i}: {m}")))
+                })
+                .collect::<Result<_, _>>()?;
+            let pairs: Vec<(&str, &EntityValue)> = key_cols
+                .iter()
+                .zip(&entity)
+                .map(|((k, ..), e)| (k.as_str(), e))
+                .collect();
+            let event_ts = match ts_col {
+                Some(c) => json_timestamp(&c[i])
+                    .map_err(|m| bad(name, format!("column event_timestamp, row {i}: {m}")))?,
+                None => now,
+            };
+            out.push(WriteRow {
+                key: super::entity_key(&pairs, version),
+                values: outputs.iter().map(|c| Some(c[i].clone())).collect(),
+                event_ts,
+                created_ts: None,
+            });
+        }
+        let layout = super::view_layout(self.config.project.as_str(), v);
+        Ok(self.store.write(&layout, &out).await?.written)
+    }
+
     async fn catalog(&self) -> Result<Catalog, ServiceError> {
         let snapshot = self.registry.load().await?;
         Ok(Catalog::new(&snapshot, self.config.project.as_str())?)
     }
 
-    /// `/write-to-online-store`.
+    /// `/write-to-online-store`: rows of a feature view, or the inputs of an on-demand view
+    /// with `write_to_online_store` (its outputs are written; with `transform` false the rows
+    /// are the outputs).
     pub async fn write_to_online_store(
         &self,
         view: &str,
         df: &Columns,
+        transform: bool,
     ) -> Result<usize, ServiceError> {
         let catalog = self.catalog().await?;
+        if let Some(v) = catalog
+            .view(view)
+            .filter(|v| v.odfv.as_ref().is_some_and(|o| o.write_to_online_store))
+        {
+            return self.write_odfv(&catalog, v, df, transform).await;
+        }
         let v = catalog
             .view(view)
             .filter(|v| matches!(v.kind, ViewKind::FeatureView | ViewKind::StreamFeatureView))

@@ -444,4 +444,31 @@ fn stored_on_demand_views_are_materialized_and_served() {
         );
     }
     assert_eq!(cols["trips_per_conv"]["statuses"][5], json!("NOT_FOUND"));
+
+    // Writes: the view's inputs are transformed and the outputs stored; with
+    // transform_on_write false the rows are the outputs.
+    let write = |body: Json| post(&format!("{}/write-to-online-store", server.url), &body);
+    let (status, body) = write(json!({"feature_view_name": "driver_stored_odfv",
+        "df": {"driver_id": [1001], "conv_rate": [1.0], "avg_daily_trips": [1000],
+               "event_timestamp": [now]}}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = write(json!({"feature_view_name": "driver_stored_odfv",
+        "transform_on_write": false,
+        "df": {"driver_id": [1002], "trips_per_conv": [7.5], "busy": [false],
+               "event_timestamp": [now]}}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = write(json!({"feature_view_name": "driver_stored_odfv",
+        "df": {"driver_id": [1003], "conv_rate": [1.0]}}));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("avg_daily_trips"), "{body}");
+    let req = json!({"features": ["driver_stored_odfv:trips_per_conv", "driver_stored_odfv:busy"],
+                     "entities": {"driver_id": [1001, 1002]}});
+    let (_, body) = post(&format!("{}/get-online-features", server.url), &req);
+    let cols = by_name(&body);
+    assert_eq!(
+        cols["trips_per_conv"]["values"],
+        json!([500.0, 7.5]),
+        "{body}"
+    );
+    assert_eq!(cols["busy"]["values"], json!([true, false]), "{body}");
 }
