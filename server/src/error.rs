@@ -113,8 +113,22 @@ macro_rules! from_coded {
     };
 }
 
+impl From<larder_registry::error::RegistryError> for ServiceError {
+    /// A project missing from the registry is Feast's `ProjectObjectNotFoundException`, which
+    /// the SDK re-raises.
+    fn from(e: larder_registry::error::RegistryError) -> Self {
+        let mut out = Self::coded(&e);
+        if matches!(
+            e,
+            larder_registry::error::RegistryError::ProjectNotFound { .. }
+        ) {
+            out.feast_class = Some("ProjectObjectNotFoundException");
+        }
+        out
+    }
+}
+
 from_coded!(
-    larder_registry::error::RegistryError,
     larder_online::store::OnlineError,
     larder_offline::OfflineError,
     larder_offline::convert::ConvertError,
@@ -180,7 +194,15 @@ mod tests {
         let missing = larder_registry::error::RegistryError::ProjectNotFound {
             project: "p".into(),
         };
-        assert_eq!(ServiceError::from(missing).code, ErrorCode::NotFound);
+        let missing = ServiceError::from(missing);
+        assert_eq!(missing.code, ErrorCode::NotFound);
+        assert!(
+            missing
+                .feast_body()
+                .contains(r#"\"class\": \"ProjectObjectNotFoundException\""#),
+            "{}",
+            missing.feast_body()
+        );
         let down = larder_online::store::OnlineError::Unavailable {
             store: "redis".into(),
             message: "refused".into(),
