@@ -171,59 +171,53 @@ impl Col {
 
     /// One cell as a Feast value of type `t`.
     fn to_value(c: Obj, t: T) -> Result<Value, EvalError> {
-        {
-            {
-                if c.is_null() {
-                    return Ok(Value::default());
-                }
-                let val = match (t, c) {
-                    (T::Double, Obj::Float(f)) => Val::DoubleVal(f),
-                    (T::Double, Obj::Int(i)) => Val::DoubleVal(i as f64),
-                    (T::Float, Obj::Float(f)) => Val::FloatVal(f as f32),
-                    (T::Float, Obj::Int(i)) => Val::FloatVal(i as f32),
-                    (T::Float, Obj::Bool(b)) => Val::FloatVal(b as u8 as f32),
-                    (T::Int64 | T::UnixTimestamp, Obj::Int(i)) => {
-                        if t == T::Int64 {
-                            Val::Int64Val(i)
-                        } else {
-                            Val::UnixTimestampVal(i)
-                        }
-                    }
-                    (T::Int64, Obj::Float(f)) => Val::Int64Val(py_int(f)?),
-                    (T::Int64, Obj::Bool(b)) => Val::Int64Val(b as i64),
-                    (T::Int32, Obj::Int(i)) => Val::Int32Val(
-                        i32::try_from(i)
-                            .map_err(|_| EvalError(format!("{i} is out of range for Int32")))?,
-                    ),
-                    (T::Int32, Obj::Float(f)) => {
-                        let i = py_int(f)?;
-                        Val::Int32Val(
-                            i32::try_from(i)
-                                .map_err(|_| EvalError(format!("{i} is out of range for Int32")))?,
-                        )
-                    }
-                    (T::Int32, Obj::Bool(b)) => Val::Int32Val(b as i32),
-                    (T::Bool, Obj::Bool(b)) => Val::BoolVal(b),
-                    (T::Bool, Obj::Int(i)) => Val::BoolVal(i != 0),
-                    (T::String, Obj::Str(s)) => Val::StringVal(s),
-                    (T::String, Obj::Int(i)) => Val::StringVal(i.to_string()),
-                    (T::String, Obj::Float(f)) => Val::StringVal(py_float_repr(f)),
-                    (T::String, Obj::Bool(b)) => {
-                        Val::StringVal(if b { "True" } else { "False" }.into())
-                    }
-                    (T::Json, Obj::Str(s)) => Val::JsonVal(s),
-                    (T::Uuid, Obj::Str(s)) => Val::UuidVal(s),
-                    (t, c) => {
-                        return fail(format!(
-                            "a {} value cannot be a {} feature",
-                            obj_type(&c),
-                            t.as_str_name()
-                        ));
-                    }
-                };
-                Ok(Value { val: Some(val) })
-            }
+        if c.is_null() {
+            return Ok(Value::default());
         }
+        let val = match (t, c) {
+            (T::Double, Obj::Float(f)) => Val::DoubleVal(f),
+            (T::Double, Obj::Int(i)) => Val::DoubleVal(i as f64),
+            (T::Float, Obj::Float(f)) => Val::FloatVal(f as f32),
+            (T::Float, Obj::Int(i)) => Val::FloatVal(i as f32),
+            (T::Float, Obj::Bool(b)) => Val::FloatVal(b as u8 as f32),
+            (T::Int64 | T::UnixTimestamp, Obj::Int(i)) => {
+                if t == T::Int64 {
+                    Val::Int64Val(i)
+                } else {
+                    Val::UnixTimestampVal(i)
+                }
+            }
+            (T::Int64, Obj::Float(f)) => Val::Int64Val(py_int(f)?),
+            (T::Int64, Obj::Bool(b)) => Val::Int64Val(b as i64),
+            (T::Int32, Obj::Int(i)) => Val::Int32Val(
+                i32::try_from(i)
+                    .map_err(|_| EvalError(format!("{i} is out of range for Int32")))?,
+            ),
+            (T::Int32, Obj::Float(f)) => {
+                let i = py_int(f)?;
+                Val::Int32Val(
+                    i32::try_from(i)
+                        .map_err(|_| EvalError(format!("{i} is out of range for Int32")))?,
+                )
+            }
+            (T::Int32, Obj::Bool(b)) => Val::Int32Val(b as i32),
+            (T::Bool, Obj::Bool(b)) => Val::BoolVal(b),
+            (T::Bool, Obj::Int(i)) => Val::BoolVal(i != 0),
+            (T::String, Obj::Str(s)) => Val::StringVal(s),
+            (T::String, Obj::Int(i)) => Val::StringVal(i.to_string()),
+            (T::String, Obj::Float(f)) => Val::StringVal(py_float_repr(f)),
+            (T::String, Obj::Bool(b)) => Val::StringVal(if b { "True" } else { "False" }.into()),
+            (T::Json, Obj::Str(s)) => Val::JsonVal(s),
+            (T::Uuid, Obj::Str(s)) => Val::UuidVal(s),
+            (t, c) => {
+                return fail(format!(
+                    "a {} value cannot be a {} feature",
+                    obj_type(&c),
+                    t.as_str_name()
+                ));
+            }
+        };
+        Ok(Value { val: Some(val) })
     }
 
     fn class(&self) -> Class {

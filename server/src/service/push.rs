@@ -48,6 +48,44 @@ fn bad(view: &str, m: impl std::fmt::Display) -> ServiceError {
     ServiceError::bad_request(format!("feature view {view}: {m}"))
 }
 
+/// The entity key of row `i` from JSON join-key columns (values converted to the keys' types).
+fn json_row_key(
+    view: &str,
+    key_cols: &[(&str, ValueType, &Vec<Json>)],
+    i: usize,
+    version: larder_types::entity_key::KeyVersion,
+) -> Result<Vec<u8>, ServiceError> {
+    let keys: Vec<EntityValue> = key_cols
+        .iter()
+        .map(|(k, t, col)| {
+            Scalar::from_json(&col[i])
+                .to_entity_value(*t)
+                .map_err(|m| bad(view, format!("column {k}, row {i}: {m}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let pairs: Vec<(&str, &EntityValue)> = key_cols
+        .iter()
+        .zip(&keys)
+        .map(|((k, ..), v)| (*k, v))
+        .collect();
+    Ok(super::entity_key(&pairs, version))
+}
+
+/// A JSON column as values of type `t`.
+fn json_column(
+    view: &str,
+    name: &str,
+    col: &[Json],
+    t: ValueType,
+) -> Result<Vec<Value>, ServiceError> {
+    col.iter()
+        .enumerate()
+        .map(|(i, j)| {
+            json_value(j, t).map_err(|m| bad(view, format!("column {name}, row {i}: {m}")))
+        })
+        .collect()
+}
+
 impl PushService {
     /// Writes the rows to one view: the columns must hold its join keys, every feature and the
     /// batch source's timestamp column (source names; `field_mapping` is applied).
@@ -97,11 +135,12 @@ impl PushService {
                 )
             })
             .flatten();
+        let join_keys = catalog.join_keys(v);
         let mut key_cols = Vec::new();
-        for (k, t) in catalog.join_keys(v) {
-            let col = column(&k)
-                .ok_or_else(|| bad(&v.name, format!("join key column {k} is missing")))?;
-            key_cols.push((k, t, col));
+        for (k, t) in &join_keys {
+            let col =
+                column(k).ok_or_else(|| bad(&v.name, format!("join key column {k} is missing")))?;
+            key_cols.push((k.as_str(), *t, col));
         }
         let mut feature_cols = Vec::new();
         for f in &v.features {
@@ -118,20 +157,7 @@ impl PushService {
         let version = super::key_version(&self.config)?;
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
-            let keys: Vec<EntityValue> = key_cols
-                .iter()
-                .map(|(k, t, col)| {
-                    Scalar::from_json(&col[i])
-                        .to_entity_value(*t)
-                        .map_err(|m| bad(&v.name, format!("column {k}, row {i}: {m}")))
-                })
-                .collect::<Result<_, _>>()?;
-            let pairs: Vec<(&str, &EntityValue)> = key_cols
-                .iter()
-                .zip(&keys)
-                .map(|((k, ..), v)| (k.as_str(), v))
-                .collect();
-            let key = super::entity_key(&pairs, version);
+            let key = json_row_key(&v.name, &key_cols, i, version)?;
             let values = feature_cols
                 .iter()
                 .map(|(f, col)| {
@@ -199,14 +225,7 @@ impl PushService {
                         .iter()
                         .find(|(n, _)| n == input)
                         .map_or(ValueType::Invalid, |(_, t)| *t);
-                    let values = col
-                        .iter()
-                        .enumerate()
-                        .map(|(i, j)| {
-                            json_value(j, t)
-                                .map_err(|m| bad(name, format!("column {input}, row {i}: {m}")))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let values = json_column(name, input, col, t)?;
                     larder_offline::ondemand::Col::from_values(&values)
                         .map_err(|e| super::ondemand::udf_failed(name, e))
                 })
@@ -230,13 +249,7 @@ impl PushService {
                     let col = column(&f.name).ok_or_else(|| {
                         bad(name, format!("feature column {} is missing", f.name))
                     })?;
-                    col.iter()
-                        .enumerate()
-                        .map(|(i, j)| {
-                            json_value(j, f.value_type)
-                                .map_err(|m| bad(name, format!("column {}, row {i}: {m}", f.name)))
-                        })
-                        .collect()
+                    json_column(name, &f.name, col, f.value_type)
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -245,7 +258,7 @@ impl PushService {
         for (k, t) in &keys {
             let col =
                 column(k).ok_or_else(|| bad(name, format!("join key column {k} is missing")))?;
-            key_cols.push((k, *t, col));
+            key_cols.push((k.as_str(), *t, col));
         }
         let now = chrono::Utc::now();
         let now = prost_types::Timestamp {
@@ -256,26 +269,13 @@ impl PushService {
         let version = super::key_version(&self.config)?;
         let mut out = Vec::with_capacity(rows);
         for i in 0..rows {
-            let entity: Vec<EntityValue> = key_cols
-                .iter()
-                .map(|(k, t, col)| {
-                    Scalar::from_json(&col[i])
-                        .to_entity_value(*t)
-                        .map_err(|m| bad(name, format!("column {k}, row {i}: {m}")))
-                })
-                .collect::<Result<_, _>>()?;
-            let pairs: Vec<(&str, &EntityValue)> = key_cols
-                .iter()
-                .zip(&entity)
-                .map(|((k, ..), e)| (k.as_str(), e))
-                .collect();
             let event_ts = match ts_col {
                 Some(c) => json_timestamp(&c[i])
                     .map_err(|m| bad(name, format!("column event_timestamp, row {i}: {m}")))?,
                 None => now,
             };
             out.push(WriteRow {
-                key: super::entity_key(&pairs, version),
+                key: json_row_key(name, &key_cols, i, version)?,
                 values: outputs.iter().map(|c| Some(c[i].clone())).collect(),
                 event_ts,
                 created_ts: None,
