@@ -325,7 +325,7 @@ pub async fn write(target: &SourceDir, parts: &[Prepared]) -> Result<Appended, A
     }
 }
 
-fn writer_props() -> WriterProperties {
+pub(crate) fn writer_props() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build()

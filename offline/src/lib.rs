@@ -8,9 +8,12 @@
 
 /// Arrow, as the offline store's callers see its tables.
 pub use datafusion::arrow;
+/// The object store API the offline store reads and writes through.
+pub use object_store;
 
 pub mod append;
 pub mod convert;
+pub mod feature_log;
 pub mod historical;
 pub mod ondemand;
 pub mod source;

@@ -465,6 +465,20 @@ pub struct PushBatching {
     pub interval: std::time::Duration,
 }
 
+/// `feature_server.feature_logging`: how served features are logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureLogging {
+    /// Buffered rows are written to the destinations this often.
+    pub flush_interval: std::time::Duration,
+    /// Feast's Go server spills its buffer to local disk this often; Larder writes to the
+    /// destination instead when a buffer reaches `queue_capacity` rows.
+    pub write_to_disk_interval: std::time::Duration,
+    /// Rows queued or buffered at most; beyond it rows are dropped (and counted).
+    pub queue_capacity: usize,
+    /// How long a request waits for room in the queue before its rows are dropped.
+    pub emit_timeout: std::time::Duration,
+}
+
 impl RepoConfig {
     /// Offline push batching, when `feature_server.offline_push_batching_enabled` is true
     /// (defaults: 1000 rows, 10 seconds).
@@ -501,6 +515,60 @@ impl RepoConfig {
             interval: std::time::Duration::from_secs(positive(
                 "offline_push_batching_batch_interval_seconds",
                 10,
+            )?),
+        }))
+    }
+
+    /// Served-feature logging, when `feature_server.feature_logging.enabled` is true (Feast's
+    /// defaults: flush every 600 s, a queue of 100,000 rows, 10 ms to enqueue).
+    pub fn feature_logging(&self) -> Result<Option<FeatureLogging>, ConfigError> {
+        let Some(Json::Object(fs)) = &self.feature_server else {
+            return Ok(None);
+        };
+        let bad = |key: &str, msg: &str| ConfigError::Key {
+            path: self.config_path.clone(),
+            key: format!("feature_server.feature_logging.{key}"),
+            message: msg.to_owned(),
+        };
+        let fl = match fs.get("feature_logging") {
+            None | Some(Json::Null) => return Ok(None),
+            Some(Json::Object(m)) => m,
+            Some(_) => return Err(bad("", "expected a mapping")),
+        };
+        const KEYS: [&str; 5] = [
+            "enabled",
+            "flush_interval_secs",
+            "write_to_disk_interval_secs",
+            "queue_capacity",
+            "emit_timeout_micro_secs",
+        ];
+        if let Some(k) = fl.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(bad(k, "unknown key"));
+        }
+        match fl.get("enabled") {
+            None | Some(Json::Null) | Some(Json::Bool(false)) => return Ok(None),
+            Some(Json::Bool(true)) => {}
+            Some(_) => return Err(bad("enabled", "expected true or false")),
+        }
+        let positive = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            match fl.get(key) {
+                None | Some(Json::Null) => Ok(default),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(key, "expected a positive integer")),
+            }
+        };
+        Ok(Some(FeatureLogging {
+            flush_interval: std::time::Duration::from_secs(positive("flush_interval_secs", 600)?),
+            write_to_disk_interval: std::time::Duration::from_secs(positive(
+                "write_to_disk_interval_secs",
+                30,
+            )?),
+            queue_capacity: positive("queue_capacity", 100_000)? as usize,
+            emit_timeout: std::time::Duration::from_micros(positive(
+                "emit_timeout_micro_secs",
+                10_000,
             )?),
         }))
     }
@@ -1035,6 +1103,42 @@ mod tests {
             e.contains("offline_push_batching_batch_interval_seconds") && e.contains("positive"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn feature_logging_settings() {
+        let base = "project: demo\nregistry: r.db\n";
+        assert_eq!(parse(base).unwrap().feature_logging().unwrap(), None);
+        let off = parse(&format!(
+            "{base}feature_server:\n  feature_logging:\n    flush_interval_secs: 5\n"
+        ))
+        .unwrap();
+        assert_eq!(off.feature_logging().unwrap(), None);
+        let on = parse(&format!(
+            "{base}feature_server:\n  feature_logging:\n    enabled: true\n    flush_interval_secs: 5\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            on.feature_logging().unwrap(),
+            Some(FeatureLogging {
+                flush_interval: std::time::Duration::from_secs(5),
+                write_to_disk_interval: std::time::Duration::from_secs(30),
+                queue_capacity: 100_000,
+                emit_timeout: std::time::Duration::from_micros(10_000),
+            })
+        );
+        for (yaml, key) in [
+            ("enabled: true\n    queue_capacity: 0", "queue_capacity"),
+            ("enabled: yes please", "enabled"),
+            ("enabled: true\n    flush_every: 3", "flush_every"),
+        ] {
+            let c = parse(&format!(
+                "{base}feature_server:\n  feature_logging:\n    {yaml}\n"
+            ))
+            .unwrap();
+            let e = c.feature_logging().unwrap_err().to_string();
+            assert!(e.contains(&format!("feature_logging.{key}")), "{e}");
+        }
     }
 
     #[test]

@@ -262,6 +262,43 @@ pub struct FeatureService {
     pub tags: BTreeMap<String, String>,
     pub description: String,
     pub owner: String,
+    /// Where its served features are logged (`logging_config`), if anywhere.
+    pub logging: Option<LoggingConfig>,
+}
+
+/// A feature service's `logging_config`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggingConfig {
+    /// The share of requests logged (Feast logs a request when a uniform draw in [0, 1) is at
+    /// most this).
+    pub sample_rate: f32,
+    pub destination: LogDestination,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogDestination {
+    File(FileLogDestination),
+    /// Another destination, by its `LoggingConfig` field name (or a custom destination's kind).
+    Other(String),
+}
+
+/// Parquet files under `path` (local, relative to the repo, or `s3://`), in directories named
+/// by the values of the `partition_by` columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileLogDestination {
+    pub path: String,
+    pub s3_endpoint_override: String,
+    pub partition_by: Vec<String>,
+}
+
+impl LoggingConfig {
+    /// The file destination, or the kind of the other destination it names.
+    pub fn file(&self) -> Result<&FileLogDestination, &str> {
+        match &self.destination {
+            LogDestination::File(f) => Ok(f),
+            LogDestination::Other(kind) => Err(kind),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -575,6 +612,7 @@ impl Catalog {
                 tags: s.tags.clone().into_iter().collect(),
                 description: s.description.clone(),
                 owner: s.owner.clone(),
+                logging: s.logging_config.as_ref().and_then(logging_config),
             });
         }
         for p in &r.permissions {
@@ -708,6 +746,30 @@ pub fn projects(snapshot: &RegistrySnapshot) -> Vec<Project> {
 /// Feast's tag filter: the object has every `(key, value)` pair.
 pub fn has_all_tags(tags: &BTreeMap<String, String>, wanted: &[(String, String)]) -> bool {
     wanted.iter().all(|(k, v)| tags.get(k) == Some(v))
+}
+
+/// A `LoggingConfig` message as the model's; none when it names no destination (as Feast reads it).
+fn logging_config(l: &pb::LoggingConfig) -> Option<LoggingConfig> {
+    use pb::logging_config::Destination as D;
+    let destination = match l.destination.as_ref()? {
+        D::FileDestination(f) => LogDestination::File(FileLogDestination {
+            path: f.path.clone(),
+            s3_endpoint_override: f.s3_endpoint_override.clone(),
+            partition_by: f.partition_by.clone(),
+        }),
+        D::BigqueryDestination(_) => LogDestination::Other("bigquery_destination".into()),
+        D::RedshiftDestination(_) => LogDestination::Other("redshift_destination".into()),
+        D::SnowflakeDestination(_) => LogDestination::Other("snowflake_destination".into()),
+        D::AthenaDestination(_) => LogDestination::Other("athena_destination".into()),
+        D::CouchbaseColumnarDestination(_) => {
+            LogDestination::Other("couchbase_columnar_destination".into())
+        }
+        D::CustomDestination(c) => LogDestination::Other(c.kind.clone()),
+    };
+    Some(LoggingConfig {
+        sample_rate: l.sample_rate,
+        destination,
+    })
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::{
     http::{HttpState, LookupFastPath, router},
     net::{self, Gate, Handlers},
     service::{
+        feature_log::FeatureLogger,
         materialize::{MaterializeJobs, MaterializeService},
         online::{OnlineConfig, OnlineService},
         push::{OfflineBatcher, PushService},
@@ -115,6 +116,7 @@ pub async fn online_service(
     config: &RepoConfig,
     env: &HashMap<String, String>,
     registry_ttl_sec: u64,
+    feature_log: Option<Arc<FeatureLogger>>,
 ) -> anyhow::Result<Arc<OnlineService>> {
     let registry_store = store::open(config, env).await?;
     let cache = Arc::new(
@@ -141,6 +143,7 @@ pub async fn online_service(
             online_ttl: config.larder.online_ttl,
             serve_while_materializing: config.registry.serve_features_while_materializing,
             engines: crate::service::ondemand::Engines::from_config(config),
+            feature_log,
         },
         Arc::new(SystemClock),
     )))
@@ -262,7 +265,10 @@ pub async fn serve(
             }
         });
     }
-    let online = online_service(&config, &env, opts.registry_ttl_sec).await?;
+    let feature_log = config
+        .feature_logging()?
+        .map(|settings| FeatureLogger::start(settings, config.clone(), env.clone()));
+    let online = online_service(&config, &env, opts.registry_ttl_sec, feature_log.clone()).await?;
     // Materialization jobs run on this (multi-threaded) runtime, never on a serving thread.
     let jobs = Arc::new(MaterializeJobs::new(MaterializeService {
         config: config.clone(),
@@ -325,6 +331,10 @@ pub async fn serve(
     );
     net::shutdown_signal().await;
     running.stop().await;
+    if let Some(l) = feature_log {
+        // Served features still buffered are logged before the process ends.
+        l.flush().await;
+    }
     if let Some(b) = batcher {
         // Pushed rows still buffered are written before the process ends.
         b.flush().await;

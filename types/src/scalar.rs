@@ -106,6 +106,29 @@ impl Scalar {
         Value { val }
     }
 
+    /// The value as a `Value` of declared type `t` (request data, as logged): numbers of any
+    /// numeric type, booleans, text of the text types, bytes; anything else is missing.
+    pub fn to_value(&self, t: ValueType) -> Value {
+        let val = match (self, t) {
+            (Scalar::Int(i), ValueType::Int64) => Some(Val::Int64Val(*i)),
+            (Scalar::Int(i), ValueType::Int32) => i32::try_from(*i).ok().map(Val::Int32Val),
+            (Scalar::Int(i), ValueType::UnixTimestamp) => Some(Val::UnixTimestampVal(*i)),
+            (Scalar::Int(i), ValueType::Double) => Some(Val::DoubleVal(*i as f64)),
+            (Scalar::Int(i), ValueType::Float) => Some(Val::FloatVal(*i as f32)),
+            (Scalar::Float(f), ValueType::Double) => Some(Val::DoubleVal(*f)),
+            (Scalar::Float(f), ValueType::Float) => Some(Val::FloatVal(*f as f32)),
+            (Scalar::Bool(b), ValueType::Bool) => Some(Val::BoolVal(*b)),
+            (Scalar::Str(s), ValueType::String) => Some(Val::StringVal(s.clone())),
+            (Scalar::Str(s), ValueType::Json) => Some(Val::JsonVal(s.clone())),
+            (Scalar::Str(s), ValueType::Uuid) => Some(Val::UuidVal(s.clone())),
+            (Scalar::Str(s), ValueType::TimeUuid) => Some(Val::TimeUuidVal(s.clone())),
+            (Scalar::Str(s), ValueType::Decimal) => Some(Val::DecimalVal(s.clone())),
+            (Scalar::Bytes(b), ValueType::Bytes) => Some(Val::BytesVal(b.clone())),
+            _ => None,
+        };
+        Value { val }
+    }
+
     /// The value as error messages show it.
     pub fn describe(&self) -> String {
         match self {

@@ -213,6 +213,7 @@ pub async fn service_and_registry(
             online_ttl: ttl,
             serve_while_materializing: false,
             engines: Default::default(),
+            feature_log: None,
         },
         clock,
     ));

@@ -106,7 +106,7 @@ impl OfflineServer {
             "offline_write_batch" => self.offline_write_batch(&m, upload).await,
             "persist" => self.persist(&m, upload).await,
             "validate_data_source" => self.validate_data_source(&m).await,
-            api @ "write_logged_features" => Err(not_built(api)),
+            "write_logged_features" => self.write_logged_features(&m, upload).await,
             api => Err(ServiceError::bad_request(format!(
                 "unknown API {api} of Feast's offline server"
             ))),
@@ -161,8 +161,8 @@ impl OfflineServer {
 
     /// `persist`: a retrieval's answer (`retrieve_func` with the retrieval's own parameters)
     /// written as one Parquet file to the destination, a file data source registered under
-    /// `data_source_name` (as Feast's server looks it up); an existing file is replaced only
-    /// with `allow_overwrite`. Local destinations only (yet).
+    /// `data_source_name` (as Feast's server looks it up), local or `s3://`; an existing file
+    /// is replaced only with `allow_overwrite`.
     async fn persist(
         &self,
         m: &serde_json::Map<String, Json>,
@@ -187,15 +187,31 @@ impl OfflineServer {
                 )
             })?;
         let (uri, bucket) = self.source_file_named(name, "persists to").await?;
-        if bucket.is_some() {
-            return Err(not_built("persist to an s3:// destination"));
-        }
-        let path = std::path::PathBuf::from(&uri);
         let overwrite = m
             .get("allow_overwrite")
             .and_then(Json::as_bool)
             .unwrap_or(false);
-        if path.exists() && !overwrite {
+        let exists = match &bucket {
+            Some(store) => {
+                let key = uri
+                    .strip_prefix("s3://")
+                    .and_then(|r| r.split_once('/'))
+                    .map_or("", |(_, k)| k);
+                use larder_registry::store::ObjectStoreExt as _;
+                match store.head(&key.into()).await {
+                    Ok(_) => true,
+                    Err(larder_offline::object_store::Error::NotFound { .. }) => false,
+                    Err(e) => {
+                        return Err(ServiceError::new(
+                            ErrorCode::Unavailable,
+                            format!("persist to {uri}: {e}"),
+                        ));
+                    }
+                }
+            }
+            None => std::path::Path::new(&uri).exists(),
+        };
+        if exists && !overwrite {
             return Err(ServiceError::feast(
                 ErrorCode::Conflict,
                 "SavedDatasetLocationAlreadyExists",
@@ -203,13 +219,77 @@ impl OfflineServer {
             ));
         }
         let (schema, batches) = self.read_api(retrieve, m, upload).await?;
-        tokio::task::spawn_blocking(move || {
-            let ok = batches.into_iter().map(Ok::<_, std::convert::Infallible>);
-            larder_offline::table::write_table(&path, &schema, ok)
-        })
-        .await
-        .map_err(ServiceError::internal)??;
+        let ok = batches.into_iter().map(Ok::<_, std::convert::Infallible>);
+        match bucket {
+            Some(store) => larder_offline::table::put_parquet(store, &uri, &schema, ok).await?,
+            None => {
+                let path = std::path::PathBuf::from(&uri);
+                tokio::task::spawn_blocking(move || {
+                    larder_offline::table::write_table(&path, &schema, ok)
+                })
+                .await
+                .map_err(ServiceError::internal)??
+            }
+        }
         tracing::info!(destination = %uri, "persisted");
+        Ok(())
+    }
+
+    /// `write_logged_features`: a log table of feature service `feature_service_name` written
+    /// to the service's logging destination as Feast's file store writes it (a Parquet dataset
+    /// partitioned by the destination's `partition_by`), the way `larder serve` logs.
+    async fn write_logged_features(
+        &self,
+        m: &serde_json::Map<String, Json>,
+        upload: Vec<RecordBatch>,
+    ) -> Result<(), ServiceError> {
+        let h = &self.historical;
+        let name = m
+            .get("feature_service_name")
+            .and_then(Json::as_str)
+            .ok_or_else(|| {
+                ServiceError::bad_request(
+                    "malformed Flight command: write_logged_features needs a feature_service_name",
+                )
+            })?;
+        let snapshot = h.registry.load().await?;
+        let catalog = larder_registry::model::Catalog::new(&snapshot, h.config.project.as_str())?;
+        let service = catalog
+            .feature_services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| super::service_not_found(name, h.config.project.as_str()))?;
+        let Some(logging) = &service.logging else {
+            return Err(ServiceError::bad_request(format!(
+                "feature service {name} has no logging_config: its features are not logged"
+            )));
+        };
+        let file = logging
+            .file()
+            .map_err(|kind| not_built(&format!("logging to {kind}")))?;
+        let Some(schema) = upload.first().map(|b| b.schema()) else {
+            return Ok(());
+        };
+        let table = concat_batches(&schema, &upload)
+            .map_err(|e| ServiceError::bad_request(format!("the uploaded log table: {e}")))?;
+        let table = larder_offline::historical::drop_pandas_index(table);
+        if table.num_rows() == 0 {
+            return Ok(());
+        }
+        let target = super::feature_log::destination(
+            &h.config,
+            &h.env,
+            &file.path,
+            &file.s3_endpoint_override,
+        )?;
+        let files =
+            larder_offline::feature_log::write_dataset(&target, &table, &file.partition_by).await?;
+        tracing::info!(
+            feature_service = name,
+            rows = table.num_rows(),
+            files = files.len(),
+            "logged features written"
+        );
         Ok(())
     }
 

@@ -33,7 +33,10 @@ use prost_types::Timestamp;
 
 use crate::error::{ErrorCode, ServiceError};
 
-use super::ondemand::{self, Engine};
+use super::{
+    feature_log::LogPlan,
+    ondemand::{self, Engine},
+};
 
 /// The index's maps are looked up with request strings on every request: a fast keyed hash
 /// (foldhash, seeded per process) instead of SipHash. Requests only look these maps up, so
@@ -85,6 +88,8 @@ pub struct OnlineConfig {
     pub serve_while_materializing: bool,
     /// How on-demand views run.
     pub engines: ondemand::Engines,
+    /// Where served features of logged feature services go, when logging is on.
+    pub feature_log: Option<Arc<super::feature_log::FeatureLogger>>,
 }
 
 /// A servable view, precomputed when a registry loads.
@@ -156,6 +161,8 @@ struct ServingIndex {
     views: HashMap<String, Arc<ViewPlan>>,
     odfvs: HashMap<String, Arc<OdfvPlan>>,
     services: HashMap<String, Vec<ServiceProjection>>,
+    /// The log plans of logged feature services (when logging is on).
+    service_logs: HashMap<String, Arc<LogPlan>>,
     /// Join key → type, for echoing entity columns.
     join_key_types: HashMap<String, ValueType>,
     /// Entity name → join key (requests may use entity names).
@@ -180,6 +187,8 @@ struct Resolved {
     wanted: Vec<Wanted>,
     odfvs: Vec<WantedOdfv>,
     feature_names: Vec<String>,
+    /// A logged service's plan and, per logged feature, its place among the answered features.
+    log: Option<(Arc<LogPlan>, Vec<usize>)>,
 }
 
 impl Resolved {
@@ -230,6 +239,7 @@ impl ServingIndex {
             views: HashMap::default(),
             odfvs: HashMap::default(),
             services: HashMap::default(),
+            service_logs: HashMap::default(),
             join_key_types: HashMap::default(),
             entity_join_keys: HashMap::default(),
             error: None,
@@ -343,6 +353,15 @@ impl ServingIndex {
                 })
                 .collect();
             index.services.insert(s.name.clone(), projections);
+            if cfg.feature_log.is_some() {
+                match LogPlan::build(&catalog, s) {
+                    Ok(Some(plan)) => {
+                        index.service_logs.insert(s.name.clone(), Arc::new(plan));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("{e}"),
+                }
+            }
         }
         index
     }
@@ -768,12 +787,15 @@ impl OnlineService {
 
         // Output names, and Feast's collision rule.
         let mut feature_names = Vec::new();
+        let mut full_names = Vec::new();
         let mut name = |prefix: &str, f: &str| {
+            let full = format!("{prefix}__{f}");
             feature_names.push(if full_feature_names {
-                format!("{prefix}__{f}")
+                full.clone()
             } else {
                 f.to_owned()
             });
+            full_names.push(full);
         };
         for w in &wanted {
             let prefix = w.alias.as_deref().unwrap_or(&w.plan.name);
@@ -802,12 +824,30 @@ impl OnlineService {
             return Err(super::collision_error(dup));
         }
 
+        let log = match selection {
+            FeatureSelection::Service(name) => {
+                index.service_logs.get(name.as_ref()).and_then(|plan| {
+                    let at: Option<Vec<usize>> = plan
+                        .features
+                        .iter()
+                        .map(|f| full_names.iter().position(|n| n == f))
+                        .collect();
+                    if at.is_none() {
+                        tracing::warn!(feature_service = %plan.service,
+                        "served features are not logged: the answer lacks a logged feature");
+                    }
+                    Some((plan.clone(), at?))
+                })
+            }
+            FeatureSelection::Refs(_) => None,
+        };
         let resolved = Arc::new(Resolved {
             selection: owned_selection(selection),
             full_feature_names,
             wanted,
             odfvs,
             feature_names,
+            log,
         });
         let mut cache = index.resolved.lock().expect("not poisoned");
         if let Some(r) = known(&cache) {
@@ -1181,6 +1221,37 @@ impl OnlineService {
                     event_timestamps: vec![EPOCH; rows],
                 });
             }
+        }
+        if let (Some((plan, at)), Some(logger)) = (&resolved.log, &self.config.feature_log) {
+            let request = req
+                .entities
+                .iter()
+                .map(|(n, v)| {
+                    let n = index
+                        .entity_join_keys
+                        .get(n.as_ref())
+                        .map_or(n.as_ref(), String::as_str);
+                    (n.to_owned(), v.clone())
+                })
+                .collect();
+            let features = at
+                .iter()
+                .map(|&i| {
+                    let c = &out.columns[echoed + i];
+                    (
+                        c.values.clone(),
+                        c.statuses.iter().map(|s| *s as i32).collect(),
+                        c.event_timestamps.iter().map(|t| t.seconds).collect(),
+                    )
+                })
+                .collect();
+            logger.log(super::feature_log::LogRequest {
+                plan: plan.clone(),
+                request,
+                features,
+                rows,
+                at_micros: now.timestamp_micros(),
+            });
         }
         self.metrics.requests.increment(1);
         self.metrics.entity_count.record(rows as f64);

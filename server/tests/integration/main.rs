@@ -7,6 +7,7 @@ mod historical;
 mod limits;
 mod materialize_faults;
 mod openapi;
+mod oracle_logging;
 mod oracle_materialize;
 mod oracle_ondemand;
 mod oracle_registry;

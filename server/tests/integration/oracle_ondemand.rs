@@ -11,7 +11,7 @@ use crate::oracle_serving::{feast_serve, larder_serve, post};
 use crate::support::{Oracle, copy_dir, larder, stdout_ok};
 
 /// `feast init` in `dir`, then `feast apply`; returns the feature repo.
-fn template(oracle: &Oracle, dir: &Path, name: &str) -> std::path::PathBuf {
+pub fn template(oracle: &Oracle, dir: &Path, name: &str) -> std::path::PathBuf {
     oracle.feast(dir, &["init", name], &[]);
     let repo = dir.join(name).join("feature_repo");
     oracle.feast(&repo, &["apply"], &[]);
