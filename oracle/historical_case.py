@@ -12,7 +12,9 @@ from the canonical point-in-time semantics (spec §9.2).
                                            against Feast's file store
   historical_case.py remote-write DIR PORT  write_to_offline_store through the server, then a
                                            retrieval sees the rows
-  historical_case.py remote-persist DIR PORT job.persist through the server, read back
+  historical_case.py remote-persist DIR PORT [BUCKET]
+                                           job.persist through the server (to S3 with
+                                           BUCKET), read back
   historical_case.py remote-error DIR PORT print the exception class the SDK raises for an
                                            unknown view
 
@@ -350,21 +352,45 @@ def remote_write(d, port):
     print("written rows retrieved, in a directory source and in a single-file source")
 
 
-def remote_persist(d, port):
+def remote_persist(d, port, bucket=None):
     """job.persist(...) through the server writes the retrieval's answer to the registered
     destination, which reads back equal to the job's own to_arrow(); a second persist without
-    allow_overwrite is refused with Feast's exception."""
+    allow_overwrite is refused with Feast's exception. With BUCKET the destination is
+    s3://BUCKET/saved/training.parquet at $FEAST_S3_ENDPOINT_URL, registered as a data source
+    first (Feast's server looks destinations up by name)."""
+    import io
+
     import pandas as pd
     import pyarrow.parquet as pq
     from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
+
+    if bucket:
+        import boto3
+        from feast import FeatureStore, FileSource
+
+        endpoint = os.environ["FEAST_S3_ENDPOINT_URL"]
+        path = f"s3://{bucket}/saved/training.parquet"
+        FeatureStore(repo_path=d).apply([FileSource(
+            name=path, path=path, s3_endpoint_override=endpoint,
+            timestamp_field="event_timestamp")])
+        storage = SavedDatasetFileStorage(path=path, s3_endpoint_override=endpoint)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+
+        def read():
+            body = s3.get_object(Bucket=bucket, Key="saved/training.parquet")["Body"].read()
+            return pq.read_table(io.BytesIO(body))
+    else:
+        storage = SavedDatasetFileStorage(path="data/training.parquet")
+
+        def read():
+            return pq.read_table(os.path.join(d, "data", "training.parquet"))
 
     store = remote_store(d, port)
     entity = pd.read_parquet(os.path.join(d, "entity.parquet"))
     job = store.get_historical_features(entity_df=entity, features=[
         "driver_stats:conv_rate", "customer_profile:tier"])
-    storage = SavedDatasetFileStorage(path="data/training.parquet")
     job.persist(storage)
-    written = pq.read_table(os.path.join(d, "data", "training.parquet"))
+    written = read()
     answer = job.to_arrow()
     if written.to_pydict() != answer.to_pydict():
         sys.exit("the persisted file differs from the retrieval")
@@ -490,7 +516,7 @@ if __name__ == "__main__":
     elif cmd == "remote-pulls":
         remote_pulls(sys.argv[2], sys.argv[3])
     elif cmd == "remote-persist":
-        remote_persist(sys.argv[2], sys.argv[3])
+        remote_persist(sys.argv[2], sys.argv[3], *sys.argv[4:5])
     elif cmd == "remote-write":
         remote_write(sys.argv[2], sys.argv[3])
     elif cmd == "remote-error":

@@ -98,6 +98,48 @@ pub fn read_table(path: &Path) -> Result<RecordBatch, TableError> {
     concat_batches(&schema, &batches).map_err(|e| read(&e))
 }
 
+/// Writes `batches` as one Parquet object `uri` (`s3://bucket/key`) in `store` (the bucket's):
+/// one put, or a multipart upload that becomes the object only when it completes, so a failure
+/// (of a batch too) leaves no object and the one that was there as it was.
+pub async fn put_parquet<E: std::fmt::Display>(
+    store: Arc<dyn object_store::ObjectStore>,
+    uri: &str,
+    schema: &Arc<Schema>,
+    batches: impl IntoIterator<Item = Result<RecordBatch, E>>,
+) -> Result<(), TableError> {
+    use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
+    let write = |e: &dyn std::fmt::Display| TableError::Write {
+        path: uri.to_owned(),
+        message: e.to_string(),
+    };
+    let key = uri
+        .strip_prefix("s3://")
+        .and_then(|r| r.split_once('/'))
+        .map(|(_, k)| k)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| write(&"expected s3://bucket/key"))?;
+    let key = object_store::path::Path::parse(key).map_err(|e| write(&e))?;
+    let mut w = AsyncArrowWriter::try_new(
+        object_store::buffered::BufWriter::new(store, key),
+        schema.clone(),
+        None,
+    )
+    .map_err(|e| write(&e))?;
+    for b in batches {
+        let b = match b {
+            Ok(b) => b,
+            Err(e) => {
+                // Aborts the upload: nothing becomes visible.
+                drop(w);
+                return Err(write(&e));
+            }
+        };
+        w.write(&b).await.map_err(|e| write(&e))?;
+    }
+    w.close().await.map_err(|e| write(&e))?;
+    Ok(())
+}
+
 /// Writes `batches` to `path` (its format by extension) through a temporary file beside it; a
 /// failure (of a batch too) leaves no file.
 pub fn write_table<E: std::fmt::Display>(

@@ -198,12 +198,17 @@ impl OfflineServer {
     }
 
     fn start_with(repo: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(repo, args, &[])
+    }
+
+    pub fn start_with_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = crate::support::free_port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
             .arg("-c")
             .arg(repo)
             .args(["serve-offline", "-p", &port.to_string()])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("larder serve-offline starts");
@@ -270,6 +275,27 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
             "{raised}"
         );
     }
+}
+
+/// `job.persist` to an `s3://` destination (moto) through the Flight server: the object reads
+/// back equal to the job's answer, and a second persist is refused without `allow_overwrite`.
+#[test]
+fn persist_writes_an_s3_object() {
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let r = repo.to_str().unwrap();
+    oracle.script("historical_case.py", &["make", r, "--seed", "7"]);
+    let bucket = format!("persist-{}", std::process::id());
+    s3.create_bucket(&oracle, &bucket);
+    let server = OfflineServer::start_with_env(repo, &[], &s3.env());
+    let out = oracle.script_with_env(
+        "historical_case.py",
+        &["remote-persist", r, &server.port.to_string(), &bucket],
+        &s3.env(),
+    );
+    assert!(out.contains("overwrite refused"), "{out}");
 }
 
 /// `feast materialize` through `larder serve-offline` (pull_latest_from_table_or_query) writes

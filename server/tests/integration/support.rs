@@ -88,12 +88,17 @@ impl Oracle {
 
     /// Runs one of the `oracle/` scripts with `args`.
     pub fn script(&self, script: &str, args: &[&str]) -> String {
+        self.script_with_env(script, args, &[])
+    }
+
+    /// [`Oracle::script`] with environment variables set.
+    pub fn script_with_env(&self, script: &str, args: &[&str], env: &[(&str, &str)]) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../oracle")
             .join(script);
         let mut all = vec![path.to_str().unwrap()];
         all.extend_from_slice(args);
-        self.run("python", Path::new("."), &all, &[])
+        self.run("python", Path::new("."), &all, env)
     }
 
     pub fn python(&self, code: &str, env: &[(&str, &str)]) -> String {
