@@ -200,9 +200,29 @@ pub struct FeatureView {
     pub owner: String,
     /// On-demand views: the transformation mode, the views and request sources they read.
     pub odfv: Option<OnDemand>,
+    /// Its version number (`meta.current_version_number`, Feast's rule: set when above 0, or
+    /// when the spec pins a version); `None` for the unversioned view.
+    pub version: Option<i32>,
+}
+
+/// One entry of the registry's version history: a view as it was at `number`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewVersion {
+    pub number: i32,
+    pub view: FeatureView,
 }
 
 impl FeatureView {
+    /// The name its online data is stored under: `<view>_v<N>` for a version above 0 when
+    /// online versioning is on (`registry.enable_online_feature_view_versioning`), else the
+    /// view's name (Feast's `compute_versioned_name`).
+    pub fn storage_name(&self, versioning: bool) -> String {
+        match self.version {
+            Some(n) if versioning && n > 0 => format!("{}_v{n}", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
     /// A view without entities (Feast gives it the `__dummy` entity).
     pub fn is_entityless(&self) -> bool {
         self.entities.iter().all(|e| e == "__dummy")
@@ -246,6 +266,8 @@ pub struct Projection {
     pub features: Vec<Field>,
     /// View join key → request column.
     pub join_key_map: BTreeMap<String, String>,
+    /// The view version it pins (`version_tag`), if any.
+    pub version: Option<i32>,
 }
 
 impl Projection {
@@ -355,6 +377,8 @@ pub struct Catalog {
     pub feature_services: Vec<FeatureService>,
     pub permissions: Vec<Permission>,
     pub infra: Vec<InfraObject>,
+    /// The version history of its feature and stream views (`feature_view_version_history`).
+    pub versions: Vec<ViewVersion>,
 }
 
 fn ttl(d: Option<&prost_types::Duration>) -> Option<Duration> {
@@ -406,8 +430,19 @@ macro_rules! batch_view {
             description: $s.description.clone(),
             owner: $s.owner.clone(),
             odfv: None,
+            version: version_number(&$s.version, $meta.map(|m| m.current_version_number)),
         }
     };
+}
+
+/// Feast's `FeatureView.from_proto` rule for the version number: the meta's when above 0; 0
+/// when the spec pins a version (`v0`); else none.
+fn version_number(spec_version: &str, current: Option<i32>) -> Option<i32> {
+    match current.unwrap_or(0) {
+        n if n > 0 => Some(n),
+        _ if !spec_version.is_empty() && !spec_version.eq_ignore_ascii_case("latest") => Some(0),
+        _ => None,
+    }
 }
 
 impl Catalog {
@@ -454,6 +489,48 @@ impl Catalog {
                 ViewKind::FeatureView,
                 s.offline
             ));
+        }
+        for rec in r
+            .feature_view_version_history
+            .iter()
+            .flat_map(|h| &h.records)
+            .filter(|rec| rec.project_id == project)
+        {
+            use prost::Message;
+            let view = match rec.feature_view_type.as_str() {
+                "feature_view" => pb::FeatureView::decode(rec.feature_view_proto.as_slice())
+                    .ok()
+                    .and_then(|v| {
+                        let s = v.spec.as_ref()?;
+                        Some(batch_view!(
+                            s,
+                            v.meta.as_ref(),
+                            ViewKind::FeatureView,
+                            s.offline
+                        ))
+                    }),
+                "stream_feature_view" => {
+                    pb::StreamFeatureView::decode(rec.feature_view_proto.as_slice())
+                        .ok()
+                        .and_then(|v| {
+                            let s = v.spec.as_ref()?;
+                            Some(batch_view!(
+                                s,
+                                v.meta.as_ref(),
+                                ViewKind::StreamFeatureView,
+                                false
+                            ))
+                        })
+                }
+                _ => None,
+            };
+            if let Some(mut view) = view {
+                view.version = Some(rec.version_number);
+                c.versions.push(ViewVersion {
+                    number: rec.version_number,
+                    view,
+                });
+            }
         }
         for v in &r.stream_feature_views {
             let Some(s) = v.spec.as_ref().filter(|s| s.project == project) else {
@@ -552,6 +629,7 @@ impl Catalog {
                     request_sources,
                     udf_source,
                 }),
+                version: None,
             });
         }
         for v in &r.label_views {
@@ -565,7 +643,13 @@ impl Catalog {
                 entity_columns: s.entity_columns.iter().map(Field::from).collect(),
                 features: s.features.iter().map(Field::from).collect(),
                 ttl: ttl(s.ttl.as_ref()),
-                batch_source: None,
+                // A label view's rows are written where its push source's are (as Feast's
+                // views with a push source take its batch source).
+                batch_source: s
+                    .source
+                    .as_ref()
+                    .and_then(|d| d.batch_source.as_deref())
+                    .map(DataSource::from_proto),
                 stream_source: s.source.as_ref().map(DataSource::from_proto),
                 online: s.online,
                 offline: false,
@@ -576,6 +660,7 @@ impl Catalog {
                 description: s.description.clone(),
                 owner: s.owner.clone(),
                 odfv: None,
+                version: None,
             });
         }
         for fs in &r.feature_services {
@@ -604,6 +689,7 @@ impl Catalog {
                         .then(|| p.feature_view_name_alias.clone()),
                     features: p.feature_columns.iter().map(Field::from).collect(),
                     join_key_map: p.join_key_map.clone().into_iter().collect(),
+                    version: p.version_tag,
                 });
             }
             c.feature_services.push(FeatureService {

@@ -144,6 +144,7 @@ pub async fn online_service(
             serve_while_materializing: config.registry.serve_features_while_materializing,
             engines: crate::service::ondemand::Engines::from_config(config),
             feature_log,
+            versioning: config.registry.enable_online_feature_view_versioning,
         },
         Arc::new(SystemClock),
     )))

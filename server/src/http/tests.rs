@@ -105,8 +105,20 @@ async fn feature_service_with_alias_and_join_key_map() {
     assert_eq!(doc["results"][1]["values"], json!([146]));
     assert_eq!(
         doc["metadata"]["feature_view_metadata"],
-        json!([{"name": "driver_hourly_stats"}])
+        json!([{"name": "alias"}]),
+        "the projection's alias, as Feast names it"
     );
+}
+
+#[tokio::test]
+async fn version_pinned_references_need_online_versioning() {
+    let (status, body) = get_features(json!({
+        "features": ["driver_hourly_stats@v1:avg_daily_trips"],
+        "entities": {"driver_id": [1001]}
+    }))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("online versioning is disabled"), "{body}");
 }
 
 #[tokio::test]
@@ -213,8 +225,8 @@ async fn bad_requests_get_honest_statuses_and_feast_bodies() {
     .await;
     expect_error(
         json!({"features": ["driver_hourly_stats@v2:conv_rate"], "entities": {"driver_id": [1]}}),
-        501,
-        &["version"],
+        400,
+        &["enable_online_feature_view_versioning"],
     )
     .await;
     expect_error(

@@ -116,8 +116,13 @@ impl LogPlan {
                 }
                 None => {}
             }
+            // Feast's `name_to_use()`: a pinned version is part of the name.
+            let prefix = match p.version {
+                Some(n) => format!("{}@v{n}", p.name_to_use()),
+                None => p.name_to_use().to_owned(),
+            };
             for f in &p.features {
-                let full = format!("{}__{}", p.name_to_use(), f.name);
+                let full = format!("{prefix}__{}", f.name);
                 let i = features.len();
                 features.push(full.clone());
                 put(full.clone(), Part::Value(i, f.value_type));

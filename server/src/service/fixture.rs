@@ -214,6 +214,7 @@ pub async fn service_and_registry(
             serve_while_materializing: false,
             engines: Default::default(),
             feature_log: None,
+            versioning: false,
         },
         clock,
     ));

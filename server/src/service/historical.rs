@@ -60,28 +60,49 @@ struct Wanted<'a> {
     alias: Option<String>,
     features: Vec<String>,
     join_key_map: std::collections::BTreeMap<String, String>,
+    /// The version a reference pinned (`@v<N>`): `view` is that version's definition.
+    version_tag: Option<i32>,
+}
+
+impl Wanted<'_> {
+    /// The prefix of its output columns: Feast's `name_to_use()` (alias or name, `@v<N>`).
+    fn label(&self) -> std::borrow::Cow<'_, str> {
+        let base = self.alias.as_deref().unwrap_or(&self.view.name);
+        match self.version_tag {
+            Some(n) => format!("{base}@v{n}").into(),
+            None => base.into(),
+        }
+    }
 }
 
 /// Adds each `"<label>:<feature>"` reference to the wanted view of that label (its alias, else
-/// its name), or to a new entry for the view of that name.
+/// its name) and version, or to a new entry for the view (or its pinned version) of that name.
 fn add_refs<'a>(
     wanted: &mut Vec<Wanted<'a>>,
     refs: &[String],
     view: &dyn Fn(&str) -> Result<&'a FeatureView, ServiceError>,
+    versioned: &dyn Fn(&str, i32) -> Result<&'a FeatureView, ServiceError>,
 ) -> Result<(), ServiceError> {
     for r in refs {
-        let (label, feature) = super::parse_feature_ref(r)?;
-        let at = match wanted
-            .iter()
-            .position(|w| w.alias.as_deref().unwrap_or(&w.view.name) == label)
-        {
+        let super::FeatureRef {
+            view: label,
+            version,
+            feature,
+        } = super::parse_feature_ref(r)?;
+        let at = match wanted.iter().position(|w| {
+            w.alias.as_deref().unwrap_or(&w.view.name) == label && w.version_tag == version
+        }) {
             Some(i) => i,
             None => {
                 wanted.push(Wanted {
-                    view: view(label)?,
+                    view: match version {
+                        None => view(label)?,
+                        Some(n) => versioned(label, n)?,
+                    },
                     alias: None,
                     features: Vec::new(),
                     join_key_map: Default::default(),
+                    version_tag: version,
                 });
                 wanted.len() - 1
             }
@@ -127,8 +148,12 @@ impl HistoricalService {
         let mut take_odfv_refs = |refs: &[String]| -> Result<Vec<String>, ServiceError> {
             let mut rest = Vec::new();
             for r in refs {
-                let (label, feature) = super::parse_feature_ref(r)?;
-                if !is_odfv(label) {
+                let super::FeatureRef {
+                    view: label,
+                    version,
+                    feature,
+                } = super::parse_feature_ref(r)?;
+                if version.is_some() || !is_odfv(label) {
                     rest.push(r.clone());
                     continue;
                 }
@@ -150,6 +175,18 @@ impl HistoricalService {
                 None => Ok(v),
             }
         };
+        let versioning = self.config.registry.enable_online_feature_view_versioning;
+        let versioned = |name: &str, n: i32| -> Result<&FeatureView, ServiceError> {
+            if !versioning {
+                return Err(super::versioning_disabled(name, n));
+            }
+            catalog
+                .versions
+                .iter()
+                .find(|r| r.number == n && r.view.name == name)
+                .map(|r| &r.view)
+                .ok_or_else(|| super::version_not_found(name, n, project))
+        };
         let mut wanted: Vec<Wanted<'_>> = Vec::new();
         match &req.features {
             Features::Refs(refs) => {
@@ -159,7 +196,7 @@ impl HistoricalService {
                     ));
                 }
                 let refs = take_odfv_refs(refs)?;
-                add_refs(&mut wanted, &refs, &view)?;
+                add_refs(&mut wanted, &refs, &view, &versioned)?;
             }
             Features::Remote { views, refs } => {
                 let refs = take_odfv_refs(refs)?;
@@ -173,10 +210,10 @@ impl HistoricalService {
                     });
                     let alias = projection.and_then(|p| p.alias.clone());
                     let label = alias.as_deref().unwrap_or(name);
-                    if wanted
-                        .iter()
-                        .any(|w| w.alias.as_deref().unwrap_or(&w.view.name) == label)
-                    {
+                    if wanted.iter().any(|w| {
+                        w.alias.as_deref().unwrap_or(&w.view.name) == label
+                            && w.version_tag.is_none()
+                    }) {
                         continue;
                     }
                     wanted.push(Wanted {
@@ -186,9 +223,10 @@ impl HistoricalService {
                         join_key_map: projection
                             .map(|p| p.join_key_map.clone())
                             .unwrap_or_default(),
+                        version_tag: None,
                     });
                 }
-                add_refs(&mut wanted, &refs, &view)?;
+                add_refs(&mut wanted, &refs, &view, &versioned)?;
                 wanted.retain(|w| !w.features.is_empty());
                 if wanted.is_empty() && odfvs.is_empty() {
                     return Err(ServiceError::bad_request(
@@ -201,6 +239,16 @@ impl HistoricalService {
                     .service(name)
                     .ok_or_else(|| super::service_not_found(name, project))?;
                 for p in &service.projections {
+                    if let Some(n) = p.version {
+                        return Err(ServiceError::new(
+                            ErrorCode::NotImplemented,
+                            format!(
+                                "feature service {name} pins {}@v{n}: version-pinned projections \
+                                 are not supported by larder in historical retrieval yet",
+                                p.view
+                            ),
+                        ));
+                    }
                     if is_odfv(&p.view) {
                         odfvs.push((
                             catalog.view(&p.view).expect("checked"),
@@ -214,6 +262,7 @@ impl HistoricalService {
                         alias: p.alias.clone(),
                         features: p.features.iter().map(|f| f.name.clone()).collect(),
                         join_key_map: p.join_key_map.clone(),
+                        version_tag: None,
                     });
                 }
             }
@@ -227,7 +276,7 @@ impl HistoricalService {
                     .iter()
                     .map(|(f, _)| format!("{}:{f}", src.view))
                     .collect();
-                add_refs(&mut wanted, &refs, &view)?;
+                add_refs(&mut wanted, &refs, &view, &versioned)?;
             }
         }
         let mut names = Vec::new();
@@ -235,7 +284,7 @@ impl HistoricalService {
         let mut buckets = Vec::new();
         for w in &wanted {
             let v = w.view;
-            let label = w.alias.as_deref().unwrap_or(&v.name);
+            let label = w.label();
             for f in &w.features {
                 if !v.features.iter().any(|vf| vf.name == *f) {
                     return Err(ServiceError::new(
@@ -344,10 +393,9 @@ impl HistoricalService {
             .iter()
             .map(|input| {
                 for src in &odfv.sources {
-                    let Some(w) = wanted
-                        .iter()
-                        .find(|w| w.view.name == src.view && w.alias.is_none())
-                    else {
+                    let Some(w) = wanted.iter().find(|w| {
+                        w.view.name == src.view && w.alias.is_none() && w.version_tag.is_none()
+                    }) else {
                         continue;
                     };
                     let full = format!("{}__", src.name_to_use());

@@ -305,7 +305,11 @@ impl MaterializeService {
         let started = Instant::now();
         let join_keys = catalog.join_keys(v);
         let (query, mut stream) = self.latest(catalog, v, start, end).await?;
-        let layout = super::view_layout(self.config.project.as_str(), v);
+        let layout = super::view_layout(
+            self.config.project.as_str(),
+            v,
+            self.config.registry.enable_online_feature_view_versioning,
+        );
         let batch_size = self
             .config
             .materialization
@@ -556,7 +560,11 @@ impl MaterializeService {
         let rows: Vec<WriteRow> = rows.into_values().collect();
         outcome.rows = rows.len();
         progress.rows(&v.name, rows.len());
-        let layout = super::view_layout(self.config.project.as_str(), v);
+        let layout = super::view_layout(
+            self.config.project.as_str(),
+            v,
+            self.config.registry.enable_online_feature_view_versioning,
+        );
         let batch_size = self
             .config
             .materialization

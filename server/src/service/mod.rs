@@ -20,10 +20,14 @@ use crate::error::{ErrorCode, ServiceError};
 
 /// Where a view's values live in the online store: the one place a [`ViewLayout`] is made
 /// from a view (serving, materialization and pushes read and write the same fields).
-pub fn view_layout(project: &str, v: &FeatureView) -> larder_online::layout::ViewLayout {
+pub fn view_layout(
+    project: &str,
+    v: &FeatureView,
+    versioning: bool,
+) -> larder_online::layout::ViewLayout {
     larder_online::layout::ViewLayout::new(
         project,
-        &v.name,
+        &v.storage_name(versioning),
         v.features.iter().map(|f| f.name.clone()).collect(),
     )
 }
@@ -104,9 +108,19 @@ pub fn source_file(
     Ok((uri, store))
 }
 
-/// A `"<view>:<feature>"` reference's view and feature (Feast's rule); version-pinned
-/// references (`view@v2:feature`) are refused as not built yet.
-pub fn parse_feature_ref(r: &str) -> Result<(&str, &str), ServiceError> {
+/// A feature reference: `<view>:<feature>` or `<view>@v<N>:<feature>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureRef<'a> {
+    pub view: &'a str,
+    /// The pinned version (`@vN`); `None` for the view's current version (no `@`, `@latest`).
+    pub version: Option<i32>,
+    pub feature: &'a str,
+}
+
+/// Parses a feature reference as Feast's `_parse_feature_or_view_ref` does: the view part is
+/// split at its first `@`; a suffix that is empty or `latest` (any case) is the current
+/// version, `v<N>`/`V<N>` a pinned one, anything else part of the view's name.
+pub fn parse_feature_ref(r: &str) -> Result<FeatureRef<'_>, ServiceError> {
     let (view, feature) = r
         .split_once(':')
         .filter(|(v, f)| !v.is_empty() && !f.is_empty() && !f.contains(':'))
@@ -115,13 +129,40 @@ pub fn parse_feature_ref(r: &str) -> Result<(&str, &str), ServiceError> {
                 "Invalid feature reference '{r}'. Expected format: '<feature_view>:<feature>' or '<feature_view>@<version>:<feature>'"
             ))
         })?;
-    if view.contains('@') {
-        return Err(ServiceError::new(
-            ErrorCode::NotImplemented,
-            format!("version-pinned feature reference '{r}' is not supported by larder yet"),
-        ));
-    }
-    Ok((view, feature))
+    let (view, version) = match view.split_once('@') {
+        None => (view, None),
+        Some((name, tag)) if tag.is_empty() || tag.eq_ignore_ascii_case("latest") => (name, None),
+        Some((name, tag)) => match tag
+            .strip_prefix(['v', 'V'])
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            Some(n) => (name, Some(n)),
+            None => (view, None),
+        },
+    };
+    Ok(FeatureRef {
+        view,
+        version,
+        feature,
+    })
+}
+
+/// Feast's refusal of a version-pinned reference when online versioning is off.
+pub fn versioning_disabled(view: &str, version: i32) -> ServiceError {
+    ServiceError::bad_request(format!(
+        "Version-qualified ref '{view}@v{version}' not supported: online versioning is disabled. \
+         Set 'enable_online_feature_view_versioning: true' under 'registry' in feature_store.yaml."
+    ))
+}
+
+/// Feast's `FeatureViewVersionNotFound`.
+pub fn version_not_found(view: &str, version: i32, project: &str) -> ServiceError {
+    ServiceError::feast(
+        ErrorCode::NotFound,
+        "FeatureViewVersionNotFound",
+        format!("Version v{version} of feature view {view} does not exist in project {project}"),
+    )
 }
 
 /// Feast's `FeatureViewNotFoundException`.
@@ -167,3 +208,33 @@ pub fn first_repeat(names: &[String]) -> Option<&String> {
 
 #[cfg(test)]
 pub mod fixture;
+
+#[cfg(test)]
+mod ref_tests {
+    use super::*;
+
+    #[test]
+    fn feature_references_parse_as_feasts() {
+        let r = |s| parse_feature_ref(s).map(|f| (f.view, f.version, f.feature));
+        assert_eq!(r("fv:f").unwrap(), ("fv", None, "f"));
+        assert_eq!(r("fv@v2:f").unwrap(), ("fv", Some(2), "f"));
+        assert_eq!(r("fv@V12:f").unwrap(), ("fv", Some(12), "f"));
+        assert_eq!(r("fv@latest:f").unwrap(), ("fv", None, "f"));
+        assert_eq!(r("fv@LATEST:f").unwrap(), ("fv", None, "f"));
+        assert_eq!(r("fv@:f").unwrap(), ("fv", None, "f"));
+        // Anything else after `@` is part of the view's name (then: no such view).
+        assert_eq!(r("fv@version1:f").unwrap(), ("fv@version1", None, "f"));
+        assert_eq!(r("fv@v:f").unwrap(), ("fv@v", None, "f"));
+        assert_eq!(
+            r("fv@v99999999999:f").unwrap(),
+            ("fv@v99999999999", None, "f")
+        );
+        for bad in ["fv", ":f", "fv:", "a:b:c"] {
+            assert_eq!(
+                parse_feature_ref(bad).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -90,6 +90,9 @@ pub struct OnlineConfig {
     pub engines: ondemand::Engines,
     /// Where served features of logged feature services go, when logging is on.
     pub feature_log: Option<Arc<super::feature_log::FeatureLogger>>,
+    /// `registry.enable_online_feature_view_versioning`: versions above 0 are stored apart
+    /// and `@v<N>` references are served.
+    pub versioning: bool,
 }
 
 /// A servable view, precomputed when a registry loads.
@@ -103,6 +106,8 @@ struct ViewPlan {
     join_keys: Vec<(String, ValueType)>,
     entityless: bool,
     ttl: Option<Duration>,
+    /// Its version number, if it has one (answered in the version metadata).
+    version: Option<i32>,
     /// Why the view cannot be served now, if it cannot.
     unservable: Option<ServiceError>,
     /// `feast_online_features_status_total{feature_view, status}`, indexed by `FieldStatus`.
@@ -152,6 +157,7 @@ struct ServiceProjection {
     alias: Option<String>,
     features: Vec<String>,
     join_key_map: Vec<(String, String)>,
+    version: Option<i32>,
 }
 
 /// Everything the request path needs, built once per registry generation.
@@ -159,6 +165,8 @@ struct ServiceProjection {
 struct ServingIndex {
     generation: u64,
     views: HashMap<String, Arc<ViewPlan>>,
+    /// Every recorded version of each view, by (view, version), when versioning is on.
+    versions: HashMap<(String, i32), Arc<ViewPlan>>,
     odfvs: HashMap<String, Arc<OdfvPlan>>,
     services: HashMap<String, Vec<ServiceProjection>>,
     /// The log plans of logged feature services (when logging is on).
@@ -237,6 +245,7 @@ impl ServingIndex {
         let mut index = ServingIndex {
             generation,
             views: HashMap::default(),
+            versions: HashMap::default(),
             odfvs: HashMap::default(),
             services: HashMap::default(),
             service_logs: HashMap::default(),
@@ -313,29 +322,25 @@ impl ServingIndex {
                 );
                 continue;
             }
-            let features: Vec<String> = v.features.iter().map(|f| f.name.clone()).collect();
             index.views.insert(
                 v.name.clone(),
-                Arc::new(ViewPlan {
-                    name: v.name.clone(),
-                    feature_index: features
-                        .iter()
-                        .enumerate()
-                        .map(|(i, f)| (f.clone(), i))
-                        .collect(),
-                    layout: super::view_layout(&cfg.project, v),
-                    join_keys,
-                    entityless,
-                    ttl: v.ttl,
-                    unservable,
-                    status_counters: std::array::from_fn(|i| {
-                        let status =
-                            FieldStatus::try_from(i as i32).unwrap_or(FieldStatus::Invalid);
-                        metrics::counter!("feast_online_features_status_total",
-                            "feature_view" => v.name.clone(), "status" => status.as_str_name())
-                    }),
-                }),
+                Arc::new(ViewPlan::build(v, cfg, join_keys, entityless, unservable)),
             );
+        }
+        if cfg.versioning {
+            for r in &catalog.versions {
+                let v = &r.view;
+                let entityless = v.is_entityless();
+                let join_keys = if entityless {
+                    vec![("__dummy_id".to_owned(), ValueType::String)]
+                } else {
+                    catalog.join_keys(v)
+                };
+                index.versions.insert(
+                    (v.name.clone(), r.number),
+                    Arc::new(ViewPlan::build(v, cfg, join_keys, entityless, None)),
+                );
+            }
         }
         for s in &catalog.feature_services {
             let projections = s
@@ -350,6 +355,7 @@ impl ServingIndex {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
+                    version: p.version,
                 })
                 .collect();
             index.services.insert(s.name.clone(), projections);
@@ -364,6 +370,41 @@ impl ServingIndex {
             }
         }
         index
+    }
+}
+
+/// Feature name → position in the view's features.
+fn feature_index(v: &larder_registry::model::FeatureView) -> HashMap<String, usize> {
+    v.features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), i))
+        .collect()
+}
+
+impl ViewPlan {
+    fn build(
+        v: &larder_registry::model::FeatureView,
+        cfg: &OnlineConfig,
+        join_keys: Vec<(String, ValueType)>,
+        entityless: bool,
+        unservable: Option<ServiceError>,
+    ) -> Self {
+        ViewPlan {
+            name: v.name.clone(),
+            feature_index: feature_index(v),
+            layout: super::view_layout(&cfg.project, v, cfg.versioning),
+            join_keys,
+            entityless,
+            ttl: v.ttl,
+            version: v.version,
+            unservable,
+            status_counters: std::array::from_fn(|i| {
+                let status = FieldStatus::try_from(i as i32).unwrap_or(FieldStatus::Invalid);
+                metrics::counter!("feast_online_features_status_total",
+                    "feature_view" => v.name.clone(), "status" => status.as_str_name())
+            }),
+        }
     }
 }
 
@@ -458,12 +499,7 @@ impl OdfvPlan {
                 .iter()
                 .map(|f| (f.name.clone(), f.value_type))
                 .collect(),
-            feature_index: v
-                .features
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.name.clone(), i))
-                .collect(),
+            feature_index: feature_index(v),
             engine,
             unservable,
             sources,
@@ -484,6 +520,8 @@ struct Wanted {
     features: Vec<usize>,
     visible: usize,
     join_key_map: Vec<(String, String)>,
+    /// The version a reference pinned (`@v<N>`); its features are named `<view>@v<N>__…`.
+    version_tag: Option<i32>,
 }
 
 /// An on-demand view with the outputs a request wants from it (in the UDF's frame order).
@@ -610,6 +648,15 @@ impl OnlineService {
             }
             Ok(plan)
         };
+        let versioned = |name: &str, n: i32| -> Result<&Arc<ViewPlan>, ServiceError> {
+            if !self.config.versioning {
+                return Err(super::versioning_disabled(name, n));
+            }
+            index
+                .versions
+                .get(&(name.to_owned(), n))
+                .ok_or_else(|| super::version_not_found(name, n, project))
+        };
         let odfv = |name: &str| -> Option<Result<&Arc<OdfvPlan>, ServiceError>> {
             let plan = index.odfvs.get(name)?;
             Some(match (&plan.unservable, &plan.engine) {
@@ -660,7 +707,10 @@ impl OnlineService {
                         });
                         continue;
                     }
-                    let plan = view(&p.view)?;
+                    let plan = match p.version {
+                        None => view(&p.view)?,
+                        Some(n) => versioned(&p.view, n)?,
+                    };
                     let features: Vec<usize> = p
                         .features
                         .iter()
@@ -672,6 +722,7 @@ impl OnlineService {
                         visible: features.len(),
                         features,
                         join_key_map: p.join_key_map.clone(),
+                        version_tag: p.version,
                     });
                 }
             }
@@ -683,8 +734,14 @@ impl OnlineService {
                 }
                 let mut last: Option<usize> = None;
                 for r in refs {
-                    let (view_name, feature) = super::parse_feature_ref(r)?;
-                    if let Some(plan) = odfv(view_name) {
+                    let super::FeatureRef {
+                        view: view_name,
+                        version,
+                        feature,
+                    } = super::parse_feature_ref(r)?;
+                    if version.is_none()
+                        && let Some(plan) = odfv(view_name)
+                    {
                         let plan = plan?;
                         let idx = plan
                             .feature_index
@@ -704,14 +761,19 @@ impl OnlineService {
                     }
                     // References mostly come grouped by view: the previous one's view is
                     // checked first.
+                    let is = |w: &Wanted| w.plan.name == view_name && w.version_tag == version;
                     let at = match last {
-                        Some(i) if wanted[i].plan.name == view_name => Some(i),
-                        _ => wanted.iter().position(|w| w.plan.name == view_name),
+                        Some(i) if is(&wanted[i]) => Some(i),
+                        _ => wanted.iter().position(is),
+                    };
+                    let label = match version {
+                        Some(n) => Cow::Owned(format!("{view_name}@v{n}")),
+                        None => Cow::Borrowed(view_name),
                     };
                     match at {
                         Some(i) => {
                             let w = &mut wanted[i];
-                            let idx = feature_index(&w.plan, feature, view_name)?;
+                            let idx = feature_index(&w.plan, feature, &label)?;
                             if !w.features.contains(&idx) {
                                 w.features.push(idx);
                                 w.visible += 1;
@@ -719,14 +781,18 @@ impl OnlineService {
                             last = Some(i);
                         }
                         None => {
-                            let plan = view(view_name)?;
-                            let idx = feature_index(plan, feature, view_name)?;
+                            let plan = match version {
+                                None => view(view_name)?,
+                                Some(n) => versioned(view_name, n)?,
+                            };
+                            let idx = feature_index(plan, feature, &label)?;
                             wanted.push(Wanted {
                                 plan: plan.clone(),
                                 alias: None,
                                 features: vec![idx],
                                 visible: 1,
                                 join_key_map: Vec::new(),
+                                version_tag: version,
                             });
                             last = Some(wanted.len() - 1);
                         }
@@ -740,7 +806,10 @@ impl OnlineService {
             o.features.sort_by_key(|i| o.plan.output_rank[*i]);
             for (source, idxs) in &o.plan.sources {
                 let at = wanted.iter().position(|w| {
-                    w.plan.name == *source && w.alias.is_none() && w.join_key_map.is_empty()
+                    w.plan.name == *source
+                        && w.alias.is_none()
+                        && w.join_key_map.is_empty()
+                        && w.version_tag.is_none()
                 });
                 let w = match at {
                     Some(i) => &mut wanted[i],
@@ -751,6 +820,7 @@ impl OnlineService {
                             features: Vec::new(),
                             visible: 0,
                             join_key_map: Vec::new(),
+                            version_tag: None,
                         });
                         wanted.last_mut().expect("pushed")
                     }
@@ -798,9 +868,13 @@ impl OnlineService {
             full_names.push(full);
         };
         for w in &wanted {
-            let prefix = w.alias.as_deref().unwrap_or(&w.plan.name);
+            let base = w.alias.as_deref().unwrap_or(&w.plan.name);
+            let prefix = match w.version_tag {
+                Some(n) => Cow::Owned(format!("{base}@v{n}")),
+                None => Cow::Borrowed(base),
+            };
             for &i in &w.features[..w.visible] {
-                name(prefix, &w.plan.layout.features[i]);
+                name(&prefix, &w.plan.layout.features[i]);
             }
         }
         for o in &odfvs {
@@ -1048,12 +1122,16 @@ impl OnlineService {
         let mut out = OnlineResponse {
             feature_names: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
             columns: Vec::with_capacity(columns.len() + resolved.feature_names.len()),
+            // One entry per view name (its alias if any, never `@v<N>`), the first's version.
             view_metadata: req.include_view_metadata.then(|| {
-                wanted
-                    .iter()
-                    .filter(|w| w.visible > 0)
-                    .map(|w| (w.plan.name.clone(), 0))
-                    .collect()
+                let mut meta: Vec<(String, i32)> = Vec::new();
+                for w in wanted.iter().filter(|w| w.visible > 0) {
+                    let name = w.alias.as_deref().unwrap_or(&w.plan.name);
+                    if !meta.iter().any(|(n, _)| n == name) {
+                        meta.push((name.to_owned(), w.plan.version.unwrap_or(0)));
+                    }
+                }
+                meta
             }),
         };
         for (name, values) in &columns {
@@ -1182,6 +1260,7 @@ impl OnlineService {
                                 .iter()
                                 .position(|w| {
                                     w.plan.name == *view
+                                        && w.version_tag.is_none()
                                         && w.alias.is_none()
                                         && w.join_key_map.is_empty()
                                 })

@@ -177,7 +177,11 @@ impl PushService {
                     .map_err(|m| bad(&v.name, m))?,
             });
         }
-        let layout = super::view_layout(self.config.project.as_str(), v);
+        let layout = super::view_layout(
+            self.config.project.as_str(),
+            v,
+            self.config.registry.enable_online_feature_view_versioning,
+        );
         let w = self.store.write(&layout, &out).await?;
         Ok(w.written)
     }
@@ -281,7 +285,11 @@ impl PushService {
                 created_ts: None,
             });
         }
-        let layout = super::view_layout(self.config.project.as_str(), v);
+        let layout = super::view_layout(
+            self.config.project.as_str(),
+            v,
+            self.config.registry.enable_online_feature_view_versioning,
+        );
         Ok(self.store.write(&layout, &out).await?.written)
     }
 
@@ -308,7 +316,12 @@ impl PushService {
         }
         let v = catalog
             .view(view)
-            .filter(|v| matches!(v.kind, ViewKind::FeatureView | ViewKind::StreamFeatureView))
+            .filter(|v| {
+                matches!(
+                    v.kind,
+                    ViewKind::FeatureView | ViewKind::StreamFeatureView | ViewKind::LabelView
+                )
+            })
             .ok_or_else(|| {
                 ServiceError::feast(
                     ErrorCode::NotFound,

@@ -12,5 +12,6 @@ mod oracle_materialize;
 mod oracle_ondemand;
 mod oracle_registry;
 mod oracle_serving;
+mod oracle_versions;
 mod serve_e2e;
 mod support;

@@ -472,3 +472,28 @@ fn stored_on_demand_views_are_materialized_and_served() {
     );
     assert_eq!(cols["busy"]["values"], json!([true, false]), "{body}");
 }
+
+/// The label view of `feast init`'s repo: labels pushed through the SDK with `online_store:
+/// remote` at `larder serve` (the SDK writes each view of the push source with
+/// `/write-to-online-store`) are read back as Feast alone reads them (the last write wins).
+#[test]
+fn the_template_label_view_takes_pushed_labels() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let alone = template(&oracle, dir.path(), "labels");
+    let via = dir.path().join("via_larder");
+    copy_dir(&alone, &via);
+    let server = larder_serve(&via);
+    let got: Json = serde_json::from_str(
+        &oracle.script("label_view.py", &[via.to_str().unwrap(), &server.url]),
+    )
+    .unwrap();
+    let want: Json =
+        serde_json::from_str(&oracle.script("label_view.py", &[alone.to_str().unwrap()])).unwrap();
+    assert_eq!(
+        want["online"]["quality_score"],
+        json!([3.25, 2.0, null]),
+        "{want}"
+    );
+    assert_eq!(got, want);
+}
