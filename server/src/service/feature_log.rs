@@ -12,7 +12,6 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
 };
 
 use larder_offline::{
@@ -34,6 +33,7 @@ use larder_registry::{
 };
 use larder_types::scalar::Scalar;
 
+use super::batching::{Batcher, Group, Policy};
 use crate::error::{ErrorCode, ServiceError};
 
 pub const LOG_TIMESTAMP: &str = "__log_timestamp";
@@ -227,17 +227,106 @@ pub fn destination(
     }
 }
 
-enum Queued {
-    Rows(Box<LogRequest>),
-    Flush(tokio::sync::oneshot::Sender<()>),
+/// A logged request on its way to its group: the request and where it is written.
+pub struct Queued {
+    req: LogRequest,
+    sink: Arc<Sink>,
 }
 
-/// Rows of one service and schema waiting to be written.
-struct Buffer {
+/// What every group needs: the repo (paths, S3 settings), and the queued-row count.
+struct Sink {
+    config: RepoConfig,
+    env: HashMap<String, String>,
+    pending: Arc<AtomicUsize>,
+}
+
+/// Logged rows of one service, schema and destination.
+struct LogGroup {
     plan: Arc<LogPlan>,
+    sink: Arc<Sink>,
     batches: Vec<RecordBatch>,
     rows: usize,
-    since: Instant,
+}
+
+impl LogGroup {
+    /// Converts a request's rows (a request that cannot be converted is counted as failed).
+    fn take(&mut self, req: LogRequest) {
+        match req.to_batch(&uuid::Uuid::new_v4().to_string()) {
+            Ok(batch) => {
+                self.rows += batch.num_rows();
+                self.batches.push(batch);
+            }
+            Err(e) => {
+                self.sink.pending.fetch_sub(req.rows, Ordering::Relaxed);
+                rows_counter(&req.plan.service, "failed").increment(req.rows as u64);
+                tracing::error!(feature_service = %req.plan.service, error = %e,
+                    "served features could not be logged");
+            }
+        }
+    }
+}
+
+impl Group for LogGroup {
+    type Item = Queued;
+
+    fn new(q: Queued) -> Self {
+        let mut g = Self {
+            plan: q.req.plan.clone(),
+            sink: q.sink,
+            batches: Vec::new(),
+            rows: 0,
+        };
+        g.take(q.req);
+        g
+    }
+
+    fn takes(&self, q: &Queued) -> bool {
+        let p = &q.req.plan;
+        self.plan.service == p.service && self.plan.schema == p.schema && self.plan.path == p.path
+    }
+
+    fn add(&mut self, q: Queued) {
+        self.take(q.req);
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    async fn write(&self) -> Result<(), String> {
+        let written = async {
+            let target = destination(
+                &self.sink.config,
+                &self.sink.env,
+                &self.plan.path,
+                &self.plan.s3_endpoint_override,
+            )
+            .map_err(|e| e.message)?;
+            let batch =
+                concat_batches(&self.plan.schema, &self.batches).map_err(|e| e.to_string())?;
+            feature_log::write_dataset(&target, &batch, &self.plan.partition_by)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        match written {
+            Ok(files) => {
+                tracing::info!(feature_service = %self.plan.service, rows = self.rows,
+                    files = files.len(), "served features logged");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(feature_service = %self.plan.service, rows = self.rows,
+                    error = %e, "writing served-feature logs failed; retrying");
+                Err(e)
+            }
+        }
+    }
+
+    fn written(self) {
+        self.sink.pending.fetch_sub(self.rows, Ordering::Relaxed);
+        rows_counter(&self.plan.service, "written").increment(self.rows as u64);
+    }
 }
 
 /// The background writer of served-feature logs. [`FeatureLogger::log`] never waits: when
@@ -245,7 +334,8 @@ struct Buffer {
 /// rows are dropped and counted (`larder_feature_log_rows_total{outcome="dropped"}`) rather
 /// than slowing requests or growing memory.
 pub struct FeatureLogger {
-    queue: tokio::sync::mpsc::UnboundedSender<Queued>,
+    batcher: Batcher<LogGroup>,
+    sink: Arc<Sink>,
     pending: Arc<AtomicUsize>,
     capacity: usize,
 }
@@ -265,101 +355,25 @@ fn rows_counter(service: &str, outcome: &'static str) -> metrics::Counter {
 }
 
 impl FeatureLogger {
-    /// Starts the writer on the current runtime: buffers are written when they are
-    /// `flush_interval` old, when they hold half the capacity, and on [`FeatureLogger::flush`].
+    /// Starts the writer on the current runtime: a service's rows are written when they are
+    /// `flush_interval` old, when they are half the capacity, and on [`FeatureLogger::flush`].
     pub fn start(
         settings: FeatureLogging,
         config: RepoConfig,
-        env: std::collections::HashMap<String, String>,
+        env: HashMap<String, String>,
     ) -> Arc<Self> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Queued>();
         let pending = Arc::new(AtomicUsize::new(0));
-        let written = pending.clone();
         let capacity = settings.queue_capacity;
-        tokio::spawn(async move {
-            let mut buffers: Vec<Buffer> = Vec::new();
-            let tick_every = settings.flush_interval.min(Duration::from_secs(1));
-            let mut tick = tokio::time::interval(tick_every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let flush_all = tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Some(Queued::Rows(req)) => {
-                            let id = uuid::Uuid::new_v4().to_string();
-                            match req.to_batch(&id) {
-                                Ok(batch) => {
-                                    let same = |b: &&mut Buffer| {
-                                        b.plan.service == req.plan.service
-                                            && b.plan.schema == req.plan.schema
-                                            && b.plan.path == req.plan.path
-                                    };
-                                    match buffers.iter_mut().find(same) {
-                                        Some(b) => {
-                                            b.rows += batch.num_rows();
-                                            b.batches.push(batch);
-                                        }
-                                        None => buffers.push(Buffer {
-                                            plan: req.plan.clone(),
-                                            rows: batch.num_rows(),
-                                            batches: vec![batch],
-                                            since: Instant::now(),
-                                        }),
-                                    }
-                                }
-                                Err(e) => {
-                                    written.fetch_sub(req.rows, Ordering::Relaxed);
-                                    rows_counter(&req.plan.service, "failed")
-                                        .increment(req.rows as u64);
-                                    tracing::error!(feature_service = %req.plan.service,
-                                        error = %e, "served features could not be logged");
-                                }
-                            }
-                            None
-                        }
-                        Some(Queued::Flush(done)) => Some(Some(done)),
-                        None => Some(None),
-                    },
-                    _ = tick.tick() => None,
-                };
-                let everything = flush_all.is_some();
-                let mut kept = Vec::new();
-                for b in buffers.drain(..) {
-                    let due = everything
-                        || b.rows >= capacity / 2
-                        || b.since.elapsed() >= settings.flush_interval;
-                    if !due {
-                        kept.push(b);
-                        continue;
-                    }
-                    match write_buffer(&config, &env, &b).await {
-                        Ok(files) => {
-                            written.fetch_sub(b.rows, Ordering::Relaxed);
-                            rows_counter(&b.plan.service, "written").increment(b.rows as u64);
-                            tracing::info!(feature_service = %b.plan.service, rows = b.rows,
-                                files = files.len(), "served features logged");
-                        }
-                        Err(e) => {
-                            tracing::warn!(feature_service = %b.plan.service, rows = b.rows,
-                                error = %e, "writing served-feature logs failed; retrying");
-                            kept.push(Buffer {
-                                since: Instant::now(),
-                                ..b
-                            });
-                        }
-                    }
-                }
-                buffers = kept;
-                match flush_all {
-                    Some(Some(done)) => {
-                        let _ = done.send(());
-                    }
-                    Some(None) => break,
-                    None => {}
-                }
-            }
-        });
         Arc::new(Self {
-            queue: tx,
+            batcher: Batcher::start(Policy {
+                max_rows: (capacity / 2).max(1),
+                max_age: settings.flush_interval,
+            }),
+            sink: Arc::new(Sink {
+                config,
+                env,
+                pending: pending.clone(),
+            }),
             pending,
             capacity,
         })
@@ -379,40 +393,27 @@ impl FeatureLogger {
             rows_counter(&req.plan.service, "dropped").increment(rows as u64);
             return;
         }
-        if let Err(e) = self.queue.send(Queued::Rows(Box::new(req))) {
+        let queued = Queued {
+            req,
+            sink: self.sink.clone(),
+        };
+        if let Err(q) = self.batcher.send(queued) {
             self.pending.fetch_sub(rows, Ordering::Relaxed);
-            if let Queued::Rows(r) = e.0 {
-                rows_counter(&r.plan.service, "dropped").increment(rows as u64);
-            }
+            rows_counter(&q.req.plan.service, "dropped").increment(rows as u64);
         }
     }
 
     /// Writes everything queued and buffered (the server calls it when it stops).
     pub async fn flush(&self) {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.queue.send(Queued::Flush(tx)).is_ok() {
-            let _ = rx.await;
-        }
+        self.batcher.flush().await;
     }
-}
-
-async fn write_buffer(
-    config: &RepoConfig,
-    env: &HashMap<String, String>,
-    b: &Buffer,
-) -> Result<Vec<String>, String> {
-    let target = destination(config, env, &b.plan.path, &b.plan.s3_endpoint_override)
-        .map_err(|e| e.message)?;
-    let batch = concat_batches(&b.plan.schema, &b.batches).map_err(|e| e.to_string())?;
-    feature_log::write_dataset(&target, &batch, &b.plan.partition_by)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use larder_protos::feast::types::value::Val;
+    use std::time::Duration;
 
     fn plan(sample_rate: f32) -> Arc<LogPlan> {
         let columns = vec![

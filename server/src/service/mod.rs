@@ -1,5 +1,6 @@
 //! Transport-independent services; HTTP and gRPC adapters call these.
 
+pub mod batching;
 pub mod feature_log;
 pub mod historical;
 pub mod materialize;

@@ -3,9 +3,11 @@
 //! (Redis: only newer event times overwrite; SQLite: last write wins); pushes to the offline
 //! store become new Parquet files in the batch source's directory ([`larder_offline::append`]).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
 use larder_offline::append::{self, AppendError, Prepared, SourceDir};
+
+use super::batching::{Batcher, Group, Policy};
 use larder_online::store::{OnlineStore, WriteRow};
 use larder_protos::feast::types::{Value, value_type::Enum as ValueType};
 use larder_registry::{
@@ -442,7 +444,7 @@ fn append_error(context: &str, e: AppendError) -> ServiceError {
 /// many tiny files. A buffer whose write fails is kept and retried at the next tick;
 /// [`OfflineBatcher::flush`] writes everything (the server calls it when it stops).
 pub struct OfflineBatcher {
-    queue: tokio::sync::mpsc::UnboundedSender<Batched>,
+    batcher: Batcher<PushGroup>,
     /// Rows buffered or reserved, at most `capacity`: a store that keeps failing fills the
     /// buffer, and then pushes are refused (503) instead of the buffer growing without bound.
     buffered: Arc<std::sync::atomic::AtomicUsize>,
@@ -476,100 +478,79 @@ impl Drop for Reserved<'_> {
 /// How many batches' worth of rows the batcher buffers at most.
 const BUFFERED_BATCHES: usize = 100;
 
-enum Batched {
-    Rows(SourceDir, Prepared),
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-/// Pushed rows for one file: one source, the same columns.
-struct Buffer {
+/// Pushed rows for one file: one source, the same columns; `buffered` is given their room
+/// back once they are written.
+struct PushGroup {
     target: SourceDir,
     parts: Vec<Prepared>,
     rows: usize,
-    since: std::time::Instant,
+    buffered: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Group for PushGroup {
+    type Item = (SourceDir, Prepared, Arc<std::sync::atomic::AtomicUsize>);
+
+    fn new((target, rows, buffered): Self::Item) -> Self {
+        Self {
+            target,
+            rows: rows.rows(),
+            parts: vec![rows],
+            buffered,
+        }
+    }
+
+    fn takes(&self, (target, rows, _): &Self::Item) -> bool {
+        self.target.uri == target.uri && self.parts[0].same_columns(rows)
+    }
+
+    fn add(&mut self, (_, rows, _): Self::Item) {
+        self.rows += rows.rows();
+        self.parts.push(rows);
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+
+    async fn write(&self) -> Result<(), String> {
+        match append::write(&self.target, &self.parts).await {
+            Ok(done) => {
+                tracing::info!(
+                    source = %self.target.uri, file = %done.file, rows = done.rows,
+                    "wrote batched offline pushes"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(
+                    source = %self.target.uri, rows = self.rows, error = %e,
+                    "writing batched offline pushes failed; kept for a retry"
+                );
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn written(self) {
+        self.buffered
+            .fetch_sub(self.rows, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl OfflineBatcher {
     /// Starts the batcher's task on the current runtime. It buffers at most
     /// [`BUFFERED_BATCHES`] batches' worth of rows (at least 100,000).
     pub fn start(batching: larder_registry::config::PushBatching) -> Arc<Self> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Batched>();
-        let buffered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let written = buffered.clone();
         let capacity = batching
             .batch_size
             .saturating_mul(BUFFERED_BATCHES)
             .max(100_000);
-        tokio::spawn(async move {
-            let mut buffers: Vec<Buffer> = Vec::new();
-            let mut tick = tokio::time::interval(batching.interval.min(Duration::from_secs(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let flush_all = tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Some(Batched::Rows(target, rows)) => {
-                            let same = |b: &&mut Buffer| {
-                                b.target.uri == target.uri && b.parts[0].same_columns(&rows)
-                            };
-                            match buffers.iter_mut().find(same) {
-                                Some(b) => {
-                                    b.rows += rows.rows();
-                                    b.parts.push(rows);
-                                }
-                                None => buffers.push(Buffer {
-                                    target,
-                                    rows: rows.rows(),
-                                    parts: vec![rows],
-                                    since: std::time::Instant::now(),
-                                }),
-                            }
-                            None
-                        }
-                        Some(Batched::Flush(done)) => Some(Some(done)),
-                        None => Some(None),
-                    },
-                    _ = tick.tick() => None,
-                };
-                let everything = flush_all.is_some();
-                let mut kept = Vec::new();
-                for b in buffers.drain(..) {
-                    let due = everything
-                        || b.rows >= batching.batch_size
-                        || b.since.elapsed() >= batching.interval;
-                    if !due {
-                        kept.push(b);
-                        continue;
-                    }
-                    match append::write(&b.target, &b.parts).await {
-                        Ok(done) => {
-                            written.fetch_sub(b.rows, std::sync::atomic::Ordering::Relaxed);
-                            tracing::info!(
-                                source = %b.target.uri, file = %done.file, rows = done.rows,
-                                "wrote batched offline pushes"
-                            )
-                        }
-                        Err(e) => {
-                            tracing::error!(
-                                source = %b.target.uri, rows = b.rows, error = %e,
-                                "writing batched offline pushes failed; kept for a retry"
-                            );
-                            kept.push(b);
-                        }
-                    }
-                }
-                buffers = kept;
-                match flush_all {
-                    Some(Some(done)) => {
-                        let _ = done.send(());
-                    }
-                    Some(None) => return,
-                    None => {}
-                }
-            }
-        });
         Arc::new(Self {
-            queue: tx,
-            buffered,
+            batcher: Batcher::start(Policy {
+                max_rows: batching.batch_size,
+                max_age: batching.interval,
+            }),
+            buffered: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             capacity,
         })
     }
@@ -597,30 +578,26 @@ impl OfflineBatcher {
     }
 
     fn queue(&self, target: SourceDir, rows: Prepared) {
-        if let Err(e) = self.queue.send(Batched::Rows(target, rows)) {
+        if let Err((target, rows, _)) = self.batcher.send((target, rows, self.buffered.clone())) {
             // Only after the task has ended (shutdown): write now rather than lose the rows.
-            if let Batched::Rows(target, rows) = e.0 {
-                tokio::spawn(async move {
-                    if let Err(e) = append::write(&target, &[rows]).await {
-                        tracing::error!(source = %target.uri, error = %e, "offline push lost");
-                    }
-                });
-            }
+            tokio::spawn(async move {
+                if let Err(e) = append::write(&target, &[rows]).await {
+                    tracing::error!(source = %target.uri, error = %e, "offline push lost");
+                }
+            });
         }
     }
 
     /// Writes every buffer now; returns when done.
     pub async fn flush(&self) {
-        let (done, wait) = tokio::sync::oneshot::channel();
-        if self.queue.send(Batched::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
+        self.batcher.flush().await;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn the_batchers_buffer_is_bounded() {
