@@ -10,7 +10,10 @@ are named `<view>__<feature>`, as `feast serve_transformations` names them.
 """
 
 import logging
+import os
 import sys
+import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -77,7 +80,21 @@ class Worker(TransformationServiceServicer):
         )
 
 
+def exit_with_parent():
+    """Ends the worker when the process that started it is gone (killed too: the worker is
+    then re-parented), so no worker outlives its Larder."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    exit_with_parent()
     logging.basicConfig(level=logging.WARNING)
     yaml = Path(sys.argv[1])
     store = FeatureStore(repo_path=str(yaml.parent), fs_yaml_file=yaml)

@@ -358,6 +358,7 @@ pub async fn serve_offline(
             env: env.clone(),
             registry: store::open(&config, &env).await?,
             memory_limit: opts.memory_limit,
+            engines: crate::service::ondemand::Engines::from_config(&config),
         },
     });
     let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;

@@ -93,6 +93,7 @@ pub async fn get_historical_features(
         env: env.clone(),
         registry: store::open(config, env).await?,
         memory_limit: a.memory_limit,
+        engines: crate::service::ondemand::Engines::from_config(config),
     };
     let req = HistoricalRequest {
         features: match a.feature_service {
@@ -141,11 +142,15 @@ pub async fn get_historical_features(
     let rows = answer.num_rows();
     say(format!("writing {}", a.output.display()));
     let out = a.output.clone();
-    tokio::task::spawn_blocking(move || {
-        larder_offline::table::write_table(&out, &answer.schema(), answer.batches())
-    })
-    .await
-    .context("writing the result")??;
+    // Batches are made here (the Python engine's outputs are awaited) and written by a
+    // blocking thread as they come.
+    let schema = answer.schema();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let writer = tokio::task::spawn_blocking(move || {
+        larder_offline::table::write_table(&out, &schema, std::iter::from_fn(|| rx.blocking_recv()))
+    });
+    answer.send_batches(tx).await;
+    writer.await.context("writing the result")??;
     if let Some(s) = spinner {
         s.finish_and_clear();
     }

@@ -52,6 +52,129 @@ pub struct HistoricalService {
     pub registry: Arc<dyn RegistryStore>,
     /// Memory DataFusion's own operators may use.
     pub memory_limit: usize,
+    /// How on-demand views run (the Python engine's worker is shared by every retrieval).
+    pub engines: super::ondemand::Engines,
+}
+
+/// An on-demand view run by the Python engine over each batch of a retrieval's answer.
+pub struct PythonStep {
+    view: String,
+    engine: Arc<super::python_engine::PythonEngine>,
+    /// (column of the UDF's input frame, the answer's column it is taken from).
+    inputs: Vec<(String, String)>,
+    /// (feature, output column, declared type).
+    outputs: Vec<(
+        String,
+        String,
+        larder_protos::feast::types::value_type::Enum,
+    )>,
+}
+
+/// A retrieval's answer with the on-demand outputs of Python-engine views (after those of
+/// native-engine views, which the answer computes itself).
+pub struct Retrieved {
+    pub answer: Answer,
+    python: Vec<PythonStep>,
+    schema: larder_offline::arrow::datatypes::SchemaRef,
+}
+
+impl Retrieved {
+    fn new(answer: Answer, python: Vec<PythonStep>) -> Result<Self, ServiceError> {
+        use larder_offline::arrow::datatypes::{Field, Schema};
+        let base = answer.schema();
+        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for s in &python {
+            for (_, column, t) in &s.outputs {
+                let t = larder_offline::ondemand::batch::arrow_type(*t)
+                    .map_err(|e| ServiceError::bad_request(format!("{}: {e}", s.view)))?;
+                fields.push(Field::new(column, t, true));
+            }
+        }
+        Ok(Self {
+            answer,
+            python,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    pub fn schema(&self) -> larder_offline::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.answer.num_rows()
+    }
+
+    /// One batch of the answer with the Python engine's outputs appended.
+    async fn finish(&self, batch: RecordBatch) -> Result<RecordBatch, ServiceError> {
+        if self.python.is_empty() {
+            return Ok(batch);
+        }
+        use larder_offline::arrow::{
+            compute::cast,
+            datatypes::{Field, Schema},
+        };
+        let mut columns = batch.columns().to_vec();
+        for s in &self.python {
+            let mut fields = Vec::new();
+            let mut arrays = Vec::new();
+            for (name, column) in &s.inputs {
+                let a = batch.column_by_name(column).ok_or_else(|| {
+                    ServiceError::internal(format!("{}: no answer column {column}", s.view))
+                })?;
+                fields.push(Field::new(name, a.data_type().clone(), true));
+                arrays.push(a.clone());
+            }
+            let input = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+                .map_err(ServiceError::internal)?;
+            let out = s.engine.transform(&s.view, &input).await?;
+            for (f, _, t) in &s.outputs {
+                let name = format!("{}__{f}", s.view);
+                let a = out.column_by_name(&name).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "on demand feature view {}: the UDF returned no column {f}",
+                        s.view
+                    ))
+                })?;
+                let to = larder_offline::ondemand::batch::arrow_type(*t)
+                    .map_err(|e| ServiceError::bad_request(e.to_string()))?;
+                columns.push(cast(a, &to).map_err(|e| {
+                    ServiceError::bad_request(format!(
+                        "on demand feature view {}: output {f}: {e}",
+                        s.view
+                    ))
+                })?);
+            }
+        }
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(ServiceError::internal)
+    }
+
+    /// Every batch.
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>, ServiceError> {
+        let mut out = Vec::new();
+        for b in self.answer.batches() {
+            out.push(self.finish(b?).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every batch, sent to `tx` one by one (an error ends the stream); stops when the
+    /// receiver is gone.
+    pub async fn send_batches(
+        &self,
+        tx: tokio::sync::mpsc::Sender<Result<RecordBatch, ServiceError>>,
+    ) {
+        for b in self.answer.batches() {
+            let b = match b {
+                Ok(b) => self.finish(b).await,
+                Err(e) => Err(e.into()),
+            };
+            let failed = b.is_err();
+            if tx.send(b).await.is_err() || failed {
+                return;
+            }
+        }
+    }
 }
 
 /// One view of a request: which features, under which prefix, keyed by which columns.
@@ -129,6 +252,120 @@ fn not_retrievable(v: &FeatureView) -> Option<ServiceError> {
     }
 }
 
+/// The output name of feature `f` under `prefix`.
+fn out_name(prefix: &str, f: &str, full_feature_names: bool) -> String {
+    if full_feature_names {
+        format!("{prefix}__{f}")
+    } else {
+        f.to_owned()
+    }
+}
+
+/// The answer's column an on-demand view's input column `input` (a source feature under its
+/// short or full name, request data, a join key) is taken from.
+fn answer_column(
+    v: &FeatureView,
+    input: &str,
+    wanted: &[Wanted<'_>],
+    full_feature_names: bool,
+) -> String {
+    let odfv = v.odfv.as_ref().expect("an on-demand view");
+    for src in &odfv.sources {
+        let Some(w) = wanted
+            .iter()
+            .find(|w| w.view.name == src.view && w.alias.is_none() && w.version_tag.is_none())
+        else {
+            continue;
+        };
+        let full = format!("{}__", src.name_to_use());
+        let f = input.strip_prefix(&full).unwrap_or(input);
+        if w.features.iter().any(|x| x == f) {
+            return out_name(&src.view, f, full_feature_names);
+        }
+    }
+    // Request data and join keys: entity columns.
+    input.to_owned()
+}
+
+/// (feature, output column, declared type) of each requested output of `v`.
+fn step_outputs(
+    v: &FeatureView,
+    label: &str,
+    features: &[String],
+    full_feature_names: bool,
+) -> Result<
+    Vec<(
+        String,
+        String,
+        larder_protos::feast::types::value_type::Enum,
+    )>,
+    ServiceError,
+> {
+    features
+        .iter()
+        .map(|f| {
+            let t = v
+                .features
+                .iter()
+                .find(|x| x.name == *f)
+                .map(|x| x.value_type)
+                .ok_or_else(|| {
+                    ServiceError::new(
+                        ErrorCode::NotFound,
+                        format!("Feature {f} not found in projection {label}"),
+                    )
+                })?;
+            Ok((f.clone(), out_name(label, f, full_feature_names), t))
+        })
+        .collect()
+}
+
+/// A Python-engine view's step: its input frame as Feast builds it (the source views' join
+/// keys, source features under their short names, request data) from the answer's columns.
+fn python_step(
+    catalog: &Catalog,
+    v: &FeatureView,
+    engine: Arc<super::python_engine::PythonEngine>,
+    label: &str,
+    features: &[String],
+    wanted: &[Wanted<'_>],
+    full_feature_names: bool,
+) -> Result<PythonStep, ServiceError> {
+    let odfv = v.odfv.as_ref().expect("an on-demand view");
+    let mut frame: Vec<String> = Vec::new();
+    for src in &odfv.sources {
+        if let Some(view) = catalog.view(&src.view) {
+            frame.extend(catalog.join_keys(view).into_iter().map(|(k, _)| k));
+        }
+    }
+    for src in &odfv.sources {
+        frame.extend(
+            super::ondemand::source_features(catalog, src)
+                .into_iter()
+                .map(|(f, _)| f.to_owned()),
+        );
+    }
+    frame.extend(
+        super::ondemand::request_fields(odfv)
+            .into_iter()
+            .map(|(f, _)| f),
+    );
+    let mut seen = std::collections::HashSet::new();
+    frame.retain(|n| seen.insert(n.clone()));
+    Ok(PythonStep {
+        view: v.name.clone(),
+        engine,
+        inputs: frame
+            .into_iter()
+            .map(|n| {
+                let column = answer_column(v, &n, wanted, full_feature_names);
+                (n, column)
+            })
+            .collect(),
+        outputs: step_outputs(v, label, features, full_feature_names)?,
+    })
+}
+
 impl HistoricalService {
     /// The views to join for `req`, in the order the request names them, and the on-demand
     /// views computed over the joined rows.
@@ -136,7 +373,7 @@ impl HistoricalService {
         &self,
         catalog: &Catalog,
         req: &HistoricalRequest,
-    ) -> Result<(Retrieval, Buckets, Vec<Step>), ServiceError> {
+    ) -> Result<(Retrieval, Buckets, Vec<Step>, Vec<PythonStep>), ServiceError> {
         let project = self.config.project.as_str();
         let is_odfv = |label: &str| {
             catalog
@@ -341,16 +578,28 @@ impl HistoricalService {
             });
         }
         let mut steps = Vec::new();
+        let mut python = Vec::new();
         for (v, label, features) in &odfvs {
-            steps.push(self.step(catalog, v, label, features, &wanted, req.full_feature_names)?);
-            names.extend(
-                steps
-                    .last()
-                    .expect("pushed")
-                    .outputs
-                    .iter()
-                    .map(|(_, c, _)| c.clone()),
-            );
+            use super::ondemand::Engine;
+            let full = req.full_feature_names;
+            let outputs = match super::ondemand::engine(catalog, v, &self.engines) {
+                Engine::Native(program) => {
+                    let s = self.step(v, program, label, features, &wanted, full)?;
+                    let o = s.outputs.clone();
+                    steps.push(s);
+                    o
+                }
+                Engine::Python(engine, _) => {
+                    let s = python_step(catalog, v, engine, label, features, &wanted, full)?;
+                    let o = s.outputs.clone();
+                    python.push(s);
+                    o
+                }
+                Engine::Unavailable(why) => {
+                    return Err(super::ondemand::unavailable(&v.name, &why));
+                }
+            };
+            names.extend(outputs.into_iter().map(|(_, c, _)| c));
         }
         if !req.full_feature_names
             && let Some(dup) = super::first_repeat(&names)
@@ -364,6 +613,7 @@ impl HistoricalService {
             },
             buckets,
             steps,
+            python,
         ))
     }
 
@@ -371,65 +621,23 @@ impl HistoricalService {
     /// feeds each input, and its requested outputs' column names.
     fn step(
         &self,
-        catalog: &Catalog,
         v: &FeatureView,
+        program: Arc<larder_offline::ondemand::Program>,
         label: &str,
         features: &[String],
         wanted: &[Wanted<'_>],
         full_feature_names: bool,
     ) -> Result<Step, ServiceError> {
-        let program =
-            super::ondemand::native_program(catalog, v, &self.config, "historical retrieval")?;
-        let odfv = v.odfv.as_ref().expect("an on-demand view");
-        let out_name = |prefix: &str, f: &str| {
-            if full_feature_names {
-                format!("{prefix}__{f}")
-            } else {
-                f.to_owned()
-            }
-        };
         let inputs = program
             .inputs()
             .iter()
-            .map(|input| {
-                for src in &odfv.sources {
-                    let Some(w) = wanted.iter().find(|w| {
-                        w.view.name == src.view && w.alias.is_none() && w.version_tag.is_none()
-                    }) else {
-                        continue;
-                    };
-                    let full = format!("{}__", src.name_to_use());
-                    let f = input.strip_prefix(&full).unwrap_or(input);
-                    if w.features.iter().any(|x| x == f) {
-                        return out_name(&src.view, f);
-                    }
-                }
-                // Request data and join keys: entity columns.
-                input.clone()
-            })
+            .map(|input| answer_column(v, input, wanted, full_feature_names))
             .collect();
-        let outputs = features
-            .iter()
-            .map(|f| {
-                let t = v
-                    .features
-                    .iter()
-                    .find(|x| x.name == *f)
-                    .map(|x| x.value_type)
-                    .ok_or_else(|| {
-                        ServiceError::new(
-                            ErrorCode::NotFound,
-                            format!("Feature {f} not found in projection {label}"),
-                        )
-                    })?;
-                Ok((f.clone(), out_name(label, f), t))
-            })
-            .collect::<Result<_, ServiceError>>()?;
         Ok(Step {
             view: v.name.clone(),
             program,
             inputs,
-            outputs,
+            outputs: step_outputs(v, label, features, full_feature_names)?,
         })
     }
 
@@ -441,10 +649,10 @@ impl HistoricalService {
         req: &HistoricalRequest,
         start: Option<chrono::DateTime<chrono::Utc>>,
         end: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> Result<Answer, ServiceError> {
+    ) -> Result<Retrieved, ServiceError> {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
-        let (retrieval, buckets, steps) = self.plan(&catalog, req)?;
+        let (retrieval, buckets, steps, python) = self.plan(&catalog, req)?;
         let end = end.unwrap_or_else(chrono::Utc::now).timestamp_micros();
         let start = match start {
             Some(s) => s.timestamp_micros(),
@@ -460,7 +668,7 @@ impl HistoricalService {
         }
         let ctx = self.context(buckets)?;
         let answer = entityless(&ctx, &retrieval, start, end).await?;
-        Ok(answer.with_on_demand(steps)?)
+        Retrieved::new(answer.with_on_demand(steps)?, python)
     }
 
     fn context(
@@ -480,14 +688,18 @@ impl HistoricalService {
         &self,
         entity: RecordBatch,
         req: &HistoricalRequest,
-    ) -> Result<Answer, ServiceError> {
+    ) -> Result<Retrieved, ServiceError> {
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
-        let (retrieval, buckets, steps) = self.plan(&catalog, req)?;
+        let (retrieval, buckets, steps, python) = self.plan(&catalog, req)?;
         let entity = larder_offline::historical::drop_pandas_index(entity);
         // Request data comes from the entity table.
-        for step in &steps {
-            let v = catalog.view(&step.view).expect("planned");
+        let views = steps
+            .iter()
+            .map(|s| &s.view)
+            .chain(python.iter().map(|s| &s.view));
+        for view in views {
+            let v = catalog.view(view).expect("planned");
             let odfv = v.odfv.as_ref().expect("an on-demand view");
             for (f, _) in super::ondemand::request_fields(odfv) {
                 if entity.schema().column_with_name(&f).is_none() {
@@ -496,8 +708,7 @@ impl HistoricalService {
                         "RequestDataNotFoundInEntityDfException",
                         format!(
                             "Feature {f} not found in the entity dataframe, but required by \
-                             feature view {}",
-                            step.view
+                             feature view {view}"
                         ),
                     ));
                 }
@@ -505,6 +716,6 @@ impl HistoricalService {
         }
         let ctx = self.context(buckets)?;
         let answer = point_in_time_join(&ctx, &entity, &retrieval).await?;
-        Ok(answer.with_on_demand(steps)?)
+        Retrieved::new(answer.with_on_demand(steps)?, python)
     }
 }

@@ -520,6 +520,7 @@ impl MaterializeService {
             env: self.env.clone(),
             registry: self.registry.clone(),
             memory_limit: MEMORY_LIMIT,
+            engines: Default::default(),
         };
         let req = super::historical::HistoricalRequest {
             features: super::historical::Features::Refs(
@@ -537,7 +538,7 @@ impl MaterializeService {
             .map_err(in_view)?;
         // One row per key: the latest time wins.
         let mut rows: std::collections::HashMap<Vec<u8>, WriteRow> = Default::default();
-        for batch in answer.batches() {
+        for batch in answer.answer.batches() {
             let batch = batch.map_err(|e| in_view(e.into()))?;
             let answered = write_rows(
                 &v.name,

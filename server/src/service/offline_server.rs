@@ -635,7 +635,7 @@ impl OfflineServer {
                 .historical
                 .get_historical_features_entityless(&req, date("start_date")?, date("end_date")?)
                 .await?;
-            return Ok((answer.schema(), answer.collect()?));
+            return Ok((answer.schema(), answer.collect().await?));
         }
         let entity = concat_batches(&schema, &upload).map_err(|e| {
             ServiceError::bad_request(format!("the uploaded entity dataframe: {e}"))
@@ -644,7 +644,7 @@ impl OfflineServer {
             .historical
             .get_historical_features(entity, &req)
             .await?;
-        Ok((answer.schema(), answer.collect()?))
+        Ok((answer.schema(), answer.collect().await?))
     }
 }
 

@@ -376,6 +376,84 @@ fn views_outside_the_native_subset_run_on_the_python_engine() {
     let (ls, lbody) = post(&format!("{}/get-online-features", larder_server.url), &req);
     assert_eq!((fs, ls), (200, 200), "feast: {fbody}\nlarder: {lbody}");
     assert_same_answers(&by_name(&lbody), &by_name(&fbody), "python engine");
+    drop(larder_server);
+
+    // Historical retrieval runs them too: `larder get-historical-features` and the SDK through
+    // `larder serve-offline` answer what Feast's file store answers.
+    let flight = OfflineServer::start(&repo);
+    let entity = dir.path().join("entity.parquet");
+    let cli_out = dir.path().join("cli.parquet");
+    let features = [
+        "transformed_conv_rate_python:conv_rate_plus_val1_python",
+        "trips_bucket:trips_bucket",
+        "transformed_conv_rate:conv_rate_plus_val2",
+        "driver_hourly_stats:conv_rate",
+    ];
+    let code = |step: &str| {
+        format!(
+            r#"
+import json, sys, warnings
+from datetime import datetime, timedelta, timezone
+warnings.filterwarnings("ignore")
+sys.path.insert(0, {oracle_dir:?})
+import pandas as pd
+from feast import FeatureStore
+from remote_yaml import remote_yaml
+features = {features:?}
+if {step:?} == "entity":
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    pd.DataFrame({{"driver_id": [1001, 1002, 1003], "val_to_add": [1, 2, 3], "val_to_add_2": [10, 20, 30],
+                   "event_timestamp": [now - timedelta(hours=h) for h in (1, 3, 5)]}}).to_parquet({entity:?})
+    print("{{}}")
+    sys.exit()
+entity = pd.read_parquet({entity:?})
+def rows(df):
+    df = df.sort_values("driver_id").reset_index(drop=True)
+    df["event_timestamp"] = df["event_timestamp"].astype(str)
+    return {{"columns": sorted(df.columns), "rows": json.loads(df.to_json(orient="records"))}}
+out = {{"feast": rows(FeatureStore(repo_path={repo:?}).get_historical_features(
+            entity_df=entity, features=features, full_feature_names=True).to_df()),
+        "flight": rows(FeatureStore(repo_path={repo:?}, fs_yaml_file=remote_yaml({repo:?}, offline_port={port}))
+            .get_historical_features(entity_df=entity, features=features, full_feature_names=True).to_df()),
+        "cli": rows(pd.read_parquet({cli_out:?}))}}
+print(json.dumps(out))
+"#,
+            oracle_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../oracle")
+                .to_string_lossy(),
+            repo = repo.to_string_lossy(),
+            entity = entity.to_string_lossy(),
+            cli_out = cli_out.to_string_lossy(),
+            port = flight.port,
+        )
+    };
+    oracle.python(&code("entity"), &[]);
+    let mut args = vec![
+        "get-historical-features",
+        "--entity-df",
+        entity.to_str().unwrap(),
+        "--full-feature-names",
+        "-o",
+        cli_out.to_str().unwrap(),
+    ];
+    for f in &features {
+        args.extend(["--features", f]);
+    }
+    stdout_ok(larder(&repo, &args, &[]), "larder get-historical-features");
+    let out: Json = serde_json::from_str(&oracle.python(&code("compare"), &[])).unwrap();
+    assert_eq!(out["feast"]["rows"].as_array().unwrap().len(), 3, "{out}");
+    for via in ["flight", "cli"] {
+        assert_eq!(out[via]["columns"], out["feast"]["columns"], "{via}: {out}");
+        let (got, want) = (&out[via]["rows"], &out["feast"]["rows"]);
+        for (g, w) in got.as_array().unwrap().iter().zip(want.as_array().unwrap()) {
+            for (k, wv) in w.as_object().unwrap() {
+                match (g[k].as_f64(), wv.as_f64()) {
+                    (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{via} {k}: {out}"),
+                    _ => assert_eq!(&g[k], wv, "{via} {k}: {out}"),
+                }
+            }
+        }
+    }
 }
 
 const STORED_VIEW: &str = r#"
