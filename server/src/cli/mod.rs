@@ -1,6 +1,7 @@
 //! The command line, following Feast's conventions: global `-c/--chdir` and
 //! `-f/--feature-store-yaml`, the same verbs and the same output documents.
 
+mod check;
 mod historical;
 mod list;
 mod materialize;
@@ -75,6 +76,9 @@ pub enum Command {
     Configuration,
     /// Print the Larder version and the Feast version it is compatible with.
     Version,
+    /// Check the repo before a rollout: settings, registry, sources, online store, on-demand
+    /// engines, log destinations; one line per finding, exit 1 on any error.
+    Check,
     /// Entities of the project.
     Entities(ListArgs),
     /// Feature views of the project (plain and on-demand).
@@ -241,6 +245,12 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::GetHistoricalFeatures(a) => {
             return historical::get_historical_features(&config, &env, a).await;
         }
+        Command::Check => {
+            if check::check(&config, &env).await? {
+                return Ok(());
+            }
+            std::process::exit(1);
+        }
         _ => {}
     }
     let registry = store::open(&config, &env).await?;
@@ -268,6 +278,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::DataSources(a) => list::data_sources(&snapshot, project, &tags(&a)?)?,
         Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,
         Command::Version
+        | Command::Check
         | Command::Configuration
         | Command::Serve(_)
         | Command::ServeOffline(_)

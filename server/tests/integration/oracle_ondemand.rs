@@ -575,3 +575,54 @@ fn the_template_label_view_takes_pushed_labels() {
     );
     assert_eq!(got, want);
 }
+
+/// `larder check` on `feast init`'s repo: every finding `ok` and exit 0; then with its data
+/// file gone, a Redis that is not there and a Python that does not exist: exit 1 and an
+/// `error` line naming each.
+#[test]
+fn larder_check_reads_the_template_repo_and_names_what_is_broken() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = template(&oracle, dir.path(), "checked");
+    let out = larder(&repo, &["check"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for needle in [
+        "ok    registry ",
+        "feature view driver_hourly_stats source ",
+        "on demand feature view transformed_conv_rate: native engine",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    assert!(text.lines().all(|l| !l.starts_with("error")), "{text}");
+
+    std::fs::remove_file(repo.join("data/driver_stats.parquet")).unwrap();
+    let yaml = repo.join("feature_store.yaml");
+    let port = crate::support::free_port();
+    let text = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .replace("type: sqlite", "type: redis")
+        .replace(
+            "path: data/online_store.db",
+            &format!("connection_string: 127.0.0.1:{port}"),
+        );
+    std::fs::write(
+        &yaml,
+        format!("{text}larder:\n  on_demand:\n    python: /no/such/python\n"),
+    )
+    .unwrap();
+    let out = larder(&repo, &["check"], &[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error")).collect();
+    for needle in [
+        "driver_stats.parquet: no Parquet file there",
+        &format!("127.0.0.1:{port}"),
+        "larder.on_demand.python: /no/such/python",
+    ] {
+        assert!(
+            errors.iter().any(|l| l.contains(needle)),
+            "{needle:?} in {text}"
+        );
+    }
+}
