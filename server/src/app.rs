@@ -372,40 +372,28 @@ pub async fn serve_offline(
         "grpc+tcp"
     };
     let location = format!("{scheme}://{}:{}", opts.host, bound.port());
-    let per_thread = {
+    let routes = {
         let location = location.clone();
-        move || -> net::BoxFuture<anyhow::Result<Handlers<net::RouterOnly>>> {
-            let (server, runtime, gate, location) = (
-                server.clone(),
-                runtime.clone(),
-                gate.clone(),
-                location.clone(),
-            );
+        move || -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> {
+            let (server, runtime, location) = (server.clone(), runtime.clone(), location.clone());
             Box::pin(async move {
                 let flight = crate::flight::OfflineFlight::new(server, runtime, location);
                 let service = FlightServiceServer::new(flight)
                     .max_decoding_message_size(crate::flight::MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(crate::flight::MAX_MESSAGE_BYTES);
-                let router = tonic::service::Routes::new(service)
-                    .into_axum_router()
-                    .fallback(unknown_path);
-                Ok(Handlers {
-                    router,
-                    fast: net::RouterOnly,
-                    gate,
-                })
+                Ok(tonic::service::Routes::new(service))
             })
         }
     };
-    let endpoint = net::Endpoint {
-        name: "offline features (Arrow Flight)",
-        addr: bound,
-        threads: 1,
+    let endpoint = grpc_endpoint(
+        "offline features (Arrow Flight)",
+        bound,
         tls,
-        limits: net::Limits::from_config(&config.larder.server),
-        handlers: Arc::new(per_thread),
-        release_memory: Some(crate::release_free_memory),
-    };
+        &config,
+        gate,
+        routes,
+        Some(crate::release_free_memory),
+    );
     let running = endpoint.start().await?;
     eprintln!(
         "larder serving {} for project {} on {location}",
@@ -414,4 +402,99 @@ pub async fn serve_offline(
     net::shutdown_signal().await;
     running.stop().await;
     Ok(())
+}
+
+/// `larder serve-registry` options.
+#[derive(Debug, Clone)]
+pub struct ServeRegistryOptions {
+    pub host: String,
+    pub port: u16,
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// `larder serve-registry`: Feast's registry server (`feast.registry.RegistryServer`, reads)
+/// and gRPC health, until Ctrl-C or SIGTERM.
+pub async fn serve_registry(
+    config: RepoConfig,
+    env: HashMap<String, String>,
+    opts: ServeRegistryOptions,
+) -> anyhow::Result<()> {
+    use larder_protos::feast::registry::registry_server_server::RegistryServerServer;
+    let gate = gate(&config)?;
+    let cache = Arc::new(
+        RegistryCache::open(
+            store::open(&config, &env).await?,
+            config.registry.cache_ttl_seconds,
+            Arc::new(SystemClock),
+        )
+        .await
+        .context("loading the registry")?,
+    );
+    let reads = Arc::new(crate::service::registry_reads::RegistryReads { cache });
+    let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
+    let routes = move || -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> {
+        let reads = reads.clone();
+        Box::pin(async move {
+            let (reporter, health) = tonic_health::server::health_reporter();
+            reporter
+                .set_serving::<RegistryServerServer<crate::registry_grpc::RegistryGrpc>>()
+                .await;
+            let service = RegistryServerServer::new(crate::registry_grpc::RegistryGrpc { reads })
+                .max_decoding_message_size(crate::flight::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::flight::MAX_MESSAGE_BYTES);
+            Ok(tonic::service::Routes::new(service).add_service(health))
+        })
+    };
+    let endpoint = grpc_endpoint(
+        "the registry (gRPC)",
+        addr,
+        tls,
+        &config,
+        gate,
+        routes,
+        None,
+    );
+    let running = endpoint.start().await?;
+    let scheme = if running.tls { "grpcs" } else { "grpc" };
+    eprintln!(
+        "larder serving {} for project {} on {scheme}://{}",
+        running.name, config.project, running.addr
+    );
+    net::shutdown_signal().await;
+    running.stop().await;
+    Ok(())
+}
+
+/// A one-thread endpoint serving gRPC routes (made on the serving thread by `routes`), with
+/// unknown paths answered as HTTP 404 and every request through `gate`.
+fn grpc_endpoint(
+    name: &'static str,
+    addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    config: &RepoConfig,
+    gate: Arc<dyn Gate>,
+    routes: impl Fn() -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> + Send + Sync + 'static,
+    release_memory: Option<fn()>,
+) -> net::Endpoint<net::RouterOnly> {
+    let routes = Arc::new(routes);
+    let per_thread = move || -> net::BoxFuture<anyhow::Result<Handlers<net::RouterOnly>>> {
+        let (routes, gate) = (routes.clone(), gate.clone());
+        Box::pin(async move {
+            let router = routes().await?.into_axum_router().fallback(unknown_path);
+            Ok(Handlers {
+                router,
+                fast: net::RouterOnly,
+                gate,
+            })
+        })
+    };
+    net::Endpoint {
+        name,
+        addr,
+        threads: 1,
+        tls,
+        limits: net::Limits::from_config(&config.larder.server),
+        handlers: Arc::new(per_thread),
+        release_memory,
+    }
 }

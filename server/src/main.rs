@@ -10,6 +10,7 @@ mod grpc;
 mod grpc_tests;
 mod http;
 mod net;
+mod registry_grpc;
 mod service;
 
 use std::collections::HashMap;

@@ -63,6 +63,9 @@ pub enum Command {
     /// Serve historical retrieval over Arrow Flight, as Feast's offline server (`feast
     /// serve_offline`) does, for `offline_store: {type: remote}` clients.
     ServeOffline(ServeOfflineArgs),
+    /// Serve the registry to Feast clients (`registry_type: remote`), as `feast
+    /// serve_registry` does (reads only, yet).
+    ServeRegistry(ServeRegistryArgs),
     /// Materialize the views' latest values in [START, END] into the online store.
     Materialize(MaterializeArgs),
     /// Materialize from each view's last materialized time up to END.
@@ -115,6 +118,26 @@ pub struct ServeArgs {
     #[arg(short = 'w', long, default_value_t = 0)]
     pub workers: usize,
     /// TLS private key (PEM); with `--cert`, serve HTTPS and gRPC over TLS.
+    #[arg(short = 'k', long = "key", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(short = 'c', long = "cert", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+pub struct ServeRegistryArgs {
+    /// Host to bind (Feast's `-h`).
+    #[arg(short = 'h', long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to bind; 0 picks a free port.
+    #[arg(short = 'p', long, default_value_t = 6570)]
+    pub port: u16,
+    /// TLS private key (PEM); with `--cert`, serve over TLS.
     #[arg(short = 'k', long = "key", requires = "cert")]
     pub key: Option<PathBuf>,
     /// TLS certificate chain (PEM).
@@ -217,6 +240,14 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         };
         return crate::app::serve(config, env, opts).await;
     }
+    if let Command::ServeRegistry(a) = cli.command {
+        let opts = crate::app::ServeRegistryOptions {
+            host: a.host,
+            port: a.port,
+            tls: a.key.zip(a.cert),
+        };
+        return crate::app::serve_registry(config, env, opts).await;
+    }
     if let Command::ServeOffline(a) = cli.command {
         let opts = crate::app::ServeOfflineOptions {
             host: a.host,
@@ -282,6 +313,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         | Command::Configuration
         | Command::Serve(_)
         | Command::ServeOffline(_)
+        | Command::ServeRegistry(_)
         | Command::Materialize(_)
         | Command::MaterializeIncremental(_)
         | Command::GetHistoricalFeatures(_) => unreachable!("handled above"),

@@ -9,6 +9,7 @@ pub mod ondemand;
 pub mod online;
 pub mod push;
 pub mod python_engine;
+pub mod registry_reads;
 
 use std::{collections::HashMap, sync::Arc};
 

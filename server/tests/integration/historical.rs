@@ -202,11 +202,16 @@ impl OfflineServer {
     }
 
     pub fn start_with_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_command(repo, "serve-offline", args, env)
+    }
+
+    /// `larder COMMAND -p PORT ARGS` on a free port, once it listens (any of the servers).
+    pub fn start_command(repo: &Path, command: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = crate::support::free_port();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
             .arg("-c")
             .arg(repo)
-            .args(["serve-offline", "-p", &port.to_string()])
+            .args([command, "-p", &port.to_string()])
             .args(args)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
@@ -216,7 +221,7 @@ impl OfflineServer {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 child.try_wait().unwrap().is_none(),
-                "larder serve-offline exited"
+                "larder {command} exited"
             );
             assert!(
                 std::time::Instant::now() < deadline,

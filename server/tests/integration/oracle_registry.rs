@@ -291,3 +291,104 @@ fn list_commands_read_the_oracle_repo() {
     assert!(config.contains("project: lists"), "{config}");
     let _ = Path::new(".");
 }
+
+/// The Feast SDK and CLI with `registry: {registry_type: remote}` pointed at `larder
+/// serve-registry` (on `feast init`'s repo): `feast registry-dump` prints what it prints on the
+/// repo itself, `feast feature-views list` lists the views, `get_online_features` (by features
+/// and by a feature service) answers as on the repo itself, missing objects raise Feast's own
+/// exceptions, and a write is refused naming the RPC.
+#[test]
+fn the_feast_sdk_reads_the_registry_through_serve_registry() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "remote_registry");
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    stdout_ok(
+        larder(&repo, &["materialize-incremental", &now], &[]),
+        "larder materialize-incremental",
+    );
+    let server = crate::historical::OfflineServer::start_command(&repo, "serve-registry", &[], &[]);
+    let client = dir.path().join("client");
+    std::fs::create_dir_all(&client).unwrap();
+    let yaml = std::fs::read_to_string(repo.join("feature_store.yaml"))
+        .unwrap()
+        .replace(
+            "registry: data/registry.db",
+            &format!(
+                "registry:\n    registry_type: remote\n    path: 127.0.0.1:{}",
+                server.port
+            ),
+        )
+        .replace(
+            "path: data/online_store.db",
+            &format!("path: {}", repo.join("data/online_store.db").display()),
+        );
+    std::fs::write(client.join("feature_store.yaml"), yaml).unwrap();
+
+    let dump = |repo: &Path| -> Json {
+        normalize_dump(serde_json::from_str(&oracle.feast(repo, &["registry-dump"], &[])).unwrap())
+    };
+    assert_json_eq(
+        &dump(&repo),
+        &dump(&client),
+        "registry-dump through serve-registry",
+    );
+    let listed = oracle.feast(&client, &["feature-views", "list"], &[]);
+    assert!(
+        listed.contains("driver_hourly_stats ") && listed.contains("transformed_conv_rate "),
+        "{listed}"
+    );
+
+    let code = r#"
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+from feast import FeatureStore
+out = {}
+for name in ["local", "remote"]:
+    s = FeatureStore(repo_path=sys.argv[1] if name == "local" else sys.argv[2])
+    rows = [{"driver_id": 1001, "val_to_add": 1, "val_to_add_2": 2}, {"driver_id": 1002, "val_to_add": 3, "val_to_add_2": 4}]
+    out[name] = {
+        "features": s.get_online_features(features=["driver_hourly_stats:conv_rate", "transformed_conv_rate:conv_rate_plus_val1"], entity_rows=rows).to_dict(),
+        "service": s.get_online_features(features=s.get_feature_service("driver_activity_v1"), entity_rows=rows).to_dict(),
+    }
+    errors = []
+    for f in [lambda: s.get_feature_view("nope"), lambda: s.get_entity("nope"),
+              lambda: s.get_feature_service("nope"), lambda: s.get_data_source("nope")]:
+        try:
+            f()
+        except Exception as e:
+            errors.append(type(e).__name__)
+    out[name]["errors"] = errors
+s = FeatureStore(repo_path=sys.argv[2])
+try:
+    s.apply([s.get_entity("driver")])
+    out["write"] = "applied"
+except Exception as e:
+    out["write"] = f"{type(e).__name__}: {e}"
+print(json.dumps(out, default=str))
+"#;
+    let script = dir.path().join("remote_reads.py");
+    std::fs::write(&script, code).unwrap();
+    let out: Json = serde_json::from_str(
+        &oracle.run_python_file(&script, &[repo.to_str().unwrap(), client.to_str().unwrap()]),
+    )
+    .unwrap();
+    assert_eq!(out["remote"], out["local"], "{out}");
+    assert_eq!(
+        out["remote"]["errors"],
+        serde_json::json!([
+            "FeatureViewNotFoundException",
+            "EntityNotFoundException",
+            "FeatureServiceNotFoundException",
+            "DataSourceObjectNotFoundException"
+        ])
+    );
+    let write = out["write"].as_str().unwrap();
+    assert!(
+        write.starts_with("FeastError") && write.contains("ApplyEntity"),
+        "{write}"
+    );
+}

@@ -101,6 +101,13 @@ impl Oracle {
         self.run("python", Path::new("."), &all, env)
     }
 
+    /// Runs a Python file with `args`.
+    pub fn run_python_file(&self, file: &Path, args: &[&str]) -> String {
+        let mut all = vec![file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        self.run("python", Path::new("."), &all, &[])
+    }
+
     pub fn python(&self, code: &str, env: &[(&str, &str)]) -> String {
         self.run("python", Path::new("."), &["-c", code], env)
     }

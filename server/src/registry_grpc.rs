@@ -1,0 +1,582 @@
+//! The gRPC adapter of Feast's registry server (`feast.registry.RegistryServer`): each read
+//! decodes the request, calls one function of [`crate::service::registry_reads`] over the
+//! registry snapshot, and encodes the answer; errors carry Feast's JSON detail (the remote
+//! client re-raises the class). Writes are not served yet: they answer UNIMPLEMENTED with a
+//! Feast error naming the RPC.
+
+use std::sync::Arc;
+
+use larder_protos::feast::{core as pb, registry::*};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::{ErrorCode, ServiceError},
+    service::registry_reads::{
+        RegistryReads, all_feature_views, any_feature_view, get, list, project, projects,
+    },
+};
+
+pub struct RegistryGrpc {
+    pub reads: Arc<RegistryReads>,
+}
+
+/// A service error as the remote registry client reads it: Feast's JSON detail (a `FeastError`
+/// when no narrower class fits).
+fn status(e: ServiceError) -> Status {
+    let e = ServiceError {
+        feast_class: Some(e.feast_class.unwrap_or("FeastError")),
+        ..e
+    };
+    crate::grpc::status(e)
+}
+
+fn not_served(rpc: &str) -> Status {
+    status(ServiceError::new(
+        ErrorCode::NotImplemented,
+        format!("larder serve-registry does not serve {rpc} yet (reads only)"),
+    ))
+}
+
+#[tonic::async_trait]
+impl registry_server_server::RegistryServer for RegistryGrpc {
+    async fn apply_entity(&self, _: Request<ApplyEntityRequest>) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyEntity"))
+    }
+
+    async fn get_entity(
+        &self,
+        request: Request<GetEntityRequest>,
+    ) -> Result<Response<pb::Entity>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::Entity, ServiceError> = get(&r.entities, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_entities(
+        &self,
+        request: Request<ListEntitiesRequest>,
+    ) -> Result<Response<ListEntitiesResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListEntitiesResponse, ServiceError> = Ok(ListEntitiesResponse {
+            entities: list(&r.entities, &q.project, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_entity(&self, _: Request<DeleteEntityRequest>) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteEntity"))
+    }
+
+    async fn apply_data_source(
+        &self,
+        _: Request<ApplyDataSourceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyDataSource"))
+    }
+
+    async fn get_data_source(
+        &self,
+        request: Request<GetDataSourceRequest>,
+    ) -> Result<Response<pb::DataSource>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::DataSource, ServiceError> =
+            get(&r.data_sources, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_data_sources(
+        &self,
+        request: Request<ListDataSourcesRequest>,
+    ) -> Result<Response<ListDataSourcesResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListDataSourcesResponse, ServiceError> = Ok(ListDataSourcesResponse {
+            data_sources: list(&r.data_sources, &q.project, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_data_source(
+        &self,
+        _: Request<DeleteDataSourceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteDataSource"))
+    }
+
+    async fn apply_feature_view(
+        &self,
+        _: Request<ApplyFeatureViewRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyFeatureView"))
+    }
+
+    async fn delete_feature_view(
+        &self,
+        _: Request<DeleteFeatureViewRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteFeatureView"))
+    }
+
+    async fn get_any_feature_view(
+        &self,
+        request: Request<GetAnyFeatureViewRequest>,
+    ) -> Result<Response<GetAnyFeatureViewResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<GetAnyFeatureViewResponse, ServiceError> =
+            any_feature_view(r, &q.name, &q.project).map(|v| GetAnyFeatureViewResponse {
+                any_feature_view: Some(v),
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_all_feature_views(
+        &self,
+        request: Request<ListAllFeatureViewsRequest>,
+    ) -> Result<Response<ListAllFeatureViewsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListAllFeatureViewsResponse, ServiceError> =
+            Ok(ListAllFeatureViewsResponse {
+                feature_views: all_feature_views(r, &q.project, &q.tags),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn get_feature_view(
+        &self,
+        request: Request<GetFeatureViewRequest>,
+    ) -> Result<Response<pb::FeatureView>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::FeatureView, ServiceError> =
+            get(&r.feature_views, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_feature_views(
+        &self,
+        request: Request<ListFeatureViewsRequest>,
+    ) -> Result<Response<ListFeatureViewsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListFeatureViewsResponse, ServiceError> = Ok(ListFeatureViewsResponse {
+            feature_views: list(&r.feature_views, &q.project, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn get_stream_feature_view(
+        &self,
+        request: Request<GetStreamFeatureViewRequest>,
+    ) -> Result<Response<pb::StreamFeatureView>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::StreamFeatureView, ServiceError> =
+            get(&r.stream_feature_views, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_stream_feature_views(
+        &self,
+        request: Request<ListStreamFeatureViewsRequest>,
+    ) -> Result<Response<ListStreamFeatureViewsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListStreamFeatureViewsResponse, ServiceError> =
+            Ok(ListStreamFeatureViewsResponse {
+                stream_feature_views: list(&r.stream_feature_views, &q.project, &q.tags),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn get_on_demand_feature_view(
+        &self,
+        request: Request<GetOnDemandFeatureViewRequest>,
+    ) -> Result<Response<pb::OnDemandFeatureView>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::OnDemandFeatureView, ServiceError> =
+            get(&r.on_demand_feature_views, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_on_demand_feature_views(
+        &self,
+        request: Request<ListOnDemandFeatureViewsRequest>,
+    ) -> Result<Response<ListOnDemandFeatureViewsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListOnDemandFeatureViewsResponse, ServiceError> =
+            Ok(ListOnDemandFeatureViewsResponse {
+                on_demand_feature_views: list(&r.on_demand_feature_views, &q.project, &q.tags),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn get_label_view(
+        &self,
+        request: Request<GetLabelViewRequest>,
+    ) -> Result<Response<pb::LabelView>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::LabelView, ServiceError> = get(&r.label_views, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_label_views(
+        &self,
+        request: Request<ListLabelViewsRequest>,
+    ) -> Result<Response<ListLabelViewsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListLabelViewsResponse, ServiceError> = Ok(ListLabelViewsResponse {
+            label_views: list(&r.label_views, &q.project, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn apply_feature_service(
+        &self,
+        _: Request<ApplyFeatureServiceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyFeatureService"))
+    }
+
+    async fn get_feature_service(
+        &self,
+        request: Request<GetFeatureServiceRequest>,
+    ) -> Result<Response<pb::FeatureService>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::FeatureService, ServiceError> =
+            get(&r.feature_services, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_feature_services(
+        &self,
+        request: Request<ListFeatureServicesRequest>,
+    ) -> Result<Response<ListFeatureServicesResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListFeatureServicesResponse, ServiceError> =
+            Ok(ListFeatureServicesResponse {
+                feature_services: list(&r.feature_services, &q.project, &q.tags)
+                    .into_iter()
+                    .filter(|s| {
+                        q.feature_view.is_empty()
+                            || s.spec.as_ref().is_some_and(|s| {
+                                s.features
+                                    .iter()
+                                    .any(|p| p.feature_view_name == q.feature_view)
+                            })
+                    })
+                    .collect(),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_feature_service(
+        &self,
+        _: Request<DeleteFeatureServiceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteFeatureService"))
+    }
+
+    async fn apply_saved_dataset(
+        &self,
+        _: Request<ApplySavedDatasetRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplySavedDataset"))
+    }
+
+    async fn get_saved_dataset(
+        &self,
+        request: Request<GetSavedDatasetRequest>,
+    ) -> Result<Response<pb::SavedDataset>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::SavedDataset, ServiceError> =
+            get(&r.saved_datasets, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_saved_datasets(
+        &self,
+        request: Request<ListSavedDatasetsRequest>,
+    ) -> Result<Response<ListSavedDatasetsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListSavedDatasetsResponse, ServiceError> =
+            Ok(ListSavedDatasetsResponse {
+                saved_datasets: list(&r.saved_datasets, &q.project, &q.tags),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_saved_dataset(
+        &self,
+        _: Request<DeleteSavedDatasetRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteSavedDataset"))
+    }
+
+    async fn create_dataset_from_retrieval(
+        &self,
+        _: Request<CreateDatasetFromRetrievalRequest>,
+    ) -> Result<Response<CreateDatasetFromRetrievalResponse>, Status> {
+        Err(not_served("CreateDatasetFromRetrieval"))
+    }
+
+    async fn get_dataset_data(
+        &self,
+        _: Request<GetDatasetDataRequest>,
+    ) -> Result<Response<GetDatasetDataResponse>, Status> {
+        Err(not_served("GetDatasetData"))
+    }
+
+    async fn get_dataset_job_status(
+        &self,
+        _: Request<GetDatasetJobStatusRequest>,
+    ) -> Result<Response<GetDatasetJobStatusResponse>, Status> {
+        Err(not_served("GetDatasetJobStatus"))
+    }
+
+    async fn list_dataset_jobs(
+        &self,
+        _: Request<ListDatasetJobsRequest>,
+    ) -> Result<Response<ListDatasetJobsResponse>, Status> {
+        Err(not_served("ListDatasetJobs"))
+    }
+
+    async fn apply_validation_reference(
+        &self,
+        _: Request<ApplyValidationReferenceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyValidationReference"))
+    }
+
+    async fn get_validation_reference(
+        &self,
+        request: Request<GetValidationReferenceRequest>,
+    ) -> Result<Response<pb::ValidationReference>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::ValidationReference, ServiceError> =
+            get(&r.validation_references, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_validation_references(
+        &self,
+        request: Request<ListValidationReferencesRequest>,
+    ) -> Result<Response<ListValidationReferencesResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListValidationReferencesResponse, ServiceError> =
+            Ok(ListValidationReferencesResponse {
+                validation_references: list(&r.validation_references, &q.project, &q.tags),
+                pagination: None,
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_validation_reference(
+        &self,
+        _: Request<DeleteValidationReferenceRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteValidationReference"))
+    }
+
+    async fn apply_permission(
+        &self,
+        _: Request<ApplyPermissionRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyPermission"))
+    }
+
+    async fn get_permission(
+        &self,
+        request: Request<GetPermissionRequest>,
+    ) -> Result<Response<pb::Permission>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::Permission, ServiceError> = get(&r.permissions, &q.name, &q.project);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_permissions(
+        &self,
+        request: Request<ListPermissionsRequest>,
+    ) -> Result<Response<ListPermissionsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListPermissionsResponse, ServiceError> = Ok(ListPermissionsResponse {
+            permissions: list(&r.permissions, &q.project, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_permission(
+        &self,
+        _: Request<DeletePermissionRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeletePermission"))
+    }
+
+    async fn apply_project(&self, _: Request<ApplyProjectRequest>) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyProject"))
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<GetProjectRequest>,
+    ) -> Result<Response<pb::Project>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::Project, ServiceError> = project(r, &q.name);
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<ListProjectsRequest>,
+    ) -> Result<Response<ListProjectsResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListProjectsResponse, ServiceError> = Ok(ListProjectsResponse {
+            projects: projects(r, &q.tags),
+            pagination: None,
+        });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn delete_project(
+        &self,
+        _: Request<DeleteProjectRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("DeleteProject"))
+    }
+
+    async fn apply_materialization(
+        &self,
+        _: Request<ApplyMaterializationRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(not_served("ApplyMaterialization"))
+    }
+
+    async fn list_project_metadata(
+        &self,
+        request: Request<ListProjectMetadataRequest>,
+    ) -> Result<Response<ListProjectMetadataResponse>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<ListProjectMetadataResponse, ServiceError> =
+            Ok(ListProjectMetadataResponse {
+                project_metadata: r
+                    .project_metadata
+                    .iter()
+                    .filter(|m| m.project == q.project)
+                    .cloned()
+                    .collect(),
+            });
+        answer.map(Response::new).map_err(status)
+    }
+
+    async fn update_infra(&self, _: Request<UpdateInfraRequest>) -> Result<Response<()>, Status> {
+        Err(not_served("UpdateInfra"))
+    }
+
+    async fn get_infra(
+        &self,
+        request: Request<GetInfraRequest>,
+    ) -> Result<Response<pb::Infra>, Status> {
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let r = &snapshot.proto;
+        let answer: Result<pb::Infra, ServiceError> = Ok(r.infra.clone().unwrap_or_default());
+        answer.map(Response::new).map_err(status)
+    }
+
+    /// Nothing is pending: there is nothing to commit.
+    async fn commit(&self, _: Request<()>) -> Result<Response<()>, Status> {
+        Ok(Response::new(()))
+    }
+
+    async fn refresh(&self, _: Request<RefreshRequest>) -> Result<Response<()>, Status> {
+        self.reads.refresh().await.map_err(status)?;
+        Ok(Response::new(()))
+    }
+
+    async fn proto(&self, _: Request<()>) -> Result<Response<pb::Registry>, Status> {
+        let snapshot = self.reads.snapshot(true).await.map_err(status)?;
+        Ok(Response::new(snapshot.proto.clone()))
+    }
+
+    async fn get_registry_lineage(
+        &self,
+        _: Request<GetRegistryLineageRequest>,
+    ) -> Result<Response<GetRegistryLineageResponse>, Status> {
+        Err(not_served("GetRegistryLineage"))
+    }
+
+    async fn get_object_relationships(
+        &self,
+        _: Request<GetObjectRelationshipsRequest>,
+    ) -> Result<Response<GetObjectRelationshipsResponse>, Status> {
+        Err(not_served("GetObjectRelationships"))
+    }
+
+    async fn list_features(
+        &self,
+        _: Request<ListFeaturesRequest>,
+    ) -> Result<Response<ListFeaturesResponse>, Status> {
+        Err(not_served("ListFeatures"))
+    }
+
+    async fn get_feature(
+        &self,
+        _: Request<GetFeatureRequest>,
+    ) -> Result<Response<Feature>, Status> {
+        Err(not_served("GetFeature"))
+    }
+}
