@@ -520,7 +520,7 @@ impl MaterializeService {
             env: self.env.clone(),
             registry: self.registry.clone(),
             memory_limit: MEMORY_LIMIT,
-            engines: Default::default(),
+            engines: super::ondemand::Engines::from_config(&self.config),
         };
         let req = super::historical::HistoricalRequest {
             features: super::historical::Features::Refs(
@@ -538,8 +538,7 @@ impl MaterializeService {
             .map_err(in_view)?;
         // One row per key: the latest time wins.
         let mut rows: std::collections::HashMap<Vec<u8>, WriteRow> = Default::default();
-        for batch in answer.answer.batches() {
-            let batch = batch.map_err(|e| in_view(e.into()))?;
+        for batch in answer.collect().await.map_err(in_view)? {
             let answered = write_rows(
                 &v.name,
                 &batch,

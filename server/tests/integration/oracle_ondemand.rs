@@ -317,6 +317,31 @@ def trips_bucket(inputs: pd.DataFrame) -> pd.DataFrame:
     return df
 "#;
 
+/// `feast init` in `dir` with `defs` appended to its definitions, then `feast apply`.
+fn template_with(oracle: &Oracle, dir: &Path, name: &str, defs: &str) -> std::path::PathBuf {
+    oracle.feast(dir, &["init", name], &[]);
+    let repo = dir.join(name).join("feature_repo");
+    let file = repo.join("feature_definitions.py");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}{defs}")).unwrap();
+    oracle.feast(&repo, &["apply"], &[]);
+    repo
+}
+
+/// Points the repo's `larder.on_demand.python` at the oracle's Python (the Python engine).
+fn with_python_engine(oracle: &Oracle, repo: &Path) {
+    let yaml = repo.join("feature_store.yaml");
+    let plain = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        format!(
+            "{plain}larder:\n  on_demand:\n    python: {}\n",
+            oracle.bin.join("python").display()
+        ),
+    )
+    .unwrap();
+}
+
 /// Views outside the native subset (python mode, `.apply` with a lambda) run on the Python
 /// engine Larder starts, with Feast's answers; without a Python configured they answer 501
 /// naming what is outside the subset.
@@ -324,12 +349,7 @@ def trips_bucket(inputs: pd.DataFrame) -> pd.DataFrame:
 fn views_outside_the_native_subset_run_on_the_python_engine() {
     let oracle = Oracle::get();
     let dir = tempfile::tempdir().unwrap();
-    oracle.feast(dir.path(), &["init", "py"], &[]);
-    let repo = dir.path().join("py/feature_repo");
-    let defs = repo.join("feature_definitions.py");
-    let text = std::fs::read_to_string(&defs).unwrap();
-    std::fs::write(&defs, format!("{text}{PYTHON_VIEWS}")).unwrap();
-    oracle.feast(&repo, &["apply"], &[]);
+    let repo = template_with(&oracle, dir.path(), "py", PYTHON_VIEWS);
     let now = chrono::Utc::now()
         .naive_utc()
         .format("%Y-%m-%dT%H:%M:%S")
@@ -351,16 +371,7 @@ fn views_outside_the_native_subset_run_on_the_python_engine() {
     );
     drop(without);
 
-    let yaml = repo.join("feature_store.yaml");
-    let plain = std::fs::read_to_string(&yaml).unwrap();
-    std::fs::write(
-        &yaml,
-        format!(
-            "{plain}larder:\n  on_demand:\n    python: {}\n",
-            oracle.bin.join("python").display()
-        ),
-    )
-    .unwrap();
+    with_python_engine(&oracle, &repo);
     let list = stdout_ok(
         larder(&repo, &["on-demand-feature-views", "list"], &[]),
         "on-demand-feature-views list",
@@ -623,6 +634,60 @@ fn larder_check_reads_the_template_repo_and_names_what_is_broken() {
         assert!(
             errors.iter().any(|l| l.contains(needle)),
             "{needle:?} in {text}"
+        );
+    }
+}
+
+const STORED_PYTHON_VIEW: &str = r#"
+
+
+@on_demand_feature_view(
+    entities=[driver],
+    sources=[driver_stats_fv[["conv_rate", "avg_daily_trips"]]],
+    schema=[Field(name="trips_per_conv_py", dtype=Float64)],
+    write_to_online_store=True,
+    mode="python",
+)
+def driver_stored_python(inputs: dict) -> dict:
+    return {"trips_per_conv_py": [t / (c + 1) for c, t in zip(inputs["conv_rate"], inputs["avg_daily_trips"])]}
+"#;
+
+/// A stored on-demand view outside the native subset (python mode) is materialized through the
+/// Python engine: its stored outputs are the UDF of the served source features.
+#[test]
+fn stored_python_mode_views_are_materialized_through_the_python_engine() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = template_with(&oracle, dir.path(), "stored_py", STORED_PYTHON_VIEW);
+    with_python_engine(&oracle, &repo);
+    let now = chrono::Utc::now()
+        .naive_utc()
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let out = larder(&repo, &["materialize-incremental", &now], &[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    stdout_ok(out, "larder materialize-incremental");
+    assert!(log.contains("driver_stored_python: 5 rows"), "{log}");
+    let server = larder_serve(&repo);
+    let req = json!({"features": ["driver_stored_python:trips_per_conv_py",
+                                  "driver_hourly_stats:conv_rate", "driver_hourly_stats:avg_daily_trips"],
+                     "entities": {"driver_id": [1001, 1002, 1003, 1004, 1005]}});
+    let (status, body) = post(&format!("{}/get-online-features", server.url), &req);
+    assert_eq!(status, 200, "{body}");
+    let cols = by_name(&body);
+    let values = |n: &str| cols[n]["values"].as_array().unwrap().clone();
+    let (ratio, conv, trips) = (
+        values("trips_per_conv_py"),
+        values("conv_rate"),
+        values("avg_daily_trips"),
+    );
+    for i in 0..5 {
+        let (c, t) = (conv[i].as_f64().unwrap(), trips[i].as_i64().unwrap());
+        let (got, want) = (ratio[i].as_f64().unwrap(), t as f64 / (c + 1.0));
+        // The Python engine sees conv_rate as float32 widened, as Feast's offline frame does.
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs(),
+            "row {i}: {got} vs {want}: {body}"
         );
     }
 }
