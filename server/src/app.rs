@@ -285,6 +285,7 @@ pub async fn serve(
         registry: store::open(&config, &env).await?,
         store: online.store().clone(),
         batcher: batcher.clone(),
+        engines: crate::service::ondemand::Engines::from_config(&config),
     });
     let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
     let threads = match opts.workers {

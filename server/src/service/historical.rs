@@ -332,32 +332,13 @@ fn python_step(
     full_feature_names: bool,
 ) -> Result<PythonStep, ServiceError> {
     let odfv = v.odfv.as_ref().expect("an on-demand view");
-    let mut frame: Vec<String> = Vec::new();
-    for src in &odfv.sources {
-        if let Some(view) = catalog.view(&src.view) {
-            frame.extend(catalog.join_keys(view).into_iter().map(|(k, _)| k));
-        }
-    }
-    for src in &odfv.sources {
-        frame.extend(
-            super::ondemand::source_features(catalog, src)
-                .into_iter()
-                .map(|(f, _)| f.to_owned()),
-        );
-    }
-    frame.extend(
-        super::ondemand::request_fields(odfv)
-            .into_iter()
-            .map(|(f, _)| f),
-    );
-    let mut seen = std::collections::HashSet::new();
-    frame.retain(|n| seen.insert(n.clone()));
+    let frame = super::ondemand::python_frame(catalog, odfv);
     Ok(PythonStep {
         view: v.name.clone(),
         engine,
         inputs: frame
             .into_iter()
-            .map(|n| {
+            .map(|(n, _)| {
                 let column = answer_column(v, &n, wanted, full_feature_names);
                 (n, column)
             })

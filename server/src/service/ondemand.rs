@@ -191,26 +191,26 @@ pub fn engine(catalog: &Catalog, v: &FeatureView, engines: &Engines) -> Engine {
     }
 }
 
-/// The compiled UDF of `v` for a path that runs the native engine only (`doing` names it in
-/// the error when the view is on the Python engine).
-pub fn native_program(
-    catalog: &Catalog,
-    v: &FeatureView,
-    config: &larder_registry::config::RepoConfig,
-    doing: &str,
-) -> Result<Arc<Program>, ServiceError> {
-    match engine(catalog, v, &Engines::from_config(config)) {
-        Engine::Native(p) => Ok(p),
-        Engine::Python(..) => Err(ServiceError::new(
-            ErrorCode::NotImplemented,
-            format!(
-                "on demand feature view {} runs on the Python engine, which {doing} does not \
-                 call yet",
-                v.name
-            ),
-        )),
-        Engine::Unavailable(why) => Err(unavailable(&v.name, &why)),
+/// The columns of the input frame Feast hands a UDF run by the Python engine: the source views'
+/// join keys, the source features under their short names, the request data (each once).
+pub fn python_frame(catalog: &Catalog, odfv: &OnDemand) -> Vec<(String, ValueType)> {
+    let mut frame: Vec<(String, ValueType)> = Vec::new();
+    for src in &odfv.sources {
+        if let Some(view) = catalog.view(&src.view) {
+            frame.extend(catalog.join_keys(view));
+        }
     }
+    for src in &odfv.sources {
+        frame.extend(
+            source_features(catalog, src)
+                .into_iter()
+                .map(|(f, t)| (f.to_owned(), t)),
+        );
+    }
+    frame.extend(request_fields(odfv));
+    let mut seen = std::collections::HashSet::new();
+    frame.retain(|(n, _)| seen.insert(n.clone()));
+    frame
 }
 
 /// The error for an on-demand view no engine here can run.

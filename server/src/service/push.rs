@@ -35,6 +35,8 @@ pub struct PushService {
     pub store: Arc<dyn OnlineStore>,
     /// With `feature_server.offline_push_batching_enabled`: the offline part is queued here.
     pub batcher: Option<Arc<OfflineBatcher>>,
+    /// How stored on-demand views' UDFs run on writes.
+    pub engines: super::ondemand::Engines,
 }
 
 /// What a push did.
@@ -190,7 +192,7 @@ impl PushService {
 
     /// Rows written to a stored on-demand view: keyed by its join keys, at the rows'
     /// `event_timestamp` (now when the rows have none, as Feast stamps them), the UDF's outputs
-    /// computed from the rows (native engine) unless `transform` is false.
+    /// computed from the rows (by the view's engine) unless `transform` is false.
     async fn write_odfv(
         &self,
         catalog: &Catalog,
@@ -206,12 +208,22 @@ impl PushService {
         }
         let outputs: Vec<Vec<Value>> = if transform {
             let odfv = v.odfv.as_ref().expect("an on-demand view");
-            let program = super::ondemand::native_program(
-                catalog,
-                v,
-                &self.config,
-                "a write to the online store",
-            )?;
+            let program = match super::ondemand::engine(catalog, v, &self.engines) {
+                super::ondemand::Engine::Native(p) => p,
+                super::ondemand::Engine::Python(py, _) => {
+                    return self
+                        .write_odfv_rows(
+                            catalog,
+                            v,
+                            df,
+                            self.transform_python(catalog, v, &py, df, rows).await?,
+                        )
+                        .await;
+                }
+                super::ondemand::Engine::Unavailable(why) => {
+                    return Err(super::ondemand::unavailable(name, &why));
+                }
+            };
             // The declared type of each input the UDF reads.
             let mut types: Vec<(String, ValueType)> = super::ondemand::request_fields(odfv);
             for s in &odfv.sources {
@@ -259,6 +271,65 @@ impl PushService {
                 })
                 .collect::<Result<_, _>>()?
         };
+        self.write_odfv_rows(catalog, v, df, outputs).await
+    }
+
+    /// The UDF's outputs of a Python-engine view over the written rows (its input frame built
+    /// from their columns as Feast builds one from the request's values).
+    async fn transform_python(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        py: &super::python_engine::PythonEngine,
+        df: &Columns,
+        rows: usize,
+    ) -> Result<Vec<Vec<Value>>, ServiceError> {
+        let name = &v.name;
+        let odfv = v.odfv.as_ref().expect("an on-demand view");
+        let frame = super::ondemand::python_frame(catalog, odfv);
+        let mut names = Vec::with_capacity(frame.len());
+        let mut columns = Vec::with_capacity(frame.len());
+        for (n, t) in &frame {
+            let col = df
+                .iter()
+                .find(|(c, _)| c == n)
+                .map(|(_, v)| v)
+                .ok_or_else(|| bad(name, format!("input column {n} is missing")))?;
+            names.push(n.clone());
+            columns.push(json_column(name, n, col, *t)?);
+        }
+        let refs: Vec<&[Value]> = columns.iter().map(Vec::as_slice).collect();
+        let input = larder_offline::ondemand::batch::inferred_batch(&names, &refs, rows)
+            .map_err(|e| super::ondemand::udf_failed(name, e))?;
+        let out = py.transform(name, &input).await?;
+        v.features
+            .iter()
+            .map(|f| {
+                let column = format!("{name}__{}", f.name);
+                let a = out.column_by_name(&column).ok_or_else(|| {
+                    ServiceError::bad_request(format!(
+                        "on demand feature view {name}: the UDF returned no column {}",
+                        f.name
+                    ))
+                })?;
+                larder_offline::convert::feature_values(&column, a, f.value_type)
+                    .map_err(|e| bad(name, e))
+            })
+            .collect()
+    }
+
+    /// Stores `outputs` (one column per feature) for the written rows: keyed by the view's join
+    /// keys, at the rows' `event_timestamp` (now when absent).
+    async fn write_odfv_rows(
+        &self,
+        catalog: &Catalog,
+        v: &FeatureView,
+        df: &Columns,
+        outputs: Vec<Vec<Value>>,
+    ) -> Result<usize, ServiceError> {
+        let name = &v.name;
+        let column = |c: &str| df.iter().find(|(n, _)| n == c).map(|(_, v)| v);
+        let rows = df.first().map_or(0, |c| c.1.len());
         let keys = super::ondemand::join_keys(catalog, v);
         let mut key_cols = Vec::new();
         for (k, t) in &keys {

@@ -690,4 +690,20 @@ fn stored_python_mode_views_are_materialized_through_the_python_engine() {
             "row {i}: {got} vs {want}: {body}"
         );
     }
+    // A write to the view is transformed by the Python engine too.
+    let (status, body) = post(
+        &format!("{}/write-to-online-store", server.url),
+        &json!({"feature_view_name": "driver_stored_python",
+                "df": {"driver_id": [1001], "conv_rate": [1.0], "avg_daily_trips": [1000],
+                       "event_timestamp": [now]}}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let req = json!({"features": ["driver_stored_python:trips_per_conv_py"],
+                     "entities": {"driver_id": [1001]}});
+    let (_, body) = post(&format!("{}/get-online-features", server.url), &req);
+    assert_eq!(
+        by_name(&body)["trips_per_conv_py"]["values"],
+        json!([500.0]),
+        "{body}"
+    );
 }
