@@ -777,3 +777,63 @@ fn offline_push_batching_writes_full_batches_aged_batches_and_on_shutdown() {
     );
     assert_eq!(ids.trim(), "[9001, 9002, 9003, 9004, 9005, 9006]");
 }
+
+/// Where Feast 0.67's materialization is lossy, Larder keeps the values (the README's
+/// deviations): an int64 column with a null (pandas turns it into float64, so 2**53 + 1 and
+/// 2**62 + 7 change) and a null timestamp (which Feast writes as INT64_MIN seconds). The same
+/// request to `feast serve` and `larder serve`, each over its own materialization.
+#[test]
+fn integers_with_nulls_and_null_timestamps_are_kept_exact() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("feast"), dir.path().join("larder"));
+    oracle.script("lossy_case.py", &[a.to_str().unwrap()]);
+    copy_dir(&a, &b);
+    for repo in [&a, &b] {
+        oracle.feast(repo, &["apply"], &[]);
+    }
+    let range = ["2026-11-29T00:00:00", "2026-12-01T00:00:00"];
+    oracle.feast(&a, &["materialize", range[0], range[1]], &[]);
+    stdout_ok(
+        larder(&b, &["materialize", range[0], range[1]], &[]),
+        "larder materialize",
+    );
+    let req = serde_json::json!({"features": ["lossy:big", "lossy:seen"],
+                                 "entities": {"thing_id": [1, 2, 3]}});
+    let feast = crate::oracle_serving::feast_serve(&oracle, &a);
+    let served = crate::oracle_serving::larder_serve(&b);
+    let answer = |url: &str| -> serde_json::Value {
+        let (status, body) =
+            crate::oracle_serving::post(&format!("{url}/get-online-features"), &req);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let (f, l) = (answer(&feast.url), answer(&served.url));
+    // Feast orders a view's features as a Python set does: by name.
+    let column = |doc: &serde_json::Value, name: &str| {
+        let names = doc["metadata"]["feature_names"].as_array().unwrap();
+        let at = names.iter().position(|n| n == name).unwrap();
+        doc["results"][at]["values"].clone()
+    };
+    assert_eq!(
+        column(&l, "big"),
+        serde_json::json!([9007199254740993_i64, null, 4611686018427387911_i64]),
+        "larder: {l}"
+    );
+    assert_eq!(
+        column(&l, "seen"),
+        serde_json::json!([1796040000, null, 1796040000]),
+        "larder: {l}"
+    );
+    // Feast's answers, as observed with 0.67.0 (float64-rounded; INT64_MIN for the null).
+    assert_eq!(
+        column(&f, "big"),
+        serde_json::json!([9007199254740992_i64, null, 4611686018427387904_i64]),
+        "feast: {f}"
+    );
+    assert_eq!(
+        column(&f, "seen"),
+        serde_json::json!([1796040000, i64::MIN, 1796040000]),
+        "feast: {f}"
+    );
+}
