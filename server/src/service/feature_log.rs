@@ -130,26 +130,10 @@ impl LogPlan {
                 put(format!("{full}__status"), Part::Status(i));
             }
         }
-        let mut fields = Vec::with_capacity(columns.len() + 3);
-        for (name, part) in &columns {
-            let t = match part {
-                Part::Request(t) | Part::Value(_, t) => feature_log::arrow_type(*t)
-                    .map_err(|e| not_logged(s, format!("column {name}: {e}")))?,
-                Part::Timestamp(_) => DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
-                Part::Status(_) => DataType::Int32,
-            };
-            fields.push(Field::new(name, t, true));
-        }
-        fields.push(Field::new(
-            LOG_TIMESTAMP,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ));
-        fields.push(Field::new(LOG_DATE, DataType::Date32, true));
-        fields.push(Field::new(REQUEST_ID, DataType::Utf8, true));
+        let schema = schema_of(&columns).map_err(|e| not_logged(s, e))?;
         Ok(Some(LogPlan {
             service: s.name.clone(),
-            schema: Arc::new(Schema::new(fields)),
+            schema,
             columns,
             features,
             sample_rate: logging.sample_rate,
@@ -158,6 +142,29 @@ impl LogPlan {
             partition_by: file.partition_by.clone(),
         }))
     }
+}
+
+/// The log schema of `columns`, then the three system columns (Feast's types).
+fn schema_of(columns: &[(String, Part)]) -> Result<SchemaRef, String> {
+    let mut fields = Vec::with_capacity(columns.len() + 3);
+    for (name, part) in columns {
+        let t = match part {
+            Part::Request(t) | Part::Value(_, t) => {
+                feature_log::arrow_type(*t).map_err(|e| format!("column {name}: {e}"))?
+            }
+            Part::Timestamp(_) => DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
+            Part::Status(_) => DataType::Int32,
+        };
+        fields.push(Field::new(name, t, true));
+    }
+    fields.push(Field::new(
+        LOG_TIMESTAMP,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    ));
+    fields.push(Field::new(LOG_DATE, DataType::Date32, true));
+    fields.push(Field::new(REQUEST_ID, DataType::Utf8, true));
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// One logged request, as the request path hands it over (converted in the background).
@@ -422,26 +429,9 @@ mod tests {
             ("v__f__timestamp".to_owned(), Part::Timestamp(0)),
             ("v__f__status".to_owned(), Part::Status(0)),
         ];
-        let mut fields = vec![
-            Field::new("driver_id", DataType::Int64, true),
-            Field::new("v__f", DataType::Float64, true),
-            Field::new(
-                "v__f__timestamp",
-                DataType::Timestamp(TimeUnit::Second, Some("UTC".into())),
-                true,
-            ),
-            Field::new("v__f__status", DataType::Int32, true),
-        ];
-        fields.push(Field::new(
-            LOG_TIMESTAMP,
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            true,
-        ));
-        fields.push(Field::new(LOG_DATE, DataType::Date32, true));
-        fields.push(Field::new(REQUEST_ID, DataType::Utf8, true));
         Arc::new(LogPlan {
             service: "svc".into(),
-            schema: Arc::new(Schema::new(fields)),
+            schema: schema_of(&columns).unwrap(),
             columns,
             features: vec!["v__f".into()],
             sample_rate,

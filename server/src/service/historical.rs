@@ -73,7 +73,7 @@ pub struct PythonStep {
 /// A retrieval's answer with the on-demand outputs of Python-engine views (after those of
 /// native-engine views, which the answer computes itself).
 pub struct Retrieved {
-    pub answer: Answer,
+    answer: Answer,
     python: Vec<PythonStep>,
     schema: larder_offline::arrow::datatypes::SchemaRef,
 }

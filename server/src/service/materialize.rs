@@ -105,6 +105,14 @@ fn from_ts(t: &Timestamp) -> DateTime<Utc> {
 }
 
 impl MaterializeService {
+    /// Rows per online-store write (`materialization.online_write_batch_size`; else all).
+    fn write_batch_size(&self) -> usize {
+        self.config
+            .materialization
+            .online_write_batch_size
+            .map_or(usize::MAX, |n| n.get())
+    }
+
     fn select<'a>(
         &self,
         catalog: &'a Catalog,
@@ -305,16 +313,8 @@ impl MaterializeService {
         let started = Instant::now();
         let join_keys = catalog.join_keys(v);
         let (query, mut stream) = self.latest(catalog, v, start, end).await?;
-        let layout = super::view_layout(
-            self.config.project.as_str(),
-            v,
-            self.config.registry.enable_online_feature_view_versioning,
-        );
-        let batch_size = self
-            .config
-            .materialization
-            .online_write_batch_size
-            .map_or(usize::MAX, |n| n.get());
+        let layout = super::repo_layout(&self.config, v);
+        let batch_size = self.write_batch_size();
         let mut outcome = ViewOutcome {
             view: v.name.clone(),
             start,
@@ -560,16 +560,8 @@ impl MaterializeService {
         let rows: Vec<WriteRow> = rows.into_values().collect();
         outcome.rows = rows.len();
         progress.rows(&v.name, rows.len());
-        let layout = super::view_layout(
-            self.config.project.as_str(),
-            v,
-            self.config.registry.enable_online_feature_view_versioning,
-        );
-        let batch_size = self
-            .config
-            .materialization
-            .online_write_batch_size
-            .map_or(usize::MAX, |n| n.get());
+        let layout = super::repo_layout(&self.config, v);
+        let batch_size = self.write_batch_size();
         for chunk in rows.chunks(batch_size.max(1)) {
             let w = self
                 .store

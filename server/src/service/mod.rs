@@ -34,6 +34,15 @@ pub fn view_layout(
     )
 }
 
+/// [`view_layout`] under the repo's settings (its project and online versioning).
+pub fn repo_layout(config: &RepoConfig, v: &FeatureView) -> larder_online::layout::ViewLayout {
+    view_layout(
+        config.project.as_str(),
+        v,
+        config.registry.enable_online_feature_view_versioning,
+    )
+}
+
 /// The entity key of `(join key, value)` pairs; the entity-less key (Feast's `__dummy_id`)
 /// when there are none.
 pub fn entity_key(

@@ -276,15 +276,7 @@ impl ServingIndex {
             if v.kind == ViewKind::LabelView && !v.online {
                 continue;
             }
-            // A stored on-demand view is keyed by the join keys of the views it reads.
-            let odfv_keys =
-                (v.kind == ViewKind::OnDemandFeatureView).then(|| ondemand::join_keys(&catalog, v));
-            let entityless = odfv_keys.as_ref().map_or(v.is_entityless(), Vec::is_empty);
-            let join_keys: Vec<(String, ValueType)> = if entityless {
-                vec![("__dummy_id".to_owned(), ValueType::String)]
-            } else {
-                odfv_keys.unwrap_or_else(|| catalog.join_keys(v))
-            };
+            let (join_keys, entityless) = keys_of(&catalog, v);
             if !entityless {
                 for (k, t) in &join_keys {
                     index.join_key_types.insert(k.clone(), *t);
@@ -330,12 +322,7 @@ impl ServingIndex {
         if cfg.versioning {
             for r in &catalog.versions {
                 let v = &r.view;
-                let entityless = v.is_entityless();
-                let join_keys = if entityless {
-                    vec![("__dummy_id".to_owned(), ValueType::String)]
-                } else {
-                    catalog.join_keys(v)
-                };
+                let (join_keys, entityless) = keys_of(&catalog, v);
                 index.versions.insert(
                     (v.name.clone(), r.number),
                     Arc::new(ViewPlan::build(v, cfg, join_keys, entityless, None)),
@@ -371,6 +358,21 @@ impl ServingIndex {
         }
         index
     }
+}
+
+/// The keys a view's rows are stored under and whether it is entity-less (keyed by
+/// `__dummy_id`); a stored on-demand view is keyed by the join keys of the views it reads.
+fn keys_of(
+    catalog: &Catalog,
+    v: &larder_registry::model::FeatureView,
+) -> (Vec<(String, ValueType)>, bool) {
+    let odfv_keys =
+        (v.kind == ViewKind::OnDemandFeatureView).then(|| ondemand::join_keys(catalog, v));
+    let entityless = odfv_keys.as_ref().map_or(v.is_entityless(), Vec::is_empty);
+    if entityless {
+        return (vec![("__dummy_id".to_owned(), ValueType::String)], true);
+    }
+    (odfv_keys.unwrap_or_else(|| catalog.join_keys(v)), false)
 }
 
 /// Feature name → position in the view's features.

@@ -181,11 +181,7 @@ impl PushService {
                     .map_err(|m| bad(&v.name, m))?,
             });
         }
-        let layout = super::view_layout(
-            self.config.project.as_str(),
-            v,
-            self.config.registry.enable_online_feature_view_versioning,
-        );
+        let layout = super::repo_layout(&self.config, v);
         let w = self.store.write(&layout, &out).await?;
         Ok(w.written)
     }
@@ -207,59 +203,12 @@ impl PushService {
             return Err(bad(name, "all columns must have the same length"));
         }
         let outputs: Vec<Vec<Value>> = if transform {
-            let odfv = v.odfv.as_ref().expect("an on-demand view");
-            let program = match super::ondemand::engine(catalog, v, &self.engines) {
-                super::ondemand::Engine::Native(p) => p,
-                super::ondemand::Engine::Python(py, _) => {
-                    return self
-                        .write_odfv_rows(
-                            catalog,
-                            v,
-                            df,
-                            self.transform_python(catalog, v, &py, df, rows).await?,
-                        )
-                        .await;
-                }
-                super::ondemand::Engine::Unavailable(why) => {
-                    return Err(super::ondemand::unavailable(name, &why));
-                }
-            };
-            // The declared type of each input the UDF reads.
-            let mut types: Vec<(String, ValueType)> = super::ondemand::request_fields(odfv);
-            for s in &odfv.sources {
-                for (f, t) in super::ondemand::source_features(catalog, s) {
-                    types.push((f.to_owned(), t));
-                    types.push((format!("{}__{f}", s.name_to_use()), t));
-                }
+            use super::ondemand::Engine;
+            match super::ondemand::engine(catalog, v, &self.engines) {
+                Engine::Native(program) => transform_native(catalog, v, &program, df, rows)?,
+                Engine::Python(py, _) => self.transform_python(catalog, v, &py, df, rows).await?,
+                Engine::Unavailable(why) => return Err(super::ondemand::unavailable(name, &why)),
             }
-            types.extend(super::ondemand::join_keys(catalog, v));
-            let inputs = program
-                .inputs()
-                .iter()
-                .map(|input| {
-                    let col = column(input)
-                        .ok_or_else(|| bad(name, format!("input column {input} is missing")))?;
-                    let t = types
-                        .iter()
-                        .find(|(n, _)| n == input)
-                        .map_or(ValueType::Invalid, |(_, t)| *t);
-                    let values = json_column(name, input, col, t)?;
-                    larder_offline::ondemand::Col::from_values(&values)
-                        .map_err(|e| super::ondemand::udf_failed(name, e))
-                })
-                .collect::<Result<Vec<_>, ServiceError>>()?;
-            let wanted: Vec<&str> = v.features.iter().map(|f| f.name.as_str()).collect();
-            let computed = program
-                .evaluate(&inputs, rows, &wanted)
-                .map_err(|e| super::ondemand::udf_failed(name, e))?;
-            computed
-                .iter()
-                .zip(&v.features)
-                .map(|(c, f)| {
-                    c.to_values(f.value_type)
-                        .map_err(|e| super::ondemand::udf_failed(name, e))
-                })
-                .collect::<Result<_, _>>()?
         } else {
             v.features
                 .iter()
@@ -271,7 +220,36 @@ impl PushService {
                 })
                 .collect::<Result<_, _>>()?
         };
-        self.write_odfv_rows(catalog, v, df, outputs).await
+        let keys = super::ondemand::join_keys(catalog, v);
+        let mut key_cols = Vec::new();
+        for (k, t) in &keys {
+            let col =
+                column(k).ok_or_else(|| bad(name, format!("join key column {k} is missing")))?;
+            key_cols.push((k.as_str(), *t, col));
+        }
+        let now = chrono::Utc::now();
+        let now = prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: now.timestamp_subsec_micros() as i32 * 1000,
+        };
+        let ts_col = column("event_timestamp");
+        let version = super::key_version(&self.config)?;
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let event_ts = match ts_col {
+                Some(c) => json_timestamp(&c[i])
+                    .map_err(|m| bad(name, format!("column event_timestamp, row {i}: {m}")))?,
+                None => now,
+            };
+            out.push(WriteRow {
+                key: json_row_key(name, &key_cols, i, version)?,
+                values: outputs.iter().map(|c| Some(c[i].clone())).collect(),
+                event_ts,
+                created_ts: None,
+            });
+        }
+        let layout = super::repo_layout(&self.config, v);
+        Ok(self.store.write(&layout, &out).await?.written)
     }
 
     /// The UDF's outputs of a Python-engine view over the written rows (its input frame built
@@ -316,54 +294,6 @@ impl PushService {
                     .map_err(|e| bad(name, e))
             })
             .collect()
-    }
-
-    /// Stores `outputs` (one column per feature) for the written rows: keyed by the view's join
-    /// keys, at the rows' `event_timestamp` (now when absent).
-    async fn write_odfv_rows(
-        &self,
-        catalog: &Catalog,
-        v: &FeatureView,
-        df: &Columns,
-        outputs: Vec<Vec<Value>>,
-    ) -> Result<usize, ServiceError> {
-        let name = &v.name;
-        let column = |c: &str| df.iter().find(|(n, _)| n == c).map(|(_, v)| v);
-        let rows = df.first().map_or(0, |c| c.1.len());
-        let keys = super::ondemand::join_keys(catalog, v);
-        let mut key_cols = Vec::new();
-        for (k, t) in &keys {
-            let col =
-                column(k).ok_or_else(|| bad(name, format!("join key column {k} is missing")))?;
-            key_cols.push((k.as_str(), *t, col));
-        }
-        let now = chrono::Utc::now();
-        let now = prost_types::Timestamp {
-            seconds: now.timestamp(),
-            nanos: now.timestamp_subsec_micros() as i32 * 1000,
-        };
-        let ts_col = column("event_timestamp");
-        let version = super::key_version(&self.config)?;
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            let event_ts = match ts_col {
-                Some(c) => json_timestamp(&c[i])
-                    .map_err(|m| bad(name, format!("column event_timestamp, row {i}: {m}")))?,
-                None => now,
-            };
-            out.push(WriteRow {
-                key: json_row_key(name, &key_cols, i, version)?,
-                values: outputs.iter().map(|c| Some(c[i].clone())).collect(),
-                event_ts,
-                created_ts: None,
-            });
-        }
-        let layout = super::view_layout(
-            self.config.project.as_str(),
-            v,
-            self.config.registry.enable_online_feature_view_versioning,
-        );
-        Ok(self.store.write(&layout, &out).await?.written)
     }
 
     async fn catalog(&self) -> Result<Catalog, ServiceError> {
@@ -501,6 +431,56 @@ impl PushService {
             (uri, None) => SourceDir::local(&uri).map_err(|e| append_error(&v.name, e)),
         }
     }
+}
+
+/// The UDF's outputs of a native-engine view over the written rows (its inputs taken from the
+/// rows' columns, in their declared types).
+fn transform_native(
+    catalog: &Catalog,
+    v: &FeatureView,
+    program: &larder_offline::ondemand::Program,
+    df: &Columns,
+    rows: usize,
+) -> Result<Vec<Vec<Value>>, ServiceError> {
+    let name = &v.name;
+    let odfv = v.odfv.as_ref().expect("an on-demand view");
+    let column = |c: &str| df.iter().find(|(n, _)| n == c).map(|(_, v)| v);
+    // The declared type of each input the UDF reads.
+    let mut types: Vec<(String, ValueType)> = super::ondemand::request_fields(odfv);
+    for s in &odfv.sources {
+        for (f, t) in super::ondemand::source_features(catalog, s) {
+            types.push((f.to_owned(), t));
+            types.push((format!("{}__{f}", s.name_to_use()), t));
+        }
+    }
+    types.extend(super::ondemand::join_keys(catalog, v));
+    let inputs = program
+        .inputs()
+        .iter()
+        .map(|input| {
+            let col = column(input)
+                .ok_or_else(|| bad(name, format!("input column {input} is missing")))?;
+            let t = types
+                .iter()
+                .find(|(n, _)| n == input)
+                .map_or(ValueType::Invalid, |(_, t)| *t);
+            let values = json_column(name, input, col, t)?;
+            larder_offline::ondemand::Col::from_values(&values)
+                .map_err(|e| super::ondemand::udf_failed(name, e))
+        })
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    let wanted: Vec<&str> = v.features.iter().map(|f| f.name.as_str()).collect();
+    let computed = program
+        .evaluate(&inputs, rows, &wanted)
+        .map_err(|e| super::ondemand::udf_failed(name, e))?;
+    computed
+        .iter()
+        .zip(&v.features)
+        .map(|(c, f)| {
+            c.to_values(f.value_type)
+                .map_err(|e| super::ondemand::udf_failed(name, e))
+        })
+        .collect()
 }
 
 /// An offline append's error, in the context of the view or push source it was for (its code:
