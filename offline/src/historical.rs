@@ -42,7 +42,7 @@ pub const CHUNK: usize = 1 << 20;
 pub const OUTPUT_BATCH: usize = 64 * 1024;
 
 /// One feature view of a retrieval, as its batch source names things (after `field_mapping`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ViewJoin {
     /// The view's name (for errors).
     pub view: String,
@@ -63,7 +63,7 @@ pub struct ViewJoin {
 
 /// A retrieval: the views, and Feast's `filter_by_created_timestamp` (candidates must also have
 /// `created <= T`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Retrieval {
     pub views: Vec<ViewJoin>,
     pub filter_by_created_timestamp: bool,
@@ -651,6 +651,50 @@ struct Joined {
     rows: UInt32Array,
 }
 
+/// The entity table's column for one of a view's join keys, if it has it in a type that
+/// compares with the source's.
+fn entity_key(
+    view: &ViewJoin,
+    entity: &Schema,
+    key: &str,
+    column: &str,
+    source_type: &DataType,
+) -> Result<usize, EntityError> {
+    let (i, field) = entity
+        .column_with_name(column)
+        .ok_or_else(|| EntityError::MissingKey {
+            view: view.view.clone(),
+            column: column.into(),
+            columns: entity.fields().iter().map(|f| f.name().clone()).collect(),
+        })?;
+    if key_type(field.data_type()) != *source_type {
+        return Err(key_mismatch(
+            view,
+            key,
+            column,
+            field.data_type(),
+            source_type,
+        ));
+    }
+    Ok(i)
+}
+
+fn key_mismatch(
+    view: &ViewJoin,
+    key: &str,
+    column: &str,
+    entity_type: &DataType,
+    source_type: &DataType,
+) -> EntityError {
+    EntityError::KeyType {
+        view: view.view.clone(),
+        column: column.into(),
+        key: key.into(),
+        entity_type: entity_type.to_string(),
+        source_type: source_type.to_string(),
+    }
+}
+
 async fn join_view(
     ctx: &SessionContext,
     view: &ViewJoin,
@@ -664,30 +708,12 @@ async fn join_view(
     // The entity's key columns, in the source's (normalized) key types.
     let mut keys = Vec::new();
     for ((key, column), source_type) in view.keys.iter().zip(&read.key_types) {
-        let a = entity
-            .column_by_name(column)
-            .ok_or_else(|| EntityError::MissingKey {
-                view: view.view.clone(),
-                column: column.clone(),
-                columns: entity
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect(),
-            })?;
-        let entity_type = key_type(a.data_type());
-        let mismatch = || EntityError::KeyType {
-            view: view.view.clone(),
-            column: column.clone(),
-            key: key.clone(),
-            entity_type: a.data_type().to_string(),
-            source_type: source_type.to_string(),
-        };
-        if entity_type != *source_type {
-            return Err(mismatch().into());
-        }
-        keys.push(cast_with_options(a, source_type, &strict()).map_err(|_| mismatch())?);
+        let i = entity_key(view, &entity.schema(), key, column, source_type)?;
+        let a = entity.column(i);
+        keys.push(
+            cast_with_options(a, source_type, &strict())
+                .map_err(|_| key_mismatch(view, key, column, a.data_type(), source_type))?,
+        );
     }
     let queries = Arc::new(Queries::new(&keys, t)?);
     let nkeys = view.keys.len();
@@ -824,23 +850,11 @@ pub async fn entityless(
         array::TimestampMicrosecondArray,
         compute::{SortColumn, lexsort_to_indices, take_record_batch},
     };
-    let columns: Vec<&String> = match retrieval.views.iter().find(|v| !v.keys.is_empty()) {
-        Some(v) => v.keys.iter().map(|(_, c)| c).collect(),
-        None => Vec::new(),
-    };
+    let columns = entityless_key_columns(retrieval)?;
     let mut keyed: Vec<RecordBatch> = Vec::new();
     for v in &retrieval.views {
         if v.keys.is_empty() {
             continue;
-        }
-        let mine: Vec<&String> = v.keys.iter().map(|(_, c)| c).collect();
-        if mine != columns {
-            return Err(EntityError::EntitylessKeys {
-                view: v.view.clone(),
-                keys: mine.into_iter().cloned().collect(),
-                first: columns.iter().map(|c| (*c).clone()).collect(),
-            }
-            .into());
         }
         let (read, df) = SourceRead::open(ctx, v).await?;
         let lo = v.ttl_micros.filter(|&l| l > 0).map_or(start_micros, |l| {
@@ -922,6 +936,102 @@ pub async fn entityless(
     join_not_before(ctx, &entity, retrieval, Some(start_micros)).await
 }
 
+/// The entity columns of an entity-less retrieval: the keyed views' shared key columns.
+fn entityless_key_columns(retrieval: &Retrieval) -> Result<Vec<&String>, EntityError> {
+    let columns: Vec<&String> = match retrieval.views.iter().find(|v| !v.keys.is_empty()) {
+        Some(v) => v.keys.iter().map(|(_, c)| c).collect(),
+        None => Vec::new(),
+    };
+    for v in retrieval.views.iter().filter(|v| !v.keys.is_empty()) {
+        let mine: Vec<&String> = v.keys.iter().map(|(_, c)| c).collect();
+        if mine != columns {
+            return Err(EntityError::EntitylessKeys {
+                view: v.view.clone(),
+                keys: mine.into_iter().cloned().collect(),
+                first: columns.iter().map(|c| (*c).clone()).collect(),
+            });
+        }
+    }
+    Ok(columns)
+}
+
+/// The answer's schema of [`entityless`] (without running it).
+pub async fn entityless_schema(
+    ctx: &SessionContext,
+    retrieval: &Retrieval,
+) -> Result<Schema, OfflineError> {
+    entityless_key_columns(retrieval)?;
+    output_schema(ctx, &keyed_schema(retrieval, ctx).await?, retrieval).await
+}
+
+/// The answer's schema of [`point_in_time_join`] of an entity table with this schema (without
+/// running it): the entity columns (the event time as UTC), then each view's features.
+pub async fn output_schema(
+    ctx: &SessionContext,
+    entity: &Schema,
+    retrieval: &Retrieval,
+) -> Result<Schema, OfflineError> {
+    let (mut fields, _) = entity_fields(entity, retrieval)?;
+    for v in &retrieval.views {
+        let (read, df) = SourceRead::open(ctx, v).await?;
+        for ((key, column), source_type) in v.keys.iter().zip(&read.key_types) {
+            entity_key(v, entity, key, column, source_type)?;
+        }
+        let s = df.schema().as_arrow();
+        for (f, out) in &v.features {
+            let t = s.field_with_name(f).expect("checked").data_type();
+            fields.push(Field::new(out, t.clone(), true));
+        }
+    }
+    Ok(Schema::new(fields))
+}
+
+/// The entity side's output fields (the event-time column as UTC) and the event-time column's
+/// name and UTC type; checks that no output column clashes with an entity column.
+fn entity_fields(
+    schema: &Schema,
+    retrieval: &Retrieval,
+) -> Result<(Vec<Field>, (String, DataType)), EntityError> {
+    let ts_name = entity_timestamp_column(schema)?;
+    let ts_type = schema.field_with_name(&ts_name).expect("found").data_type();
+    let as_utc = match ts_type {
+        // Parquet has no seconds unit: those are widened.
+        DataType::Timestamp(TimeUnit::Second, _) => utc_micros(),
+        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, Some("UTC".into())),
+        DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::LargeUtf8 => utc_micros(),
+        other => {
+            return Err(EntityError::BadTimestamp {
+                column: ts_name,
+                data_type: other.to_string(),
+            });
+        }
+    };
+    for v in &retrieval.views {
+        if let Some((_, out)) = v
+            .features
+            .iter()
+            .find(|(_, out)| schema.column_with_name(out).is_some())
+        {
+            return Err(EntityError::ColumnClash {
+                view: v.view.clone(),
+                column: out.clone(),
+            });
+        }
+    }
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if *f.name() == ts_name {
+                Field::new(f.name(), as_utc.clone(), f.is_nullable())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Ok((fields, (ts_name, as_utc)))
+}
+
 /// The entity columns of an entity-less retrieval (the first keyed view's key columns in its
 /// source's normalized types) and `event_timestamp`.
 async fn keyed_schema(retrieval: &Retrieval, ctx: &SessionContext) -> Result<Schema, OfflineError> {
@@ -947,54 +1057,27 @@ async fn join_not_before(
     retrieval: &Retrieval,
     not_before: Option<i64>,
 ) -> Result<Answer, OfflineError> {
-    let ts_name = entity_timestamp_column(&entity.schema())?;
+    let entity_schema = entity.schema();
+    let (mut fields, (ts_name, as_utc)) = entity_fields(&entity_schema, retrieval)?;
     let ts_col = entity.column_by_name(&ts_name).expect("found").clone();
-    let as_utc = match ts_col.data_type() {
-        // Parquet has no seconds unit: those are widened.
-        DataType::Timestamp(TimeUnit::Second, _) => utc_micros(),
-        DataType::Timestamp(unit, _) => DataType::Timestamp(*unit, Some("UTC".into())),
-        DataType::Date32 | DataType::Date64 | DataType::Utf8 | DataType::LargeUtf8 => utc_micros(),
-        other => {
-            return Err(EntityError::BadTimestamp {
-                column: ts_name,
-                data_type: other.to_string(),
-            }
-            .into());
-        }
-    };
     let bad_ts = |_: datafusion::arrow::error::ArrowError| EntityError::BadTimestamp {
         column: ts_name.clone(),
         data_type: ts_col.data_type().to_string(),
     };
     let ts_utc = cast_with_options(&ts_col, &as_utc, &strict()).map_err(bad_ts)?;
     let t = micros(&ts_utc).map_err(bad_ts)?;
-
-    // Output schema: the entity's columns, then the features.
-    let entity_schema = entity.schema();
-    let mut fields: Vec<Field> = Vec::new();
-    let mut columns: Vec<ArrayRef> = Vec::new();
-    for (f, c) in entity_schema.fields().iter().zip(entity.columns()) {
-        if *f.name() == ts_name {
-            fields.push(Field::new(f.name(), as_utc.clone(), f.is_nullable()));
-            columns.push(ts_utc.clone());
-        } else {
-            fields.push(f.as_ref().clone());
-            columns.push(c.clone());
-        }
-    }
-    for v in &retrieval.views {
-        if let Some((_, out)) = v
-            .features
-            .iter()
-            .find(|(_, out)| entity_schema.column_with_name(out).is_some())
-        {
-            return Err(EntityError::ColumnClash {
-                view: v.view.clone(),
-                column: out.clone(),
+    let columns: Vec<ArrayRef> = entity_schema
+        .fields()
+        .iter()
+        .zip(entity.columns())
+        .map(|(f, c)| {
+            if *f.name() == ts_name {
+                ts_utc.clone()
+            } else {
+                c.clone()
             }
-            .into());
-        }
-    }
+        })
+        .collect();
     let mut joined = Vec::new();
     for v in &retrieval.views {
         let j = join_view(
@@ -1013,12 +1096,10 @@ async fn join_not_before(
     }
     let schema = Arc::new(Schema::new(fields));
     Ok(Answer {
-        base: schema.clone(),
         schema,
         columns,
         joined,
         rows: entity.num_rows(),
-        on_demand: Vec::new(),
     })
 }
 
@@ -1026,11 +1107,7 @@ async fn join_not_before(
 /// copy of the whole table).
 #[derive(Debug)]
 pub struct Answer {
-    /// The joined columns' schema.
-    base: SchemaRef,
-    /// With the on-demand outputs.
     schema: SchemaRef,
-    on_demand: Vec<crate::ondemand::batch::Step>,
     /// The entity table's columns (the event time in UTC).
     columns: Vec<ArrayRef>,
     joined: Vec<Joined>,
@@ -1046,43 +1123,45 @@ impl Answer {
         self.rows
     }
 
-    /// The answer with on-demand views computed over its rows (their outputs appended).
-    pub fn with_on_demand(
-        mut self,
-        steps: Vec<crate::ondemand::batch::Step>,
-    ) -> Result<Self, OfflineError> {
-        self.schema = crate::ondemand::batch::schema_with(&self.base, &steps)?;
-        self.on_demand = steps;
-        Ok(self)
+    /// How many batches [`Answer::batch`] has: [`OUTPUT_BATCH`] rows each, one empty batch for
+    /// no rows.
+    pub fn num_batches(&self) -> usize {
+        self.rows.max(1).div_ceil(OUTPUT_BATCH)
+    }
+
+    /// The bytes the answer holds (entity columns, each view's winning rows and row indices).
+    pub fn memory_size(&self) -> usize {
+        let entity: usize = self.columns.iter().map(|c| c.get_array_memory_size()).sum();
+        let joined: usize = self
+            .joined
+            .iter()
+            .map(|j| j.features.get_array_memory_size() + j.rows.get_array_memory_size())
+            .sum();
+        entity + joined
+    }
+
+    /// Batch `i` (`i < num_batches()`), assembled with `take` from the winning rows.
+    pub fn batch(&self, i: usize) -> Result<RecordBatch, OfflineError> {
+        let at = i * OUTPUT_BATCH;
+        let len = OUTPUT_BATCH.min(self.rows - at);
+        let mut cols: Vec<ArrayRef> = self.columns.iter().map(|c| c.slice(at, len)).collect();
+        for j in &self.joined {
+            let idx = j.rows.slice(at, len);
+            for c in j.features.columns() {
+                cols.push(if j.features.num_rows() == 0 {
+                    new_null_array(c.data_type(), len)
+                } else {
+                    take(c, &idx, None).map_err(|e| OfflineError::DataFusion(e.into()))?
+                });
+            }
+        }
+        RecordBatch::try_new(self.schema.clone(), cols)
+            .map_err(|e| OfflineError::DataFusion(e.into()))
     }
 
     /// The answer in batches of [`OUTPUT_BATCH`] rows (one empty batch for no rows).
     pub fn batches(&self) -> impl Iterator<Item = Result<RecordBatch, OfflineError>> + '_ {
-        let starts = (0..self.rows.max(1)).step_by(OUTPUT_BATCH);
-        starts.map(move |at| {
-            let len = OUTPUT_BATCH.min(self.rows - at);
-            let mut cols: Vec<ArrayRef> = self.columns.iter().map(|c| c.slice(at, len)).collect();
-            for j in &self.joined {
-                let idx = j.rows.slice(at, len);
-                for c in j.features.columns() {
-                    cols.push(if j.features.num_rows() == 0 {
-                        new_null_array(c.data_type(), len)
-                    } else {
-                        take(c, &idx, None).map_err(|e| OfflineError::DataFusion(e.into()))?
-                    });
-                }
-            }
-            let batch = RecordBatch::try_new(self.base.clone(), cols)
-                .map_err(|e| OfflineError::DataFusion(e.into()))?;
-            if self.on_demand.is_empty() {
-                return Ok(batch);
-            }
-            Ok(crate::ondemand::batch::apply(
-                &batch,
-                &self.on_demand,
-                self.schema.clone(),
-            )?)
-        })
+        (0..self.num_batches()).map(|i| self.batch(i))
     }
 
     /// Every batch.
@@ -1090,6 +1169,9 @@ impl Answer {
         self.batches().collect()
     }
 }
+
+#[path = "historical_exec.rs"]
+pub mod exec;
 
 #[cfg(test)]
 #[path = "historical_tests.rs"]

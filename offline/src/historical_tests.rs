@@ -694,3 +694,146 @@ async fn entityless_mode_keys_in_the_window() {
     let err = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap_err();
     assert!(err.to_string().contains("same join keys"), "{err}");
 }
+
+/// The join as a plan node: serialized through DataFusion's protobuf form with Larder's codec
+/// (as a plan is shipped to another process), decoded and run, it answers what the join itself
+/// answers — with the entity table read by a Parquet scan or held in memory, and entity-less.
+#[tokio::test]
+async fn the_plan_node_round_trips_through_bytes_and_runs() {
+    use datafusion::{
+        datasource::memory::MemorySourceConfig, physical_plan::ExecutionPlan,
+        prelude::ParquetReadOptions,
+    };
+    use datafusion_proto::bytes::{
+        physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
+    };
+    use exec::{LarderCodec, PointInTimeJoinExec};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let e = entity(&[(1, 11.5), (1, 12.0), (2, 10.5), (3, 11.5), (1, 11.5)]);
+    let entity_path = dir.path().join("entity.parquet");
+    write_parquet(&entity_path, &e);
+    let r = Retrieval {
+        views: vec![view(&path, Some(1))],
+        filter_by_created_timestamp: false,
+    };
+    let expected = run(&e, &r, 2).await;
+
+    let ctx = session(64 << 20, 2).unwrap();
+    let scan = ctx
+        .read_parquet(entity_path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let memory: Arc<dyn ExecutionPlan> =
+        MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap();
+    let go = |plan: Arc<dyn ExecutionPlan>| {
+        let ctx = &ctx;
+        async move {
+            let bytes = physical_plan_to_bytes_with_extension_codec(plan, &LarderCodec).unwrap();
+            let decoded = physical_plan_from_bytes_with_extension_codec(
+                &bytes,
+                &ctx.task_ctx(),
+                &LarderCodec,
+            )
+            .unwrap();
+            assert_eq!(decoded.name(), "PointInTimeJoinExec");
+            let batches = datafusion::physical_plan::collect(decoded.clone(), ctx.task_ctx())
+                .await
+                .unwrap();
+            concat_batches(&decoded.schema(), &batches).unwrap()
+        }
+    };
+    for input in [scan, memory] {
+        let plan = PointInTimeJoinExec::try_new(&ctx, r.clone(), input)
+            .await
+            .unwrap();
+        assert_eq!(plan.schema(), expected.schema());
+        let out = go(Arc::new(plan)).await;
+        assert_eq!(out, expected);
+        assert_eq!(
+            floats(&out, "conv"),
+            vec![Some(3.0), Some(4.0), None, None, Some(3.0)]
+        );
+    }
+
+    // Entity-less: no child.
+    let plan = PointInTimeJoinExec::entityless(&ctx, r.clone(), at(0.0), at(13.0))
+        .await
+        .unwrap();
+    let out = go(Arc::new(plan)).await;
+    let direct = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap();
+    assert_eq!(
+        out,
+        concat_batches(&direct.schema(), &direct.collect().unwrap()).unwrap()
+    );
+
+    // A request the entity table cannot answer is refused when planned, as the offline
+    // error it is.
+    let mut bad = r.clone();
+    bad.views[0].keys = vec![("driver_id".into(), "rider_id".into())];
+    let err = PointInTimeJoinExec::try_new(
+        &ctx,
+        bad,
+        MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, OfflineError::Entity(EntityError::MissingKey { .. })),
+        "{err}"
+    );
+    // An error while running comes out of the stream as the offline error it is: here the
+    // source file is gone after planning.
+    let plan = PointInTimeJoinExec::try_new(
+        &ctx,
+        r.clone(),
+        MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap(),
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let err = datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx())
+        .await
+        .unwrap_err();
+    let err = exec::offline_error(err);
+    assert!(matches!(err, OfflineError::Source { .. }), "{err:?}");
+}
+
+/// What the join keeps is reserved from the session's memory pool: past the limit the plan
+/// fails with `ResourcesExhausted` naming the join and the flag, not by exhausting the machine.
+#[tokio::test]
+async fn the_plan_node_keeps_to_the_memory_limit() {
+    use datafusion::datasource::memory::MemorySourceConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let path = section_9_3(dir.path());
+    let rows: Vec<(i64, f64)> = (0..20_000).map(|i| (i % 3, 11.5)).collect();
+    let e = entity(&rows);
+    let r = Retrieval {
+        views: vec![view(&path, Some(1))],
+        filter_by_created_timestamp: false,
+    };
+    let ctx = session(64 << 10, 2).unwrap();
+    let plan = exec::PointInTimeJoinExec::try_new(
+        &ctx,
+        r,
+        MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let err = datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            exec::offline_error(err),
+            OfflineError::DataFusion(datafusion::error::DataFusionError::ResourcesExhausted(_))
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("--memory-limit"), "{msg}");
+}

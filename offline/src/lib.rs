@@ -6,6 +6,8 @@
 //! written to Parquet or CSV files ([`table`]).
 //! It depends on the shared Feast types (`larder_types`), not on the online stores.
 
+/// DataFusion, for callers that run the offline store's plan nodes.
+pub use datafusion;
 /// Arrow, as the offline store's callers see its tables.
 pub use datafusion::arrow;
 /// The object store API the offline store reads and writes through.

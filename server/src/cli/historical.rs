@@ -139,7 +139,6 @@ pub async fn get_historical_features(
                 .await?
         }
     };
-    let rows = answer.num_rows();
     say(format!("writing {}", a.output.display()));
     let out = a.output.clone();
     // Batches are made here (the Python engine's outputs are awaited) and written by a
@@ -149,7 +148,7 @@ pub async fn get_historical_features(
     let writer = tokio::task::spawn_blocking(move || {
         larder_offline::table::write_table(&out, &schema, std::iter::from_fn(|| rx.blocking_recv()))
     });
-    answer.send_batches(tx).await;
+    let rows = answer.send_batches(tx).await;
     writer.await.context("writing the result")??;
     if let Some(s) = spinner {
         s.finish_and_clear();

@@ -1,13 +1,17 @@
 //! Historical retrieval (spec §9): a request's feature references or feature service resolved
 //! against the registry into the views to join — their sources, join keys after the
 //! projection's `join_key_map`, output names and ttls — and the point-in-time join run over
-//! them ([`larder_offline::historical`]). The CLI and the Flight server call this.
+//! them ([`larder_offline::historical`]) as a DataFusion plan node
+//! ([`larder_offline::historical::exec::PointInTimeJoinExec`]). The CLI and the Flight server
+//! call this.
 
 use std::{collections::HashMap, sync::Arc};
 
 use larder_offline::arrow::array::RecordBatch;
 use larder_offline::historical::{
-    Answer, Retrieval, ViewJoin, entityless, point_in_time_join, session,
+    Retrieval, ViewJoin,
+    exec::{PointInTimeJoinExec, offline_error},
+    session,
 };
 use larder_offline::ondemand::batch::Step;
 use larder_registry::{
@@ -70,19 +74,38 @@ pub struct PythonStep {
     )>,
 }
 
-/// A retrieval's answer with the on-demand outputs of Python-engine views (after those of
-/// native-engine views, which the answer computes itself).
+/// A retrieval's answer, made batch by batch as it is read: the join plan's output with the
+/// on-demand outputs of native-engine views, then of Python-engine views.
 pub struct Retrieved {
-    answer: Answer,
-    python: Vec<PythonStep>,
+    stream: larder_offline::historical::exec::Stream,
+    native: Vec<Step>,
+    /// The join's columns with the native outputs.
+    native_schema: larder_offline::arrow::datatypes::SchemaRef,
+    python: PythonOutputs,
+}
+
+/// The Python engine's steps, and the answer's schema with their outputs.
+struct PythonOutputs {
+    steps: Vec<PythonStep>,
     schema: larder_offline::arrow::datatypes::SchemaRef,
 }
 
 impl Retrieved {
-    fn new(answer: Answer, python: Vec<PythonStep>) -> Result<Self, ServiceError> {
+    fn new(
+        plan: PointInTimeJoinExec,
+        ctx: &larder_offline::historical::Context,
+        native: Vec<Step>,
+        python: Vec<PythonStep>,
+    ) -> Result<Self, ServiceError> {
         use larder_offline::arrow::datatypes::{Field, Schema};
-        let base = answer.schema();
-        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        use larder_offline::datafusion::physical_plan::ExecutionPlan;
+        let native_schema = larder_offline::ondemand::batch::schema_with(&plan.schema(), &native)
+            .map_err(larder_offline::OfflineError::from)?;
+        let mut fields: Vec<Field> = native_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         for s in &python {
             for (_, column, t) in &s.outputs {
                 let t = larder_offline::ondemand::batch::arrow_type(*t)
@@ -90,24 +113,77 @@ impl Retrieved {
                 fields.push(Field::new(column, t, true));
             }
         }
+        let stream = plan
+            .execute(0, ctx.task_ctx())
+            .map_err(|e| ServiceError::from(offline_error(e)))?;
         Ok(Self {
-            answer,
-            python,
-            schema: Arc::new(Schema::new(fields)),
+            stream,
+            native,
+            native_schema,
+            python: PythonOutputs {
+                steps: python,
+                schema: Arc::new(Schema::new(fields)),
+            },
         })
     }
 
     pub fn schema(&self) -> larder_offline::arrow::datatypes::SchemaRef {
-        self.schema.clone()
+        self.python.schema.clone()
     }
 
-    pub fn num_rows(&self) -> usize {
-        self.answer.num_rows()
+    /// The next batch of the answer (`None` at the end).
+    async fn next(&mut self) -> Option<Result<RecordBatch, ServiceError>> {
+        use futures::StreamExt;
+        let batch = match self.stream.next().await? {
+            Ok(b) => b,
+            Err(e) => return Some(Err(offline_error(e).into())),
+        };
+        let batch = if self.native.is_empty() {
+            batch
+        } else {
+            match larder_offline::ondemand::batch::apply(
+                &batch,
+                &self.native,
+                self.native_schema.clone(),
+            ) {
+                Ok(b) => b,
+                Err(e) => return Some(Err(larder_offline::OfflineError::from(e).into())),
+            }
+        };
+        Some(self.python.finish(batch).await)
     }
 
+    /// Every batch.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>, ServiceError> {
+        let mut out = Vec::new();
+        while let Some(b) = self.next().await {
+            out.push(b?);
+        }
+        Ok(out)
+    }
+
+    /// Every batch, sent to `tx` one by one (an error ends the stream); stops when the
+    /// receiver is gone. Returns the rows sent.
+    pub async fn send_batches(
+        mut self,
+        tx: tokio::sync::mpsc::Sender<Result<RecordBatch, ServiceError>>,
+    ) -> usize {
+        let mut rows = 0;
+        while let Some(b) = self.next().await {
+            let failed = b.is_err();
+            rows += b.as_ref().map_or(0, |b| b.num_rows());
+            if tx.send(b).await.is_err() || failed {
+                break;
+            }
+        }
+        rows
+    }
+}
+
+impl PythonOutputs {
     /// One batch of the answer with the Python engine's outputs appended.
     async fn finish(&self, batch: RecordBatch) -> Result<RecordBatch, ServiceError> {
-        if self.python.is_empty() {
+        if self.steps.is_empty() {
             return Ok(batch);
         }
         use larder_offline::arrow::{
@@ -115,7 +191,7 @@ impl Retrieved {
             datatypes::{Field, Schema},
         };
         let mut columns = batch.columns().to_vec();
-        for s in &self.python {
+        for s in &self.steps {
             let mut fields = Vec::new();
             let mut arrays = Vec::new();
             for (name, column) in &s.inputs {
@@ -147,33 +223,6 @@ impl Retrieved {
             }
         }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(ServiceError::internal)
-    }
-
-    /// Every batch.
-    pub async fn collect(&self) -> Result<Vec<RecordBatch>, ServiceError> {
-        let mut out = Vec::new();
-        for b in self.answer.batches() {
-            out.push(self.finish(b?).await?);
-        }
-        Ok(out)
-    }
-
-    /// Every batch, sent to `tx` one by one (an error ends the stream); stops when the
-    /// receiver is gone.
-    pub async fn send_batches(
-        &self,
-        tx: tokio::sync::mpsc::Sender<Result<RecordBatch, ServiceError>>,
-    ) {
-        for b in self.answer.batches() {
-            let b = match b {
-                Ok(b) => self.finish(b).await,
-                Err(e) => Err(e.into()),
-            };
-            let failed = b.is_err();
-            if tx.send(b).await.is_err() || failed {
-                return;
-            }
-        }
     }
 }
 
@@ -648,8 +697,8 @@ impl HistoricalService {
             )));
         }
         let ctx = self.context(buckets)?;
-        let answer = entityless(&ctx, &retrieval, start, end).await?;
-        Retrieved::new(answer.with_on_demand(steps)?, python)
+        let plan = PointInTimeJoinExec::entityless(&ctx, retrieval, start, end).await?;
+        Retrieved::new(plan, &ctx, steps, python)
     }
 
     fn context(
@@ -696,7 +745,15 @@ impl HistoricalService {
             }
         }
         let ctx = self.context(buckets)?;
-        let answer = point_in_time_join(&ctx, &entity, &retrieval).await?;
-        Retrieved::new(answer.with_on_demand(steps)?, python)
+        let schema = entity.schema();
+        let input =
+            larder_offline::datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+                &[vec![entity]],
+                schema,
+                None,
+            )
+            .map_err(larder_offline::OfflineError::DataFusion)?;
+        let plan = PointInTimeJoinExec::try_new(&ctx, retrieval, input).await?;
+        Retrieved::new(plan, &ctx, steps, python)
     }
 }

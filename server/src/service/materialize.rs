@@ -71,6 +71,10 @@ impl Progress for LogProgress {
 /// Memory DataFusion may use before its sorts spill to disk.
 const MEMORY_LIMIT: usize = 256 * 1024 * 1024;
 
+/// Memory the point-in-time join of a stored on-demand view's materialization may keep: its
+/// entity table is the latest row of every key of its source views.
+const ODFV_JOIN_MEMORY_LIMIT: usize = 4 * 1024 * 1024 * 1024;
+
 pub struct MaterializeService {
     pub config: RepoConfig,
     /// Credentials and endpoints for `s3://` sources (`AWS_*`, `FEAST_S3_ENDPOINT_URL`).
@@ -519,7 +523,8 @@ impl MaterializeService {
             config: self.config.clone(),
             env: self.env.clone(),
             registry: self.registry.clone(),
-            memory_limit: MEMORY_LIMIT,
+            // The join keeps every key's latest row and its answer (reserved from this limit).
+            memory_limit: ODFV_JOIN_MEMORY_LIMIT,
             engines: super::ondemand::Engines::from_config(&self.config),
         };
         let req = super::historical::HistoricalRequest {
