@@ -89,6 +89,10 @@ def minutes(m):
     return BASE + timedelta(minutes=m)
 
 
+# The order of the entity SQL query's rows (rows equal in it are equal in every column).
+SQL_ORDER = "driver_id, event_timestamp, label"
+
+
 def make(d, seed):
     import pandas as pd
 
@@ -167,6 +171,12 @@ def make(d, seed):
         {"entityless": True, "start": minutes(rnd.randrange(0, span // 2)).isoformat(),
          "end": minutes(rnd.randrange(span // 2, span)).isoformat(), "full_feature_names": False,
          "features": ["driver_stats:conv_rate", "driver_stats:trips"]},
+        # The entity rows as SQL over the repo's sources (Feast's entity_df as a string).
+        {"entity_sql": "SELECT driver_id, event_timestamp + INTERVAL '20 minutes' AS "
+                       "event_timestamp, trips AS label FROM driver_src WHERE trips % 3 = 0 "
+                       f"ORDER BY {SQL_ORDER}",
+         "full_feature_names": True,
+         "features": ["driver_stats:conv_rate", "driver_stats:trips"]},
     ]
     with open(os.path.join(d, "requests.json"), "w") as f:
         json.dump(requests, f)
@@ -238,13 +248,20 @@ def reference(d, i, out):
               FROM ({spec['source'].format(d=d)}) WHERE ts >= {lo} AND ts <= {end})
             WHERE rn = 1 ORDER BY {spec['key']}) TO '{out}' (FORMAT parquet)""")
         return
-    path = os.path.join(d, req["entity"])
-    if path.endswith(".csv"):
+    if "entity_sql" in req:
+        # The same query over the source file, its rows numbered in the query's order.
+        sql = req["entity_sql"].replace("driver_src", f"read_parquet('{d}/data/driver.parquet')")
+        sql = sql[:sql.index(" ORDER BY")]
+        con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER (ORDER BY {SQL_ORDER}) "
+                    f"AS __row FROM ({sql})")
+    elif req["entity"].endswith(".csv"):
+        path = os.path.join(d, req["entity"])
         con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER () AS __row FROM "
                     f"read_csv('{path}', header = true)")
         con.execute("ALTER TABLE e ALTER event_timestamp TYPE TIMESTAMPTZ "
                     "USING event_timestamp::TIMESTAMP AT TIME ZONE 'UTC'")
     else:
+        path = os.path.join(d, req["entity"])
         con.execute(f"CREATE TABLE e AS SELECT *, row_number() OVER () AS __row FROM "
                     f"read_parquet('{path}')")
     entity_cols = [c[0] for c in con.execute("DESCRIBE e").fetchall() if c[0] != "__row"]
@@ -304,6 +321,11 @@ def remote(d, port, i, out):
             features=req["features"], full_feature_names=req["full_feature_names"],
             start_date=datetime.fromisoformat(req["start"]),
             end_date=datetime.fromisoformat(req["end"]))
+        pq.write_table(job.to_arrow(), out)
+        return
+    if "entity_sql" in req:
+        job = store.get_historical_features(entity_df=req["entity_sql"], features=req["features"],
+                                            full_feature_names=req["full_feature_names"])
         pq.write_table(job.to_arrow(), out)
         return
     path = os.path.join(d, req["entity"])

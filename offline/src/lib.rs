@@ -44,6 +44,8 @@ pub enum OfflineError {
     },
     #[error("invalid source URI {uri}: {message}")]
     BadUri { uri: String, message: String },
+    #[error("the entity SQL query: {message}")]
+    BadSql { message: String },
     #[error(transparent)]
     DataFusion(datafusion::error::DataFusionError),
     #[error(transparent)]
@@ -67,6 +69,7 @@ impl larder_types::error::Coded for OfflineError {
             | OfflineError::MissingColumn { .. }
             | OfflineError::BadTimestampColumn { .. }
             | OfflineError::BadUri { .. }
+            | OfflineError::BadSql { .. }
             | OfflineError::Convert(_)
             | OfflineError::Entity(_)
             | OfflineError::OnDemand(_) => C::BadRequest,

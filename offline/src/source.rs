@@ -209,6 +209,61 @@ pub async fn columns(
     Ok(df.schema().as_arrow().fields().iter().cloned().collect())
 }
 
+/// The tables an entity SQL query names (`SELECT … FROM name`), as written, for the caller to
+/// register with [`register_table`]. Only a single query is accepted: no DDL, DML or other
+/// statements.
+pub fn sql_table_names(ctx: &SessionContext, sql: &str) -> Result<Vec<String>, OfflineError> {
+    let state = ctx.state();
+    let bad = |e: datafusion::error::DataFusionError| OfflineError::BadSql {
+        message: e.to_string(),
+    };
+    let statement = state
+        .sql_to_statement(sql, &datafusion::config::Dialect::Generic)
+        .map_err(bad)?;
+    use datafusion::sql::{parser::Statement, sqlparser::ast};
+    if !matches!(&statement, Statement::Statement(s) if matches!(**s, ast::Statement::Query(_))) {
+        return Err(OfflineError::BadSql {
+            message: "only a query (SELECT …) can give the entity rows".into(),
+        });
+    }
+    let refs = state.resolve_table_references(&statement).map_err(bad)?;
+    Ok(refs.iter().map(|r| r.table().to_owned()).collect())
+}
+
+/// Registers a source's Parquet data (file, directory or glob, after `field_mapping`) as table
+/// `name` of the session, for entity SQL queries.
+pub async fn register_table(
+    ctx: &SessionContext,
+    name: &str,
+    uri: &str,
+    field_mapping: &BTreeMap<String, String>,
+) -> Result<(), OfflineError> {
+    let df = read_renamed(ctx, uri, field_mapping).await?;
+    ctx.register_table(name, df.into_view())
+        .map_err(|e| OfflineError::Source {
+            uri: uri.to_owned(),
+            source: e,
+        })?;
+    Ok(())
+}
+
+/// The physical plan of an entity SQL query over the tables registered with
+/// [`register_table`] (a query only: DDL, DML and other statements are refused).
+pub async fn sql_plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>, OfflineError> {
+    let bad = |e: datafusion::error::DataFusionError| OfflineError::BadSql {
+        message: e.to_string(),
+    };
+    let options = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await.map_err(bad)?;
+    df.create_physical_plan().await.map_err(bad)
+}
+
 /// The Parquet data at `uri` (file, directory or glob; local or `s3://`) with its columns
 /// renamed by `field_mapping` (source column → feature/entity name).
 pub(crate) async fn read_renamed(

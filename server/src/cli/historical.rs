@@ -13,8 +13,13 @@ use crate::service::historical::{Features, HistoricalRequest, HistoricalService}
 pub struct HistoricalArgs {
     /// The entity dataframe: a .parquet or .csv file with the join keys and an event_timestamp
     /// column (or one timestamp column); other columns are passed through.
-    #[arg(long = "entity-df", required_unless_present_any = ["start_date", "end_date"])]
+    #[arg(long = "entity-df", required_unless_present_any = ["start_date", "end_date", "entity_sql"])]
     pub entity_df: Option<PathBuf>,
+    /// The entity rows as a SQL query over the repo's sources: each file data source under its
+    /// name, each feature view's batch source under the view's name (Feast's `entity_df` given
+    /// as SQL), e.g. "SELECT driver_id, event_timestamp FROM driver_hourly_stats_source".
+    #[arg(long = "entity-sql", conflicts_with_all = ["entity_df", "start_date", "end_date"])]
+    pub entity_sql: Option<String>,
     /// Entity-less mode (no --entity-df): every key with rows in [START, END], at END. Default:
     /// END minus the largest ttl of the views, else 30 days.
     #[arg(long = "start-date", conflicts_with = "entity_df")]
@@ -115,8 +120,12 @@ pub async fn get_historical_features(
         Some(s) => s.set_message(m),
         None => eprintln!("{m}"),
     };
-    let answer = match &a.entity_df {
-        Some(path) => {
+    let answer = match (&a.entity_df, &a.entity_sql) {
+        (None, Some(sql)) => {
+            say("joining the entity SQL query's rows".into());
+            service.get_historical_features_sql(sql, &req).await?
+        }
+        (Some(path), _) => {
             say(format!("reading {}", path.display()));
             let path = path.clone();
             let entity =
@@ -126,7 +135,7 @@ pub async fn get_historical_features(
             say(format!("joining {} entity rows", entity.num_rows()));
             service.get_historical_features(entity, &req).await?
         }
-        None => {
+        (None, None) => {
             let date = |d: &Option<String>| -> anyhow::Result<_> {
                 d.as_deref()
                     .map(larder_types::value::parse_timestamp)

@@ -719,11 +719,47 @@ impl HistoricalService {
         entity: RecordBatch,
         req: &HistoricalRequest,
     ) -> Result<Retrieved, ServiceError> {
+        self.join(Entity::Table(entity), req).await
+    }
+
+    /// The point-in-time join of the rows of an entity SQL query (Feast's `entity_df` given as
+    /// SQL) with the request's views. The query reads the repo's sources as tables: each file
+    /// data source (a push source as its batch source) under its name, and each feature view's
+    /// batch source under the view's name.
+    pub async fn get_historical_features_sql(
+        &self,
+        sql: &str,
+        req: &HistoricalRequest,
+    ) -> Result<Retrieved, ServiceError> {
+        self.join(Entity::Sql(sql), req).await
+    }
+
+    async fn join(
+        &self,
+        entity: Entity<'_>,
+        req: &HistoricalRequest,
+    ) -> Result<Retrieved, ServiceError> {
+        use larder_offline::datafusion::{
+            datasource::memory::MemorySourceConfig, physical_plan::ExecutionPlan,
+        };
         let snapshot = self.registry.load().await?;
         let catalog = Catalog::new(&snapshot, self.config.project.as_str())?;
         let (retrieval, buckets, steps, python) = self.plan(&catalog, req)?;
-        let entity = larder_offline::historical::drop_pandas_index(entity);
+        let ctx = self.context(buckets)?;
+        let input: Arc<dyn ExecutionPlan> = match entity {
+            Entity::Table(entity) => {
+                let entity = larder_offline::historical::drop_pandas_index(entity);
+                let schema = entity.schema();
+                MemorySourceConfig::try_new_exec(&[vec![entity]], schema, None)
+                    .map_err(larder_offline::OfflineError::DataFusion)?
+            }
+            Entity::Sql(sql) => {
+                self.register_tables(&ctx, &catalog, sql).await?;
+                larder_offline::source::sql_plan(&ctx, sql).await?
+            }
+        };
         // Request data comes from the entity table.
+        let entity_schema = input.schema();
         let views = steps
             .iter()
             .map(|s| &s.view)
@@ -732,7 +768,7 @@ impl HistoricalService {
             let v = catalog.view(view).expect("planned");
             let odfv = v.odfv.as_ref().expect("an on-demand view");
             for (f, _) in super::ondemand::request_fields(odfv) {
-                if entity.schema().column_with_name(&f).is_none() {
+                if entity_schema.column_with_name(&f).is_none() {
                     return Err(ServiceError::feast(
                         ErrorCode::NotFound,
                         "RequestDataNotFoundInEntityDfException",
@@ -744,16 +780,60 @@ impl HistoricalService {
                 }
             }
         }
-        let ctx = self.context(buckets)?;
-        let schema = entity.schema();
-        let input =
-            larder_offline::datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
-                &[vec![entity]],
-                schema,
-                None,
-            )
-            .map_err(larder_offline::OfflineError::DataFusion)?;
         let plan = PointInTimeJoinExec::try_new(&ctx, retrieval, input).await?;
         Retrieved::new(plan, &ctx, steps, python)
     }
+
+    /// Registers the tables an entity SQL query names: data sources by name, then feature
+    /// views (their batch sources) by name.
+    async fn register_tables(
+        &self,
+        ctx: &larder_offline::historical::Context,
+        catalog: &Catalog,
+        sql: &str,
+    ) -> Result<(), ServiceError> {
+        use larder_registry::model::SourceKind;
+        let project = self.config.project.as_str();
+        for name in larder_offline::source::sql_table_names(ctx, sql)? {
+            let source = catalog
+                .data_sources
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| match &d.kind {
+                    SourceKind::Push { batch_source } => batch_source.as_ref(),
+                    _ => d,
+                })
+                .or_else(|| catalog.view(&name).and_then(|v| v.batch_source.as_ref()))
+                .ok_or_else(|| {
+                    let mut known: Vec<&str> = catalog
+                        .data_sources
+                        .iter()
+                        .map(|d| d.name.as_str())
+                        .chain(catalog.feature_views.iter().map(|v| v.name.as_str()))
+                        .collect();
+                    known.sort_unstable();
+                    known.dedup();
+                    ServiceError::bad_request(format!(
+                        "the entity SQL query reads table {name}, which is no data source or \
+                         feature view of project {project} (those are: {known:?})"
+                    ))
+                })?;
+            let owner = format!("the entity SQL query's table {name}");
+            let (uri, store) =
+                super::source_file(&self.config, &self.env, source, &owner, "reads")?;
+            if let Some(store) = store {
+                larder_offline::source::register_bucket(ctx, &uri, store)?;
+            }
+            larder_offline::source::register_table(ctx, &name, &uri, &source.field_mapping).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a retrieval's entity rows come from.
+enum Entity<'a> {
+    /// The whole entity table.
+    Table(RecordBatch),
+    /// Feast's `entity_df` as SQL over the repo's sources.
+    Sql(&'a str),
 }

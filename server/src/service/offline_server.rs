@@ -590,9 +590,6 @@ impl OfflineServer {
                 format!("project {p} is not served here (this server serves project {project})"),
             ));
         }
-        if m.get("entity_df_sql").is_some_and(|v| !v.is_null()) {
-            return Err(not_built("an entity dataframe given as SQL"));
-        }
         let refs: Vec<String> = strings(m, "feature_refs")?.into_iter().flatten().collect();
         let names = strings(m, "feature_view_names")?;
         let mut aliases = strings(m, "name_aliases")?;
@@ -610,6 +607,22 @@ impl OfflineServer {
                 .unwrap_or(false),
             filter_by_created_timestamp: false,
         };
+        match m.get("entity_df_sql") {
+            None | Some(Json::Null) => {}
+            Some(Json::String(sql)) => {
+                // The uploaded table is the client's placeholder.
+                let answer = self
+                    .historical
+                    .get_historical_features_sql(sql, &req)
+                    .await?;
+                return Ok((answer.schema(), answer.collect().await?));
+            }
+            Some(_) => {
+                return Err(ServiceError::bad_request(
+                    "malformed Flight command: entity_df_sql must be a string",
+                ));
+            }
+        }
         let schema = upload
             .first()
             .map(|b| b.schema())

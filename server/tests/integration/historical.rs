@@ -15,12 +15,13 @@ fn retrieve(repo: &Path, request: &Json, out: &Path) -> std::process::Output {
         "-o".into(),
         out.display().to_string(),
     ];
-    match request.get("entity") {
-        Some(e) => args.extend([
+    match (request.get("entity"), request.get("entity_sql")) {
+        (Some(e), _) => args.extend([
             "--entity-df".into(),
             repo.join(e.as_str().unwrap()).display().to_string(),
         ]),
-        None => args.extend([
+        (None, Some(sql)) => args.extend(["--entity-sql".into(), sql.as_str().unwrap().into()]),
+        (None, None) => args.extend([
             "--start-date".into(),
             request["start"].as_str().unwrap().into(),
             "--end-date".into(),
@@ -147,10 +148,33 @@ fn bad_retrievals_are_named_and_leave_no_output() {
             "missing.parquet",
         ),
     ];
+    let sql = |q: &str| -> Vec<String> {
+        vec![
+            "--features".into(),
+            "driver_stats:trips".into(),
+            "--entity-sql".into(),
+            q.into(),
+        ]
+    };
+    let cases = cases.into_iter().chain([
+        (
+            sql("SELECT driver_id, event_timestamp FROM nope"),
+            "the entity SQL query reads table nope, which is no data source or feature view",
+        ),
+        (sql("CREATE TABLE t AS SELECT 1"), "the entity SQL query: "),
+        (sql("SELEC driver_id"), "the entity SQL query: "),
+        (
+            sql("SELECT driver_id FROM driver_src"),
+            "no event_timestamp column",
+        ),
+    ]);
     for (extra, wanted) in cases {
         let out_file = repo.join("out.parquet");
         let mut args: Vec<String> = vec!["get-historical-features".into()];
-        if !extra.contains(&"--entity-df".to_string()) {
+        if !extra
+            .iter()
+            .any(|a| a == "--entity-df" || a == "--entity-sql")
+        {
             args.extend(["--entity-df".into(), entity.display().to_string()]);
         }
         args.extend(extra);
@@ -256,7 +280,8 @@ fn the_feast_sdk_retrieves_through_the_flight_server() {
         oracle.script("historical_case.py", &["make", r, "--seed", seed]);
         let server = OfflineServer::start(repo);
         let port = server.port.to_string();
-        for i in 0..4 {
+        // Every request of the case: entity tables, a feature service, entity-less, SQL.
+        for i in 0..5 {
             let got = repo.join(format!("remote{i}.parquet"));
             let expected = repo.join(format!("expected{i}.parquet"));
             oracle.script(
