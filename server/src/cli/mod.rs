@@ -187,7 +187,7 @@ pub struct MaterializeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct MaterializeIncrementalArgs {
-    /// End (ISO 8601; naive = UTC).
+    /// End (ISO 8601; naive = UTC), or `now` (what a timer or a CronJob runs).
     pub end: String,
     /// Only these views (repeatable).
     #[arg(short = 'v', long = "views")]
@@ -270,7 +270,10 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             return materialize::materialize(&config, &env, start, end, a.views).await;
         }
         Command::MaterializeIncremental(a) => {
-            let end = parse_ts(&a.end)?;
+            let end = match a.end.as_str() {
+                "now" => chrono::Utc::now(),
+                end => parse_ts(end)?,
+            };
             return materialize::materialize(&config, &env, None, end, a.views).await;
         }
         Command::GetHistoricalFeatures(a) => {

@@ -3,6 +3,7 @@
 //! need what `scripts/test` provides (see `support::Oracle`).
 
 mod cli_errors;
+mod deploy;
 mod historical;
 mod limits;
 mod materialize_faults;
