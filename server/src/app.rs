@@ -103,7 +103,19 @@ fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         )
         .ok()?;
     match builder.install_recorder() {
-        Ok(h) => Some(h),
+        Ok(handle) => {
+            // Histograms keep their samples until upkeep folds them in; without this a server
+            // that is never scraped would grow without bound.
+            let h = handle.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    h.run_upkeep();
+                }
+            });
+            Some(handle)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "metrics disabled");
             None
@@ -255,17 +267,6 @@ pub async fn serve(
     let gate = gate(&config)?;
     // Installed before the serving index is built, which registers per-view counters.
     let metrics = install_metrics();
-    if let Some(handle) = metrics.clone() {
-        // Histograms keep their samples until upkeep folds them in; without this a server that
-        // is never scraped would grow without bound.
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                handle.run_upkeep();
-            }
-        });
-    }
     let feature_log = config
         .feature_logging()?
         .map(|settings| FeatureLogger::start(settings, config.clone(), env.clone()));
@@ -387,7 +388,10 @@ pub async fn serve_offline(
         }
     };
     let endpoint = grpc_endpoint(
-        "offline features (Arrow Flight)",
+        GrpcNames {
+            display: "offline features (Arrow Flight)",
+            metrics: "offline",
+        },
         bound,
         tls,
         &config,
@@ -447,7 +451,10 @@ pub async fn serve_registry(
         })
     };
     let endpoint = grpc_endpoint(
-        "the registry (gRPC)",
+        GrpcNames {
+            display: "the registry (gRPC)",
+            metrics: "registry",
+        },
         addr,
         tls,
         &config,
@@ -468,8 +475,14 @@ pub async fn serve_registry(
 
 /// A one-thread endpoint serving gRPC routes (made on the serving thread by `routes`), with
 /// unknown paths answered as HTTP 404 and every request through `gate`.
+/// A gRPC server's names: in messages, and as the `server` label of its metrics.
+struct GrpcNames {
+    display: &'static str,
+    metrics: &'static str,
+}
+
 fn grpc_endpoint(
-    name: &'static str,
+    names: GrpcNames,
     addr: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
     config: &RepoConfig,
@@ -477,11 +490,27 @@ fn grpc_endpoint(
     routes: impl Fn() -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> + Send + Sync + 'static,
     release_memory: Option<fn()>,
 ) -> net::Endpoint<net::RouterOnly> {
+    let (name, server) = (names.display, names.metrics);
     let routes = Arc::new(routes);
+    // Per-RPC metrics, and `GET /metrics` beside the gRPC routes.
+    let metrics = install_metrics();
     let per_thread = move || -> net::BoxFuture<anyhow::Result<Handlers<net::RouterOnly>>> {
-        let (routes, gate) = (routes.clone(), gate.clone());
+        let (routes, gate, metrics) = (routes.clone(), gate.clone(), metrics.clone());
         Box::pin(async move {
-            let router = routes().await?.into_axum_router().fallback(unknown_path);
+            let scrape = move || {
+                let metrics = metrics.clone();
+                async move { crate::http::metrics_response(metrics.as_ref()) }
+            };
+            let router = routes()
+                .await?
+                .into_axum_router()
+                .route("/metrics", axum::routing::get(scrape))
+                .fallback(unknown_path)
+                .layer(axum::middleware::from_fn(
+                    move |req: axum::extract::Request, next: axum::middleware::Next| {
+                        crate::grpc_metrics::measure(server, req, next)
+                    },
+                ));
             Ok(Handlers {
                 router,
                 fast: net::RouterOnly,

@@ -6,6 +6,7 @@ mod cli;
 mod error;
 mod flight;
 mod grpc;
+mod grpc_metrics;
 #[cfg(test)]
 mod grpc_tests;
 mod http;
@@ -38,10 +39,14 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_filter()));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        cli::LogFormat::Text => logs.init(),
+        // One object per line: timestamp, level, target, and the event's fields.
+        cli::LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -32,8 +32,17 @@ pub struct Cli {
     /// Log level (overridden by the LARDER_LOG environment variable).
     #[arg(long, value_enum, default_value_t = LogLevel::Warning)]
     pub log_level: LogLevel,
+    /// Log lines as text, or as one JSON object per line (for a log collector).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "LARDER_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -616,7 +616,15 @@ async fn health(State(state): State<HttpState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<HttpState>) -> Response {
-    match &state.metrics {
+    metrics_response(state.metrics.as_ref())
+}
+
+/// `GET /metrics`: the Prometheus text of every metric recorded (404 when the recorder could
+/// not be installed). Every server answers it.
+pub fn metrics_response(
+    metrics: Option<&metrics_exporter_prometheus::PrometheusHandle>,
+) -> Response {
+    match metrics {
         Some(h) => Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Body::from(h.render()))

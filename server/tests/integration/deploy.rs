@@ -98,6 +98,25 @@ fn http_get(port: u16, path: &str) -> String {
     buf
 }
 
+/// Waits until `port` accepts (30 s at most), failing with the child's stderr if it exits.
+fn wait_listening(child: &mut std::process::Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).ok();
+            }
+            panic!("exited ({status}) before listening on {port}: {err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not listening on {port} after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Starts `argv` (program first) with `env`, waits until `port` accepts, checks it (`/health`
 /// for the online server), then sends SIGTERM and requires a clean exit within `stop`.
 fn serve_then_drain(argv: &[String], env: &BTreeMap<String, String>, port: u16, http: bool) {
@@ -108,16 +127,7 @@ fn serve_then_drain(argv: &[String], env: &BTreeMap<String, String>, port: u16, 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).ok();
-            panic!("{argv:?} exited ({status}): {err}");
-        }
-        assert!(Instant::now() < deadline, "{argv:?}: not listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&mut child, port);
     if http {
         let answer = http_get(port, "/health");
         assert!(answer.starts_with("HTTP/1.1 200"), "{argv:?}: {answer}");
@@ -610,15 +620,7 @@ fn the_runtime_image_root_runs_larder_alone() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "serve in the root exited"
-        );
-        assert!(Instant::now() < deadline, "not listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_listening(&mut child, port);
     let body = r#"{"features":["driver_hourly_stats:conv_rate"],"entities":{"driver_id":[1001]}}"#;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -634,4 +636,134 @@ fn the_runtime_image_root_runs_larder_alone() {
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"PRESENT\""), "{answer}");
+}
+
+/// `--log-format json` (or `LARDER_LOG_FORMAT=json`): every log line is one JSON object with
+/// the time, level, target and the event's fields.
+#[test]
+fn json_log_lines_are_one_object_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    // A materialization through the server logs its views at info.
+    let port = free_port();
+    let mut child = Command::new(bin())
+        .arg("-c")
+        .arg(&repo)
+        .args(["--log-format", "json", "--log-level", "info", "serve", "-p"])
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&mut child, port);
+    let body = r#"{"start_ts":"2026-11-25T00:00:00","end_ts":"2026-11-29T00:00:00","feature_views":["driver_hourly_stats"]}"#;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /materialize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<Json> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "materialized" && l["view"] == "driver_hourly_stats"),
+        "no JSON line for the materialization in {stderr}"
+    );
+    for l in &lines {
+        for key in ["timestamp", "level", "target"] {
+            assert!(l.get(key).is_some(), "{l}: no {key}");
+        }
+    }
+    // The same through the environment, and text lines by default.
+    let out = Command::new(bin())
+        .arg("-c")
+        .arg(&repo)
+        .args(["--log-level", "debug", "registry-dump"])
+        .env("LARDER_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with('{')),
+        "{stderr}"
+    );
+}
+
+/// The value of one Prometheus sample line (`name{labels} value`).
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// `GET /metrics` on the gRPC servers' own port: per-RPC counts by status code and durations,
+/// the code taken from the response's end (OK, and Feast's errors).
+#[test]
+fn the_grpc_servers_answer_metrics_per_rpc() {
+    let oracle = crate::support::Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example_repo(dir.path());
+    for (command, server) in [("serve-offline", "offline"), ("serve-registry", "registry")] {
+        let s = crate::historical::OfflineServer::start_command(&repo, command, &[], &[]);
+        let code = match server {
+            "offline" => format!(
+                "import pyarrow.flight as fl\n\
+                 c = fl.connect('grpc+tcp://127.0.0.1:{p}')\n\
+                 list(c.list_actions()); list(c.list_actions())\n\
+                 try:\n    c.do_action(fl.Action('nope', b''))\nexcept Exception: pass\n",
+                p = s.port
+            ),
+            _ => format!(
+                "import grpc\n\
+                 from feast.protos.feast.registry import RegistryServer_pb2 as m, RegistryServer_pb2_grpc as g\n\
+                 stub = g.RegistryServerStub(grpc.insecure_channel('127.0.0.1:{p}'))\n\
+                 stub.ListEntities(m.ListEntitiesRequest(project='driver_demo')); stub.ListEntities(m.ListEntitiesRequest(project='driver_demo'))\n\
+                 try:\n    stub.GetEntity(m.GetEntityRequest(name='nope', project='driver_demo'))\nexcept grpc.RpcError: pass\n",
+                p = s.port
+            ),
+        };
+        oracle.python(&code, &[]);
+        let answer = http_get(s.port, "/metrics");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        let (ok_method, err_method, err_code) = match server {
+            "offline" => ("ListActions", "DoAction", "UNIMPLEMENTED"),
+            _ => ("ListEntities", "GetEntity", "NOT_FOUND"),
+        };
+        let ok = sample(
+            &answer,
+            &format!(
+                "larder_grpc_requests_total{{server=\"{server}\",method=\"{ok_method}\",code=\"OK\"}}"
+            ),
+        );
+        assert_eq!(ok, Some(2.0), "{answer}");
+        let err = sample(
+            &answer,
+            &format!(
+                "larder_grpc_requests_total{{server=\"{server}\",method=\"{err_method}\",code=\"{err_code}\"}}"
+            ),
+        );
+        assert_eq!(err, Some(1.0), "{answer}");
+        assert!(
+            answer.contains(&format!(
+                "larder_grpc_request_duration_seconds_count{{server=\"{server}\",method=\"{ok_method}\"}} 2"
+            )),
+            "{answer}"
+        );
+    }
 }
