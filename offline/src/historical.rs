@@ -32,6 +32,7 @@ use datafusion::{
     scalar::ScalarValue,
 };
 use futures::StreamExt;
+use tracing::Instrument;
 
 use crate::OfflineError;
 
@@ -695,6 +696,7 @@ fn key_mismatch(
     }
 }
 
+#[tracing::instrument(name = "pit_join.view", skip_all, fields(view = %view.view))]
 async fn join_view(
     ctx: &SessionContext,
     view: &ViewJoin,
@@ -747,11 +749,18 @@ async fn join_view(
     };
 
     // Phase 1: the best (ts, created) per query, over all partitions.
+    // A span per phase, entered by each partition's task (tasks do not inherit spans).
+    let phase = tracing::info_span!("pit_join.best", queries = queries.t.len());
     let tasks: Vec<_> = read
         .streams(df.clone(), lo, hi, false)
         .await?
         .into_iter()
-        .map(|s| tokio::spawn(best_of_partition(s, queries.clone(), nkeys, filter_created)))
+        .map(|s| {
+            tokio::spawn(
+                best_of_partition(s, queries.clone(), nkeys, filter_created)
+                    .instrument(phase.clone()),
+            )
+        })
         .collect();
     let mut best = vec![NONE; queries.t.len()];
     for task in tasks {
@@ -777,21 +786,21 @@ async fn join_view(
         }
     }
     drop(best);
+    drop(phase);
     let nslots = winners.len();
     let winners = Arc::new(winners);
 
     // Phase 2: the winning rows' features. Equal (key, ts, created) rows: the first partition's.
+    let phase = tracing::info_span!("pit_join.take", winners = nslots);
     let tasks: Vec<_> = read
         .streams(df, lo, hi, true)
         .await?
         .into_iter()
         .map(|s| {
-            tokio::spawn(winners_of_partition(
-                s,
-                queries.clone(),
-                winners.clone(),
-                nkeys,
-            ))
+            tokio::spawn(
+                winners_of_partition(s, queries.clone(), winners.clone(), nkeys)
+                    .instrument(phase.clone()),
+            )
         })
         .collect();
     let mut slot_row = vec![u32::MAX; nslots];

@@ -792,7 +792,15 @@ impl OnlineStore for RedisOnlineStore {
     }
 
     async fn read(&self, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
-        let mut replies = self.hmget(reads).await?;
+        use tracing::Instrument;
+        let keys: usize = reads.iter().map(|r| r.keys.len()).sum();
+        let span = tracing::info_span!(
+            "redis.hmget",
+            otel.kind = "client",
+            db.system.name = "redis",
+            keys
+        );
+        let mut replies = self.hmget(reads).instrument(span).await?;
         let mut out = Vec::with_capacity(reads.len());
         for r in reads {
             let mut view_out = Vec::with_capacity(r.keys.len());
@@ -804,6 +812,8 @@ impl OnlineStore for RedisOnlineStore {
         Ok(out)
     }
 
+    #[tracing::instrument(name = "redis.write", skip_all,
+        fields(otel.kind = "client", db.system.name = "redis", rows = rows.len()))]
     async fn write(
         &self,
         layout: &ViewLayout,

@@ -168,6 +168,8 @@ impl OnlineStore for SqliteOnlineStore {
         OlderWrites::Overwrite
     }
 
+    #[tracing::instrument(name = "sqlite.read", skip_all,
+        fields(otel.kind = "client", db.system.name = "sqlite"))]
     async fn read(&self, reads: &[ViewRead<'_>]) -> Result<Vec<Vec<Option<Record>>>, OnlineError> {
         let jobs: Vec<(String, String, Vec<String>, Vec<Vec<u8>>)> = reads
             .iter()
@@ -234,6 +236,8 @@ impl OnlineStore for SqliteOnlineStore {
         .await
     }
 
+    #[tracing::instrument(name = "sqlite.write", skip_all,
+        fields(otel.kind = "client", db.system.name = "sqlite", rows = rows.len()))]
     async fn write(
         &self,
         layout: &ViewLayout,

@@ -207,7 +207,7 @@ pub async fn routes(
     }
     // tonic's routes answer any unknown path with gRPC's UNIMPLEMENTED (HTTP 200): only
     // right for gRPC requests; an HTTP client asking for an unknown path gets 404.
-    let router = router(state.clone()).merge(grpc).fallback(unknown_path);
+    let router = crate::telemetry::traced(router(state.clone()).merge(grpc).fallback(unknown_path));
     (router, state)
 }
 
@@ -501,16 +501,18 @@ fn grpc_endpoint(
                 let metrics = metrics.clone();
                 async move { crate::http::metrics_response(metrics.as_ref()) }
             };
-            let router = routes()
-                .await?
-                .into_axum_router()
-                .route("/metrics", axum::routing::get(scrape))
-                .fallback(unknown_path)
-                .layer(axum::middleware::from_fn(
-                    move |req: axum::extract::Request, next: axum::middleware::Next| {
-                        crate::grpc_metrics::measure(server, req, next)
-                    },
-                ));
+            let router = crate::telemetry::traced(
+                routes()
+                    .await?
+                    .into_axum_router()
+                    .route("/metrics", axum::routing::get(scrape))
+                    .fallback(unknown_path)
+                    .layer(axum::middleware::from_fn(
+                        move |req: axum::extract::Request, next: axum::middleware::Next| {
+                            crate::grpc_metrics::measure(server, req, next)
+                        },
+                    )),
+            );
             Ok(Handlers {
                 router,
                 fast: net::RouterOnly,

@@ -13,6 +13,7 @@ mod http;
 mod net;
 mod registry_grpc;
 mod service;
+mod telemetry;
 
 use std::collections::HashMap;
 
@@ -39,14 +40,6 @@ fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_filter()));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match args.log_format {
-        cli::LogFormat::Text => logs.init(),
-        // One object per line: timestamp, level, target, and the event's fields.
-        cli::LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
     let env: HashMap<String, String> = std::env::vars().collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,7 +51,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(args, env)) {
+    let telemetry = match runtime.block_on(async { telemetry::init(filter, args.log_format, &env) })
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(cli::run(args, env));
+    runtime.block_on(async { telemetry.shutdown() });
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

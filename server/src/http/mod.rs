@@ -292,7 +292,8 @@ pub struct LookupFastPath(pub HttpState);
 
 impl crate::net::FastPath for LookupFastPath {
     fn handles(&self, method: &str, path: &str) -> bool {
-        method == "POST" && path == "/get-online-features"
+        // With tracing on, lookups take the router, whose middleware reads `traceparent`.
+        method == "POST" && path == "/get-online-features" && !crate::telemetry::tracing_on()
     }
 
     async fn answer(&self, body: &[u8]) -> crate::net::FastAnswer {

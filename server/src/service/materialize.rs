@@ -4,6 +4,7 @@
 //! are written batch by batch, so memory stays bounded whatever the source size.
 
 use std::{sync::Arc, time::Instant};
+use tracing::Instrument;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::StreamExt;
@@ -244,6 +245,7 @@ impl MaterializeService {
                 progress.view_started(&v.name, start, req.end);
                 let outcome = self
                     .materialize_odfv(&catalog, v, start, req.end, key_version, progress)
+                    .instrument(tracing::info_span!("materialize.view", view = %v.name))
                     .await?;
                 progress.view_done(&outcome);
                 out.push(outcome);
@@ -261,6 +263,7 @@ impl MaterializeService {
             progress.view_started(&v.name, start, req.end);
             match self
                 .materialize_view(&catalog, v, start, req.end, key_version, progress)
+                .instrument(tracing::info_span!("materialize.view", view = %v.name))
                 .await
             {
                 Ok(outcome) => {
@@ -337,6 +340,8 @@ impl MaterializeService {
             // The source yields each key once, so batches hold disjoint keys and the store may
             // take several at once (Redis: in order on one connection, no waiting in between).
             let depth = store.concurrent_disjoint_writes().max(1);
+            // The writer's batches are spans of the view's (the task does not inherit it).
+            let view_span = tracing::Span::current();
             tokio::spawn(async move {
                 use futures::StreamExt;
                 let mut done = (0usize, 0usize);
@@ -347,10 +352,16 @@ impl MaterializeService {
                         chunk = queue.recv(), if open && inflight.len() < depth => match chunk {
                             Some(chunk) => {
                                 let (store, layout) = (store.clone(), layout.clone());
-                                inflight.push_back(async move {
-                                    let n = chunk.len();
-                                    store.write(&layout, &chunk).await.map_err(|e| (e, n))
-                                });
+                                let n = chunk.len();
+                                let span = tracing::info_span!(
+                                    parent: &view_span, "materialize.batch", rows = n
+                                );
+                                inflight.push_back(
+                                    async move {
+                                        store.write(&layout, &chunk).await.map_err(|e| (e, n))
+                                    }
+                                    .instrument(span),
+                                );
                             }
                             None => open = false,
                         },
@@ -571,6 +582,7 @@ impl MaterializeService {
             let w = self
                 .store
                 .write(&layout, chunk)
+                .instrument(tracing::info_span!("materialize.batch", rows = chunk.len()))
                 .await
                 .map_err(|e| in_view(e.into()))?;
             outcome.written += w.written;

@@ -45,11 +45,7 @@ fn example_repo(dir: &Path) -> PathBuf {
         .args(["materialize", "2026-11-25T00:00:00", "2026-11-29T00:00:00"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::support::stdout_ok(out, "materialize");
     repo
 }
 
@@ -98,25 +94,6 @@ fn http_get(port: u16, path: &str) -> String {
     buf
 }
 
-/// Waits until `port` accepts (30 s at most), failing with the child's stderr if it exits.
-fn wait_listening(child: &mut std::process::Child, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                e.read_to_string(&mut err).ok();
-            }
-            panic!("exited ({status}) before listening on {port}: {err}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not listening on {port} after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Starts `argv` (program first) with `env`, waits until `port` accepts, checks it (`/health`
 /// for the online server), then sends SIGTERM and requires a clean exit within `stop`.
 fn serve_then_drain(argv: &[String], env: &BTreeMap<String, String>, port: u16, http: bool) {
@@ -127,7 +104,7 @@ fn serve_then_drain(argv: &[String], env: &BTreeMap<String, String>, port: u16, 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_listening(&mut child, port);
+    crate::support::wait_listening(&mut child, port);
     if http {
         let answer = http_get(port, "/health");
         assert!(answer.starts_with("HTTP/1.1 200"), "{argv:?}: {answer}");
@@ -620,7 +597,7 @@ fn the_runtime_image_root_runs_larder_alone() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    wait_listening(&mut child, port);
+    crate::support::wait_listening(&mut child, port);
     let body = r#"{"features":["driver_hourly_stats:conv_rate"],"entities":{"driver_id":[1001]}}"#;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
@@ -655,7 +632,7 @@ fn json_log_lines_are_one_object_each() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_listening(&mut child, port);
+    crate::support::wait_listening(&mut child, port);
     let body = r#"{"start_ts":"2026-11-25T00:00:00","end_ts":"2026-11-29T00:00:00","feature_views":["driver_hourly_stats"]}"#;
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(

@@ -16,3 +16,4 @@ mod oracle_serving;
 mod oracle_versions;
 mod serve_e2e;
 mod support;
+mod traces;

@@ -232,3 +232,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Waits until `port` accepts (30 s at most), failing with the child's stderr if it exits.
+pub fn wait_listening(child: &mut std::process::Child, port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).ok();
+            }
+            panic!("exited ({status}) before listening on {port}: {err}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not listening on {port} after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
