@@ -240,9 +240,7 @@ impl ExecutionPlan for PointInTimeJoinExec {
                     for p in 0..input.output_partitioning().partition_count() {
                         let mut s = input.execute(p, task.clone())?;
                         while let Some(b) = s.next().await {
-                            let b = b?;
-                            reserve(&mut reservation, b.get_array_memory_size(), "entity table")?;
-                            batches.push(b);
+                            batches.push(b?);
                         }
                     }
                     let entity = match batches.len() {
@@ -250,6 +248,13 @@ impl ExecutionPlan for PointInTimeJoinExec {
                         _ => datafusion::arrow::compute::concat_batches(&input.schema(), &batches)?,
                     };
                     drop(batches);
+                    // Counted once the table owns its buffers: the input's batches may be
+                    // slices of one buffer (a memory source), each reporting all of it.
+                    reserve(
+                        &mut reservation,
+                        entity.get_array_memory_size(),
+                        "entity table",
+                    )?;
                     let entity = super::drop_pandas_index(entity);
                     join_not_before(&ctx, &entity, &retrieval, None)
                         .await

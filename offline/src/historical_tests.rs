@@ -816,6 +816,23 @@ async fn the_plan_node_keeps_to_the_memory_limit() {
         views: vec![view(&path, Some(1))],
         filter_by_created_timestamp: false,
     };
+    // Within the limit, an entity table a memory source hands over as slices of one buffer
+    // (one per 8,192 rows, each reporting the whole buffer) is counted once.
+    let big: Vec<(i64, f64)> = (0..200_000).map(|i| (i % 3, 11.5)).collect();
+    let e_big = entity(&big);
+    let ctx = session(16 << 20, 2).unwrap();
+    let plan = exec::PointInTimeJoinExec::try_new(
+        &ctx,
+        r.clone(),
+        MemorySourceConfig::try_new_exec(&[vec![e_big.clone()]], e_big.schema(), None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let out = datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 200_000);
+
     let ctx = session(64 << 10, 2).unwrap();
     let plan = exec::PointInTimeJoinExec::try_new(
         &ctx,
