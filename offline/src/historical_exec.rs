@@ -50,7 +50,9 @@ pub enum Mode {
     Entityless { start: i64, end: i64 },
 }
 
-/// A point-in-time join (spec §9.2) of an entity table with a retrieval's views.
+/// A point-in-time join (spec §9.2) of an entity table with a retrieval's views. The entity
+/// input is taken as it is: a caller drops pandas index columns before planning (the output
+/// schema is planned from the input's).
 #[derive(Debug)]
 pub struct PointInTimeJoinExec {
     retrieval: Retrieval,
@@ -255,7 +257,6 @@ impl ExecutionPlan for PointInTimeJoinExec {
                         entity.get_array_memory_size(),
                         "entity table",
                     )?;
-                    let entity = super::drop_pandas_index(entity);
                     join_not_before(&ctx, &entity, &retrieval, None)
                         .await
                         .map_err(external)?

@@ -803,11 +803,24 @@ async fn the_plan_node_round_trips_through_bytes_and_runs() {
     assert!(matches!(err, OfflineError::Source { .. }), "{err:?}");
 }
 
+/// The plan node over `e` held by a memory source, run.
+async fn memory_join(
+    ctx: &SessionContext,
+    r: &Retrieval,
+    e: &RecordBatch,
+) -> Result<Vec<RecordBatch>, datafusion::error::DataFusionError> {
+    use datafusion::datasource::memory::MemorySourceConfig;
+    let input = MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap();
+    let plan = exec::PointInTimeJoinExec::try_new(ctx, r.clone(), input)
+        .await
+        .unwrap();
+    datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx()).await
+}
+
 /// What the join keeps is reserved from the session's memory pool: past the limit the plan
 /// fails with `ResourcesExhausted` naming the join and the flag, not by exhausting the machine.
 #[tokio::test]
 async fn the_plan_node_keeps_to_the_memory_limit() {
-    use datafusion::datasource::memory::MemorySourceConfig;
     let dir = tempfile::tempdir().unwrap();
     let path = section_9_3(dir.path());
     let rows: Vec<(i64, f64)> = (0..20_000).map(|i| (i % 3, 11.5)).collect();
@@ -820,28 +833,12 @@ async fn the_plan_node_keeps_to_the_memory_limit() {
     // (one per 8,192 rows, each reporting the whole buffer) is counted once.
     let big: Vec<(i64, f64)> = (0..200_000).map(|i| (i % 3, 11.5)).collect();
     let e_big = entity(&big);
-    let ctx = session(16 << 20, 2).unwrap();
-    let plan = exec::PointInTimeJoinExec::try_new(
-        &ctx,
-        r.clone(),
-        MemorySourceConfig::try_new_exec(&[vec![e_big.clone()]], e_big.schema(), None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let out = datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx())
+    let out = memory_join(&session(16 << 20, 2).unwrap(), &r, &e_big)
         .await
         .unwrap();
     assert_eq!(out.iter().map(|b| b.num_rows()).sum::<usize>(), 200_000);
 
-    let ctx = session(64 << 10, 2).unwrap();
-    let plan = exec::PointInTimeJoinExec::try_new(
-        &ctx,
-        r,
-        MemorySourceConfig::try_new_exec(&[vec![e.clone()]], e.schema(), None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let err = datafusion::physical_plan::collect(Arc::new(plan), ctx.task_ctx())
+    let err = memory_join(&session(64 << 10, 2).unwrap(), &r, &e)
         .await
         .unwrap_err();
     let msg = err.to_string();

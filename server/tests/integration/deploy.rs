@@ -353,14 +353,23 @@ fn kustomize_overlays_render_and_hold_together() {
                 pod["securityContext"]["runAsNonRoot"], true,
                 "{what} {name}"
             );
-            for v in pod["volumes"].as_array().into_iter().flatten() {
-                if let Some(c) = v["configMap"]["name"].as_str() {
-                    assert!(config_maps.contains(c), "{what} {name}: no ConfigMap {c}");
+            // A ConfigMap or Secret a pod reads (by these paths of a volume or an envFrom
+            // entry) is in the render.
+            let refers = |items: &Json, config_map: [&str; 2], secret: [&str; 2]| {
+                for i in items.as_array().into_iter().flatten() {
+                    if let Some(c) = i[config_map[0]][config_map[1]].as_str() {
+                        assert!(config_maps.contains(c), "{what} {name}: no ConfigMap {c}");
+                    }
+                    if let Some(s) = i[secret[0]][secret[1]].as_str() {
+                        assert!(secrets.contains(s), "{what} {name}: no Secret {s}");
+                    }
                 }
-                if let Some(s) = v["secret"]["secretName"].as_str() {
-                    assert!(secrets.contains(s), "{what} {name}: no Secret {s}");
-                }
-            }
+            };
+            refers(
+                &pod["volumes"],
+                ["configMap", "name"],
+                ["secret", "secretName"],
+            );
             for c in pod["containers"].as_array().unwrap() {
                 let image = c["image"].as_str().unwrap();
                 let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
@@ -368,14 +377,11 @@ fn kustomize_overlays_render_and_hold_together() {
                     !tag.is_empty() && tag != "latest",
                     "{what} {name}: image {image}"
                 );
-                for e in c["envFrom"].as_array().into_iter().flatten() {
-                    if let Some(m) = e["configMapRef"]["name"].as_str() {
-                        assert!(config_maps.contains(m), "{what} {name}: no ConfigMap {m}");
-                    }
-                    if let Some(s) = e["secretRef"]["name"].as_str() {
-                        assert!(secrets.contains(s), "{what} {name}: no Secret {s}");
-                    }
-                }
+                refers(
+                    &c["envFrom"],
+                    ["configMapRef", "name"],
+                    ["secretRef", "name"],
+                );
                 assert_eq!(
                     c["securityContext"]["allowPrivilegeEscalation"], false,
                     "{what} {name}"
