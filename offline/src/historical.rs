@@ -7,14 +7,17 @@
 //! 1. The entity side is the build side: each row's key gets a dense id ([`KeyIndex`]), and the
 //!    distinct `(key, T)` pairs ("queries") are sorted. Their time bounds prune the source scan.
 //! 2. The source is read twice, both times one task per DataFusion partition (every core), and
-//!    only the columns needed. The first read takes narrow `(key, ts, created)` tuples of the keys
-//!    asked for, sorts them in bounded chunks and merges each key's run with that key's queries,
-//!    keeping for every query the best `(ts, created)` seen. The ttl is a check on the winner.
-//! 3. The second read picks the winning rows out by `(key, ts, created)` and `take`s their
-//!    feature columns; the answer is assembled in entity order with `take`.
+//!    only the columns needed. The first read looks at narrow `(key, ts, created)` tuples of the
+//!    keys asked for: each row goes to the first query of its key it is eligible for (one binary
+//!    search), which keeps the best row it has seen by `(ts, created)` and the row's position in
+//!    the scan; a running maximum over each key's queries then gives every query its best row.
+//!    No sort, no buffer of tuples. The ttl is a check on the winner.
+//! 3. The second read takes the winning rows' feature columns by position (checking that the
+//!    row there is the one the first read saw); the answer is assembled in entity order with
+//!    `take`.
 //!
-//! Memory: the entity table, 16 bytes per query per partition, at most [`CHUNK`] tuples per
-//! partition, and the winning rows; never the source.
+//! Memory: the entity table, 24 bytes per query per partition, and the winning rows; never the
+//! source.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -35,9 +38,6 @@ use futures::StreamExt;
 use tracing::Instrument;
 
 use crate::OfflineError;
-
-/// Tuples a partition sorts at a time in the first read (24 bytes each).
-pub const CHUNK: usize = 1 << 20;
 
 /// Rows per output batch.
 pub const OUTPUT_BATCH: usize = 64 * 1024;
@@ -121,8 +121,9 @@ impl larder_types::error::Coded for EntityError {
 pub type Context = SessionContext;
 
 /// A DataFusion session for retrievals: `partitions` scans at once (a file may be split among
-/// them), no round-robin exchange (each scan's stream is read by its own task), and a memory
-/// limit for DataFusion's own operators.
+/// them), no round-robin exchange and no work stealing between scans (each scan's stream is
+/// read by its own task, the same rows in the same order every time), and a memory limit for
+/// DataFusion's own operators.
 pub fn session(
     memory_limit_bytes: usize,
     partitions: usize,
@@ -141,6 +142,13 @@ pub fn session(
         .with_round_robin_repartition(false)
         .with_repartition_file_scans(true);
     config.options_mut().execution.parquet.pushdown_filters = true;
+    // Each partition reads its own files and byte ranges, no sibling's: the join's second read
+    // finds the winning rows by their positions in the first read's partitions (and the
+    // assignment is what an executor of one partition per task, like Ballista, needs anyway).
+    config
+        .options_mut()
+        .execution
+        .enable_file_stream_work_stealing = false;
     // Strings as Utf8 (what Feast's stores answer), not DataFusion's view types.
     config
         .options_mut()
@@ -344,8 +352,6 @@ impl KeyIndex {
     }
 }
 
-/// "No candidate" in a best `(ts, created)` slot.
-const NONE: (i64, i64) = (i64::MIN, i64::MIN);
 /// A null created time sorts below every real one.
 const NULL_CREATED: i64 = i64::MIN;
 
@@ -549,98 +555,184 @@ fn each_tuple(
     })
 }
 
-/// Phase 1 of one partition: the best `(ts, created)` per query.
+/// A candidate row for a query: its `(ts, created)` and its position in the scan (partition in
+/// the high bits, row within the partition's stream below), [`Best::NONE`] for none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Best {
+    ts: i64,
+    created: i64,
+    pos: u64,
+}
+
+/// Bits of a position that number the rows of one partition's stream.
+const ROW_BITS: u32 = 40;
+
+impl Best {
+    const NONE: Best = Best {
+        ts: i64::MIN,
+        created: i64::MIN,
+        pos: u64::MAX,
+    };
+
+    fn is_none(&self) -> bool {
+        self.pos == u64::MAX
+    }
+
+    /// The later `(ts, created)`; of equal ones, the first row of the scan.
+    fn beats(&self, other: &Best) -> bool {
+        match (self.ts, self.created).cmp(&(other.ts, other.created)) {
+            std::cmp::Ordering::Greater => !self.is_none(),
+            std::cmp::Ordering::Equal => self.pos < other.pos,
+            std::cmp::Ordering::Less => other.is_none() && !self.is_none(),
+        }
+    }
+}
+
+/// Phase 1 of one partition: for every query the best row among those whose *first* eligible
+/// query it is (the query of the key with the smallest `T >= ts`, or `T >= max(ts, created)`
+/// when filtering by created time). A row eligible for a query is eligible for the key's later
+/// ones too, so a running maximum over each key's queries (in [`best_per_query`]) turns these
+/// into the best row per query. One binary search per row; no sort, no buffer.
 async fn best_of_partition(
     mut stream: datafusion::execution::SendableRecordBatchStream,
     queries: Arc<Queries>,
     nkeys: usize,
     filter_created: bool,
-) -> Result<Vec<(i64, i64)>, datafusion::error::DataFusionError> {
-    let mut best = vec![NONE; queries.t.len()];
-    let mut chunk: Vec<(u32, i64, i64)> = Vec::new();
+    partition: usize,
+) -> Result<Vec<Best>, datafusion::error::DataFusionError> {
+    let mut best = vec![Best::NONE; queries.t.len()];
+    let base = (partition as u64) << ROW_BITS;
+    let mut row = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        each_tuple(&batch, nkeys, &queries, |_, tuple| chunk.push(tuple))?;
-        if chunk.len() >= CHUNK {
-            merge_chunk(&mut chunk, &queries, &mut best, filter_created);
+        each_tuple(&batch, nkeys, &queries, |i, (k, ts, created)| {
+            let cand = Best {
+                ts,
+                created,
+                pos: base | (row + i as u64),
+            };
+            offer(&mut best, &queries, k, cand, filter_created);
+        })?;
+        row += batch.num_rows() as u64;
+        if row >= 1 << ROW_BITS {
+            return Err(datafusion::error::DataFusionError::Execution(format!(
+                "a scan partition has more than 2^{ROW_BITS} rows"
+            )));
         }
     }
-    merge_chunk(&mut chunk, &queries, &mut best, filter_created);
     Ok(best)
 }
 
-/// Sorts the tuples and merges each key's run with the key's queries (ascending `T`): the
-/// latest tuple with `ts <= T` (and `created <= T` when filtering) improves the query's best.
-fn merge_chunk(
-    chunk: &mut Vec<(u32, i64, i64)>,
-    queries: &Queries,
-    best: &mut [(i64, i64)],
-    filter_created: bool,
-) {
-    chunk.sort_unstable();
-    let mut a = 0;
-    while a < chunk.len() {
-        let k = chunk[a].0;
-        let mut b = a + 1;
-        while b < chunk.len() && chunk[b].0 == k {
-            b += 1;
+/// A source row of key `k` offered to the first query of the key it is eligible for: `T >= ts`
+/// (and `T >= created`, a created time required, when filtering by it).
+fn offer(best: &mut [Best], queries: &Queries, k: u32, cand: Best, filter_created: bool) {
+    let eligible_at = if filter_created {
+        if cand.created == NULL_CREATED {
+            return;
         }
-        let run = &chunk[a..b];
-        let mut p = 0;
-        for q in queries.of_key(k) {
-            let t = queries.t[q];
-            while p < run.len() && run[p].1 <= t {
-                p += 1;
-            }
-            let cand = if filter_created {
-                run[..p]
-                    .iter()
-                    .rev()
-                    .find(|r| r.2 != NULL_CREATED && r.2 <= t)
-            } else {
-                run[..p].last()
-            };
-            if let Some(&(_, ts, c)) = cand
-                && (ts, c) > best[q]
-            {
-                best[q] = (ts, c);
-            }
-        }
-        a = b;
+        cand.ts.max(cand.created)
+    } else {
+        cand.ts
+    };
+    let range = queries.of_key(k);
+    let j = range.start + queries.t[range.clone()].partition_point(|&t| t < eligible_at);
+    if j < range.end && cand.beats(&best[j]) {
+        best[j] = cand;
     }
-    chunk.clear();
 }
 
-/// Phase 2 of one partition: the rows that won some query (slot ids, in the order of the
-/// features batch's rows) and their feature columns.
+/// The partitions' phase-1 answers merged, then each key's queries in ascending `T` given the
+/// best of their own and every earlier query's rows.
+fn best_per_query(parts: Vec<Vec<Best>>, queries: &Queries) -> Vec<Best> {
+    let mut parts = parts.into_iter();
+    let mut best = parts
+        .next()
+        .unwrap_or_else(|| vec![Best::NONE; queries.t.len()]);
+    for part in parts {
+        for (b, p) in best.iter_mut().zip(part) {
+            if p.beats(b) {
+                *b = p;
+            }
+        }
+    }
+    for k in 0..queries.index.len() as u32 {
+        let range = queries.of_key(k);
+        for q in range.start + 1..range.end {
+            if best[q - 1].beats(&best[q]) {
+                best[q] = best[q - 1];
+            }
+        }
+    }
+    best
+}
+
+/// A winning row phase 2 takes: its row in the partition's stream, its slot in the answer and
+/// what phase 1 saw there (checked: a source changed between the reads is an error, never a
+/// wrong answer).
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    row: u64,
+    slot: u32,
+    key: u32,
+    ts: i64,
+    created: i64,
+}
+
+/// Phase 2 of one partition: the winning rows' feature columns, taken by position (rows in
+/// ascending order; `wanted` is sorted by row), with their slots.
 async fn winners_of_partition(
     mut stream: datafusion::execution::SendableRecordBatchStream,
     queries: Arc<Queries>,
-    winners: Arc<std::collections::HashMap<(u32, i64, i64), u32, foldhash::fast::FixedState>>,
+    wanted: Vec<Wanted>,
     nkeys: usize,
 ) -> Result<(Vec<u32>, Vec<RecordBatch>), datafusion::error::DataFusionError> {
-    let mut slots = Vec::new();
+    let changed = || {
+        datafusion::error::DataFusionError::Execution(
+            "the source changed while it was read (its rows differ between the join's two \
+             reads); retry the retrieval"
+                .into(),
+        )
+    };
+    let mut slots = Vec::with_capacity(wanted.len());
     let mut parts = Vec::new();
+    let mut next = 0;
+    let mut row = 0u64;
     while let Some(batch) = stream.next().await {
+        if next == wanted.len() {
+            break;
+        }
         let batch = batch?;
-        let mut rows: Vec<u32> = Vec::new();
-        each_tuple(&batch, nkeys, &queries, |i, tuple| {
-            if let Some(&slot) = winners.get(&tuple) {
-                slots.push(slot);
-                rows.push(i as u32);
-            }
-        })?;
-        if !rows.is_empty() {
-            let idx = UInt32Array::from(rows);
-            let features =
-                batch.project(&((nkeys + 2)..batch.num_columns()).collect::<Vec<_>>())?;
-            let cols = features
+        let end = row + batch.num_rows() as u64;
+        let from = next;
+        while next < wanted.len() && wanted[next].row < end {
+            next += 1;
+        }
+        let here = &wanted[from..next];
+        if !here.is_empty() {
+            let idx = UInt32Array::from_iter_values(here.iter().map(|w| (w.row - row) as u32));
+            let cols = batch
                 .columns()
                 .iter()
                 .map(|c| take(c, &idx, None))
                 .collect::<Result<Vec<_>, _>>()?;
-            parts.push(RecordBatch::try_new(features.schema(), cols)?);
+            let taken = RecordBatch::try_new(batch.schema(), cols)?;
+            let mut ok = 0;
+            each_tuple(&taken, nkeys, &queries, |i, (k, ts, created)| {
+                let w = &here[i];
+                if (w.key, w.ts, w.created) == (k, ts, created) {
+                    ok += 1;
+                }
+            })?;
+            if ok != here.len() {
+                return Err(changed());
+            }
+            slots.extend(here.iter().map(|w| w.slot));
+            parts.push(taken.project(&((nkeys + 2)..taken.num_columns()).collect::<Vec<_>>())?);
         }
+        row = end;
+    }
+    if next != wanted.len() {
+        return Err(changed());
     }
     Ok((slots, parts))
 }
@@ -748,71 +840,89 @@ async fn join_view(
         OfflineError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e)))
     };
 
-    // Phase 1: the best (ts, created) per query, over all partitions.
+    // Phase 1: the best row per query, over all partitions.
     // A span per phase, entered by each partition's task (tasks do not inherit spans).
     let phase = tracing::info_span!("pit_join.best", queries = queries.t.len());
     let tasks: Vec<_> = read
         .streams(df.clone(), lo, hi, false)
         .await?
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(p, s)| {
             tokio::spawn(
-                best_of_partition(s, queries.clone(), nkeys, filter_created)
+                best_of_partition(s, queries.clone(), nkeys, filter_created, p)
                     .instrument(phase.clone()),
             )
         })
         .collect();
-    let mut best = vec![NONE; queries.t.len()];
+    let npartitions = tasks.len();
+    let mut parts = Vec::with_capacity(npartitions);
     for task in tasks {
-        let part = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
-        for (b, p) in best.iter_mut().zip(part) {
-            if p > *b {
-                *b = p;
-            }
-        }
+        parts.push(task.await.map_err(engine)?.map_err(|e| read.err(e))?);
     }
-    // The ttl, as a check on the winner; then one slot per distinct winning row.
-    let mut winners: std::collections::HashMap<(u32, i64, i64), u32, foldhash::fast::FixedState> =
-        Default::default();
+    let best = best_per_query(parts, &queries);
+    // The ttl, as a check on the winner; then one slot per distinct winning row, and each
+    // partition's winning rows in scan order.
     let mut query_slot = vec![u32::MAX; queries.t.len()];
+    let mut won: Vec<(u64, u32, usize)> = Vec::new();
     for k in 0..queries.index.len() as u32 {
         for q in queries.of_key(k) {
-            let (ts, c) = best[q];
-            if (ts, c) == NONE || ttl.is_some_and(|l| ts < queries.t[q].saturating_sub(l)) {
+            let b = best[q];
+            if b.is_none() || ttl.is_some_and(|l| b.ts < queries.t[q].saturating_sub(l)) {
                 continue;
             }
-            let next = winners.len() as u32;
-            query_slot[q] = *winners.entry((k, ts, c)).or_insert(next);
+            won.push((b.pos, k, q));
         }
     }
-    drop(best);
+    won.sort_unstable();
+    let mut wanted: Vec<Vec<Wanted>> = vec![Vec::new(); npartitions];
+    let mut nslots = 0u32;
+    let mut last = u64::MAX;
+    for &(pos, key, q) in &won {
+        if pos != last {
+            let b = best[q];
+            wanted[(pos >> ROW_BITS) as usize].push(Wanted {
+                row: pos & ((1 << ROW_BITS) - 1),
+                slot: nslots,
+                key,
+                ts: b.ts,
+                created: b.created,
+            });
+            nslots += 1;
+            last = pos;
+        }
+        query_slot[q] = nslots - 1;
+    }
+    drop((best, won));
     drop(phase);
-    let nslots = winners.len();
-    let winners = Arc::new(winners);
 
-    // Phase 2: the winning rows' features. Equal (key, ts, created) rows: the first partition's.
+    // Phase 2: the winning rows' features, by their positions in the same scan.
     let phase = tracing::info_span!("pit_join.take", winners = nslots);
-    let tasks: Vec<_> = read
-        .streams(df, lo, hi, true)
-        .await?
+    let streams = read.streams(df, lo, hi, true).await?;
+    if streams.len() != npartitions {
+        return Err(
+            read.err(datafusion::error::DataFusionError::Internal(format!(
+                "the source's scan has {} partitions, {npartitions} before",
+                streams.len()
+            ))),
+        );
+    }
+    let tasks: Vec<_> = streams
         .into_iter()
-        .map(|s| {
+        .zip(wanted)
+        .map(|(s, w)| {
             tokio::spawn(
-                winners_of_partition(s, queries.clone(), winners.clone(), nkeys)
-                    .instrument(phase.clone()),
+                winners_of_partition(s, queries.clone(), w, nkeys).instrument(phase.clone()),
             )
         })
         .collect();
-    let mut slot_row = vec![u32::MAX; nslots];
+    let mut slot_row = vec![u32::MAX; nslots as usize];
     let mut batches = Vec::new();
     let mut offset = 0u32;
     for task in tasks {
         let (slots, parts) = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
         for (i, s) in slots.into_iter().enumerate() {
-            let r = &mut slot_row[s as usize];
-            if *r == u32::MAX {
-                *r = offset + i as u32;
-            }
+            slot_row[s as usize] = offset + i as u32;
         }
         offset += parts.iter().map(|b| b.num_rows() as u32).sum::<u32>();
         batches.extend(parts);

@@ -571,19 +571,58 @@ async fn bad_input_is_named() {
     assert!(msg.contains("conv"), "{msg}");
 }
 
-/// More tuples than one chunk: the merge across chunks keeps the best (checked against a
-/// direct scan).
+/// Rows offered to their first eligible query in two partitions, merged and carried forward
+/// over each key's later queries: the best by `(ts, created)` per query, ties to the first row
+/// of the scan; with the created filter, a row created after `T` waits for a later query.
 #[test]
-fn merging_across_chunks_keeps_the_best() {
-    let keys: ArrayRef = Arc::new(Int64Array::from(vec![7, 7, 7, 8]));
-    let t = vec![Some(5), Some(10), Some(20), Some(10)];
+fn best_rows_per_query_across_partitions() {
+    let keys: ArrayRef = Arc::new(Int64Array::from(vec![7, 7, 7, 8, 7]));
+    let t = vec![Some(5), Some(10), Some(20), Some(10), Some(30)];
     let q = Queries::new(&[keys], &t).unwrap();
-    let mut best = vec![NONE; q.t.len()];
-    let mut rows: Vec<(u32, i64, i64)> = vec![(0, 9, 0), (0, 3, 1), (1, 10, 0)];
-    merge_chunk(&mut rows.clone(), &q, &mut best, false);
-    rows = vec![(0, 15, 0), (0, 9, 5), (0, 2, 0)];
-    merge_chunk(&mut rows, &q, &mut best, false);
-    assert_eq!(best, vec![(3, 1), (9, 5), (15, 0), (10, 0)]);
+    let row = |ts, created, partition: u64, r: u64| Best {
+        ts,
+        created,
+        pos: (partition << ROW_BITS) | r,
+    };
+    let offer_all = |rows: &[(u32, Best)], filter: bool| {
+        let mut best = vec![Best::NONE; q.t.len()];
+        for &(k, b) in rows {
+            offer(&mut best, &q, k, b, filter);
+        }
+        best
+    };
+    let p0 = [
+        (0, row(9, 0, 0, 0)),
+        (0, row(3, 1, 0, 1)),
+        (1, row(10, 0, 0, 2)),
+    ];
+    let p1 = [
+        (0, row(15, 0, 1, 0)),
+        (0, row(9, 5, 1, 1)),
+        (0, row(2, 0, 1, 2)),
+        (1, row(10, 0, 1, 3)),
+        (0, row(31, 0, 1, 4)),
+    ];
+    let best = best_per_query(vec![offer_all(&p0, false), offer_all(&p1, false)], &q);
+    // Key 7's queries T = 5, 10, 20, 30; key 8's T = 10.
+    assert_eq!(
+        best,
+        vec![
+            row(3, 1, 0, 1),
+            row(9, 5, 1, 1),
+            row(15, 0, 1, 0),
+            row(15, 0, 1, 0),
+            row(10, 0, 0, 2)
+        ]
+    );
+    // Created at 12: not a candidate at T = 10 under the filter, the best at T = 20.
+    let late = [(0, row(9, 0, 0, 0)), (0, row(8, 12, 0, 1))];
+    let best = best_per_query(vec![offer_all(&late, true)], &q);
+    assert_eq!(best[1], row(9, 0, 0, 0));
+    assert_eq!(best[2], row(9, 0, 0, 0));
+    let best = best_per_query(vec![offer_all(&late, false)], &q);
+    assert_eq!(best[1], row(9, 0, 0, 0));
+    assert!(best[0].is_none());
 }
 
 /// Source times in nanoseconds with a zone (as pandas writes them): a row exactly at the
