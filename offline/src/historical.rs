@@ -128,6 +128,46 @@ pub fn session(
     memory_limit_bytes: usize,
     partitions: usize,
 ) -> Result<SessionContext, OfflineError> {
+    session_reporting(memory_limit_bytes, partitions, None)
+}
+
+/// What a retrieval reports as it reads its sources (for a progress bar or log lines): called
+/// from the scan tasks, so cheap and thread-safe.
+pub trait Progress: Send + Sync {
+    /// A read of `view`'s source starts; `rows` is the source's row count from its files'
+    /// metadata (an estimate: the scan skips what the time bounds prune; 0 when unknown).
+    fn read_started(&self, view: &str, read: SourceReadKind, rows: u64);
+    /// `rows` more rows of the current read were read.
+    fn rows_read(&self, rows: u64);
+    /// The read is done: `rows` were read in all.
+    fn read_finished(&self, view: &str, read: SourceReadKind, rows: u64);
+}
+
+/// The two reads of a view's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceReadKind {
+    /// The `(key, event time, created time)` columns, for the best row per query.
+    KeysAndTimes,
+    /// The winning rows' features, `winners` of them.
+    Winners { winners: u64 },
+}
+
+/// The [`Progress`] of a session's retrievals, kept in its config.
+struct ProgressHook(Arc<dyn Progress>);
+
+fn progress_of(ctx: &SessionContext) -> Option<Arc<dyn Progress>> {
+    ctx.state()
+        .config()
+        .get_extension::<ProgressHook>()
+        .map(|h| h.0.clone())
+}
+
+/// [`session`], with `progress` told of every source read.
+pub fn session_reporting(
+    memory_limit_bytes: usize,
+    partitions: usize,
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<SessionContext, OfflineError> {
     use datafusion::{
         execution::{memory_pool::FairSpillPool, runtime_env::RuntimeEnvBuilder},
         prelude::SessionConfig,
@@ -155,6 +195,9 @@ pub fn session(
         .execution
         .parquet
         .schema_force_view_types = false;
+    if let Some(p) = progress {
+        config = config.with_extension(Arc::new(ProgressHook(p)));
+    }
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
@@ -470,14 +513,14 @@ impl<'a> SourceRead<'a> {
     }
 
     /// The partitions' streams of: keys, ts (µs), created (µs, or 0s), then `features`, with
-    /// `lo <= ts <= hi`.
+    /// `lo <= ts <= hi`; and the source's row count as its files' metadata gives it (0 unknown).
     async fn streams(
         &self,
         df: datafusion::dataframe::DataFrame,
         lo: i64,
         hi: i64,
         with_features: bool,
-    ) -> Result<Vec<datafusion::execution::SendableRecordBatchStream>, OfflineError> {
+    ) -> Result<(Vec<datafusion::execution::SendableRecordBatchStream>, u64), OfflineError> {
         let v = self.view;
         let q = |n: &str| col(format!("\"{n}\""));
         let ts = || cast(q(&v.timestamp_field), utc_micros());
@@ -515,10 +558,27 @@ impl<'a> SourceRead<'a> {
             .filter(ts().gt_eq(bound(lo)).and(ts().lt_eq(bound(hi))))
             .and_then(|df| df.select(cols))
             .map_err(|e| self.err(e))?;
-        df.execute_stream_partitioned()
-            .await
-            .map_err(|e| self.err(e))
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await.map_err(|e| self.err(e))?;
+        let rows = source_rows(&plan);
+        let streams = datafusion::physical_plan::execute_stream_partitioned(plan, task)
+            .map_err(|e| self.err(e))?;
+        Ok((streams, rows))
     }
+}
+
+/// The rows of a scan's files before any filter, from their metadata: the leaf's statistics.
+fn source_rows(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
+    let mut node = plan.clone();
+    while let Some(child) = node.children().first().map(|c| (*c).clone()) {
+        node = child;
+    }
+    use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
+    StatisticsContext::new()
+        .compute(node.as_ref(), &StatisticsArgs::new())
+        .ok()
+        .and_then(|s| s.num_rows.get_value().copied())
+        .unwrap_or(0) as u64
 }
 
 /// The µs timestamps of a column cast to UTC micros (nulls as `None`).
@@ -599,7 +659,8 @@ async fn best_of_partition(
     nkeys: usize,
     filter_created: bool,
     partition: usize,
-) -> Result<Vec<Best>, datafusion::error::DataFusionError> {
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<(Vec<Best>, u64), datafusion::error::DataFusionError> {
     let mut best = vec![Best::NONE; queries.t.len()];
     let base = (partition as u64) << ROW_BITS;
     let mut row = 0u64;
@@ -614,13 +675,16 @@ async fn best_of_partition(
             offer(&mut best, &queries, k, cand, filter_created);
         })?;
         row += batch.num_rows() as u64;
+        if let Some(p) = &progress {
+            p.rows_read(batch.num_rows() as u64);
+        }
         if row >= 1 << ROW_BITS {
             return Err(datafusion::error::DataFusionError::Execution(format!(
                 "a scan partition has more than 2^{ROW_BITS} rows"
             )));
         }
     }
-    Ok(best)
+    Ok((best, row))
 }
 
 /// A source row of key `k` offered to the first query of the key it is eligible for: `T >= ts`
@@ -685,7 +749,8 @@ async fn winners_of_partition(
     queries: Arc<Queries>,
     wanted: Vec<Wanted>,
     nkeys: usize,
-) -> Result<(Vec<u32>, Vec<RecordBatch>), datafusion::error::DataFusionError> {
+    progress: Option<Arc<dyn Progress>>,
+) -> Result<(Vec<u32>, Vec<RecordBatch>, u64), datafusion::error::DataFusionError> {
     let changed = || {
         datafusion::error::DataFusionError::Execution(
             "the source changed while it was read (its rows differ between the join's two \
@@ -703,6 +768,9 @@ async fn winners_of_partition(
         }
         let batch = batch?;
         let end = row + batch.num_rows() as u64;
+        if let Some(p) = &progress {
+            p.rows_read(batch.num_rows() as u64);
+        }
         let from = next;
         while next < wanted.len() && wanted[next].row < end {
             next += 1;
@@ -734,7 +802,7 @@ async fn winners_of_partition(
     if next != wanted.len() {
         return Err(changed());
     }
-    Ok((slots, parts))
+    Ok((slots, parts, row))
 }
 
 /// For every entity row, the index of its row in the returned feature batch (null: none).
@@ -843,22 +911,39 @@ async fn join_view(
     // Phase 1: the best row per query, over all partitions.
     // A span per phase, entered by each partition's task (tasks do not inherit spans).
     let phase = tracing::info_span!("pit_join.best", queries = queries.t.len());
-    let tasks: Vec<_> = read
-        .streams(df.clone(), lo, hi, false)
-        .await?
+    let progress = progress_of(ctx);
+    let (streams, source_rows) = read.streams(df.clone(), lo, hi, false).await?;
+    let kind = SourceReadKind::KeysAndTimes;
+    if let Some(p) = &progress {
+        p.read_started(&view.view, kind, source_rows);
+    }
+    let tasks: Vec<_> = streams
         .into_iter()
         .enumerate()
         .map(|(p, s)| {
             tokio::spawn(
-                best_of_partition(s, queries.clone(), nkeys, filter_created, p)
-                    .instrument(phase.clone()),
+                best_of_partition(
+                    s,
+                    queries.clone(),
+                    nkeys,
+                    filter_created,
+                    p,
+                    progress.clone(),
+                )
+                .instrument(phase.clone()),
             )
         })
         .collect();
     let npartitions = tasks.len();
     let mut parts = Vec::with_capacity(npartitions);
+    let mut read_rows = 0;
     for task in tasks {
-        parts.push(task.await.map_err(engine)?.map_err(|e| read.err(e))?);
+        let (part, rows) = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
+        parts.push(part);
+        read_rows += rows;
+    }
+    if let Some(p) = &progress {
+        p.read_finished(&view.view, kind, read_rows);
     }
     let best = best_per_query(parts, &queries);
     // The ttl, as a check on the winner; then one slot per distinct winning row, and each
@@ -898,7 +983,13 @@ async fn join_view(
 
     // Phase 2: the winning rows' features, by their positions in the same scan.
     let phase = tracing::info_span!("pit_join.take", winners = nslots);
-    let streams = read.streams(df, lo, hi, true).await?;
+    let (streams, source_rows) = read.streams(df, lo, hi, true).await?;
+    let kind = SourceReadKind::Winners {
+        winners: nslots as u64,
+    };
+    if let Some(p) = &progress {
+        p.read_started(&view.view, kind, source_rows);
+    }
     if streams.len() != npartitions {
         return Err(
             read.err(datafusion::error::DataFusionError::Internal(format!(
@@ -912,20 +1003,26 @@ async fn join_view(
         .zip(wanted)
         .map(|(s, w)| {
             tokio::spawn(
-                winners_of_partition(s, queries.clone(), w, nkeys).instrument(phase.clone()),
+                winners_of_partition(s, queries.clone(), w, nkeys, progress.clone())
+                    .instrument(phase.clone()),
             )
         })
         .collect();
     let mut slot_row = vec![u32::MAX; nslots as usize];
     let mut batches = Vec::new();
     let mut offset = 0u32;
+    let mut read_rows = 0;
     for task in tasks {
-        let (slots, parts) = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
+        let (slots, parts, rows) = task.await.map_err(engine)?.map_err(|e| read.err(e))?;
+        read_rows += rows;
         for (i, s) in slots.into_iter().enumerate() {
             slot_row[s as usize] = offset + i as u32;
         }
         offset += parts.iter().map(|b| b.num_rows() as u32).sum::<u32>();
         batches.extend(parts);
+    }
+    if let Some(p) = &progress {
+        p.read_finished(&view.view, kind, read_rows);
     }
     let features = concat_batches(&schema, &batches).map_err(|e| read.err(e.into()))?;
     drop(batches);

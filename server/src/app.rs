@@ -361,6 +361,7 @@ pub async fn serve_offline(
             registry: store::open(&config, &env).await?,
             memory_limit: opts.memory_limit,
             engines: crate::service::ondemand::Engines::from_config(&config),
+            progress: None,
         },
     });
     let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;

@@ -1,10 +1,12 @@
 //! `larder get-historical-features`: an entity table from a Parquet or CSV file joined
 //! point-in-time with the requested features, written to a Parquet or CSV file (through a
-//! temporary file: a failed run leaves none), with a spinner on a terminal and a summary.
+//! temporary file: a failed run leaves none), with a progress bar of the source rows read on a
+//! terminal (log lines otherwise) and a summary.
 
-use std::{collections::HashMap, path::PathBuf, time::Instant};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Instant};
 
 use anyhow::Context;
+use larder_offline::historical::{Progress, SourceReadKind};
 use larder_registry::{config::RepoConfig, store};
 
 use crate::service::historical::{Features, HistoricalRequest, HistoricalService};
@@ -87,18 +89,97 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// A retrieval's source reads as a progress bar (on a terminal) or as log lines.
+struct Reporter {
+    bar: Option<indicatif::ProgressBar>,
+    started: std::sync::Mutex<Instant>,
+}
+
+impl Reporter {
+    fn what(view: &str, read: SourceReadKind) -> String {
+        match read {
+            SourceReadKind::KeysAndTimes => format!("{view}: reading keys and times"),
+            SourceReadKind::Winners { winners } => {
+                format!("{view}: reading the features of {winners} winning rows")
+            }
+        }
+    }
+
+    fn spinner(&self) {
+        if let Some(b) = &self.bar {
+            b.set_style(indicatif::ProgressStyle::default_spinner());
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn read_started(&self, view: &str, read: SourceReadKind, rows: u64) {
+        *self.started.lock().expect("not poisoned") = Instant::now();
+        match &self.bar {
+            Some(b) => {
+                let style = indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} rows ({per_sec}, {eta})",
+                )
+                .expect("a valid template")
+                .progress_chars("=> ");
+                b.set_style(style);
+                b.set_length(rows);
+                b.set_position(0);
+                b.set_message(Self::what(view, read));
+            }
+            None => eprintln!("{} ({rows} rows in the source)", Self::what(view, read)),
+        }
+    }
+
+    fn rows_read(&self, rows: u64) {
+        if let Some(b) = &self.bar {
+            b.inc(rows);
+        }
+    }
+
+    fn read_finished(&self, view: &str, read: SourceReadKind, rows: u64) {
+        let secs = self
+            .started
+            .lock()
+            .expect("not poisoned")
+            .elapsed()
+            .as_secs_f64();
+        let line = format!("{}: {rows} rows read in {secs:.2}s", Self::what(view, read));
+        match &self.bar {
+            Some(b) => {
+                b.println(line);
+                self.spinner();
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+}
+
 pub async fn get_historical_features(
     config: &RepoConfig,
     env: &HashMap<String, String>,
     a: HistoricalArgs,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    let spinner = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal().then(|| {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            s
+        })
+    };
+    let reporter = Arc::new(Reporter {
+        bar: spinner.clone(),
+        started: std::sync::Mutex::new(started),
+    });
     let service = HistoricalService {
         config: config.clone(),
         env: env.clone(),
         registry: store::open(config, env).await?,
         memory_limit: a.memory_limit,
         engines: crate::service::ondemand::Engines::from_config(config),
+        progress: Some(reporter.clone()),
     };
     let req = HistoricalRequest {
         features: match a.feature_service {
@@ -107,14 +188,6 @@ pub async fn get_historical_features(
         },
         full_feature_names: a.full_feature_names,
         filter_by_created_timestamp: a.filter_by_created_timestamp,
-    };
-    let spinner = {
-        use std::io::IsTerminal;
-        std::io::stderr().is_terminal().then(|| {
-            let s = indicatif::ProgressBar::new_spinner();
-            s.enable_steady_tick(std::time::Duration::from_millis(120));
-            s
-        })
     };
     let say = |m: String| match &spinner {
         Some(s) => s.set_message(m),
@@ -148,6 +221,7 @@ pub async fn get_historical_features(
                 .await?
         }
     };
+    reporter.spinner();
     say(format!("writing {}", a.output.display()));
     let out = a.output.clone();
     // Batches are made here (the Python engine's outputs are awaited) and written by a

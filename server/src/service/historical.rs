@@ -11,7 +11,6 @@ use larder_offline::arrow::array::RecordBatch;
 use larder_offline::historical::{
     Retrieval, ViewJoin,
     exec::{PointInTimeJoinExec, offline_error},
-    session,
 };
 use larder_offline::ondemand::batch::Step;
 use larder_registry::{
@@ -58,6 +57,8 @@ pub struct HistoricalService {
     pub memory_limit: usize,
     /// How on-demand views run (the Python engine's worker is shared by every retrieval).
     pub engines: super::ondemand::Engines,
+    /// Told of every source read of a retrieval (the CLI's progress bar); `None` on servers.
+    pub progress: Option<Arc<dyn larder_offline::historical::Progress>>,
 }
 
 /// An on-demand view run by the Python engine over each batch of a retrieval's answer.
@@ -706,7 +707,11 @@ impl HistoricalService {
         buckets: Buckets,
     ) -> Result<larder_offline::historical::Context, ServiceError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let ctx = session(self.memory_limit, cores)?;
+        let ctx = larder_offline::historical::session_reporting(
+            self.memory_limit,
+            cores,
+            self.progress.clone(),
+        )?;
         for (uri, store) in buckets {
             larder_offline::source::register_bucket(&ctx, &uri, store)?;
         }

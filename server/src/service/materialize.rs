@@ -537,6 +537,7 @@ impl MaterializeService {
             // The join keeps every key's latest row and its answer (reserved from this limit).
             memory_limit: ODFV_JOIN_MEMORY_LIMIT,
             engines: super::ondemand::Engines::from_config(&self.config),
+            progress: None,
         };
         let req = super::historical::HistoricalRequest {
             features: super::historical::Features::Refs(

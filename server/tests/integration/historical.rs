@@ -65,6 +65,20 @@ fn randomized_retrievals_equal_the_duckdb_reference() {
                 "seed {seed} request {i}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            // Not a terminal: a log line as each view's source read starts and ends, and the
+            // summary.
+            let log = String::from_utf8_lossy(&out.stderr);
+            for line in [
+                ": reading keys and times (",
+                "winning rows: ",
+                "rows read in",
+                "wrote ",
+            ] {
+                assert!(
+                    log.contains(line),
+                    "seed {seed} request {i}: no {line:?} in {log}"
+                );
+            }
             oracle.script(
                 "historical_case.py",
                 &[
