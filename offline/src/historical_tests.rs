@@ -261,6 +261,45 @@ async fn a_key_spread_over_files_and_partitions() {
     }
 }
 
+/// Exact ties (same key, event and created time) in several files: the row first in the
+/// source (files in path order, rows in file order), with any number of partitions; without a
+/// created column too.
+#[tokio::test]
+async fn exact_ties_take_the_first_row_of_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    write_parquet(
+        &src.join("b.parquet"),
+        &source(&[(1, 2.0, 10.0, 10.0), (1, 3.0, 10.0, 10.0)]),
+    );
+    write_parquet(&src.join("a.parquet"), &source(&[(2, 9.0, 9.0, 9.0)]));
+    write_parquet(
+        &src.join("c.parquet"),
+        &source(&[(1, 4.0, 10.0, 10.0), (2, 8.0, 9.0, 9.0)]),
+    );
+    write_parquet(&src.join("d.parquet"), &source(&[(2, 7.0, 9.0, 9.0)]));
+    let e = entity(&[(1, 11.0), (2, 11.0)]);
+    for created in [Some("created".to_string()), None] {
+        let mut v = view(&src, None);
+        v.created_timestamp_column = created.clone();
+        let r = Retrieval {
+            views: vec![v],
+            filter_by_created_timestamp: false,
+        };
+        for partitions in [1, 2, 3, 4] {
+            for _ in 0..3 {
+                let out = run(&e, &r, partitions).await;
+                assert_eq!(
+                    floats(&out, "conv"),
+                    vec![Some(2.0), Some(9.0)],
+                    "{partitions} partitions, created column {created:?}"
+                );
+            }
+        }
+    }
+}
+
 /// Several views at once (one with a `field_mapping`, one entity-less, one keyed through a
 /// `join_key_map`), their features after the entity columns, grouped per view.
 #[tokio::test]
