@@ -228,12 +228,18 @@ async fn created_after_the_entity_time_is_filtered_on_request() {
     assert_eq!(floats(&out, "conv"), vec![Some(3.0), Some(4.0), Some(4.0)]);
 }
 
-/// Rows of one key spread over several files and partitions: the best over all of them.
-#[tokio::test]
-async fn a_key_spread_over_files_and_partitions() {
+/// A temporary directory with an empty `src` directory for a source's files.
+fn source_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir(&src).unwrap();
+    (dir, src)
+}
+
+/// Rows of one key spread over several files and partitions: the best over all of them.
+#[tokio::test]
+async fn a_key_spread_over_files_and_partitions() {
+    let (_dir, src) = source_dir();
     write_parquet(
         &src.join("a.parquet"),
         &source(&[(1, 1.0, 10.0, 0.0), (2, 7.0, 12.0, 0.0)]),
@@ -266,9 +272,7 @@ async fn a_key_spread_over_files_and_partitions() {
 /// created column too.
 #[tokio::test]
 async fn exact_ties_take_the_first_row_of_the_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
-    std::fs::create_dir(&src).unwrap();
+    let (_dir, src) = source_dir();
     write_parquet(
         &src.join("b.parquet"),
         &source(&[(1, 2.0, 10.0, 10.0), (1, 3.0, 10.0, 10.0)]),
