@@ -437,17 +437,24 @@ pub async fn serve_registry(
         .context("loading the registry")?,
     );
     let reads = Arc::new(crate::service::registry_reads::RegistryReads { cache });
+    let writes = Arc::new(crate::service::registry_writes::RegistryWrites::new(
+        store::open(&config, &env).await?,
+        reads.clone(),
+        Arc::new(SystemClock),
+    ));
     let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
     let routes = move || -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> {
         let reads = reads.clone();
+        let writes = writes.clone();
         Box::pin(async move {
             let (reporter, health) = tonic_health::server::health_reporter();
             reporter
                 .set_serving::<RegistryServerServer<crate::registry_grpc::RegistryGrpc>>()
                 .await;
-            let service = RegistryServerServer::new(crate::registry_grpc::RegistryGrpc { reads })
-                .max_decoding_message_size(crate::flight::MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(crate::flight::MAX_MESSAGE_BYTES);
+            let service =
+                RegistryServerServer::new(crate::registry_grpc::RegistryGrpc { reads, writes })
+                    .max_decoding_message_size(crate::flight::MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::flight::MAX_MESSAGE_BYTES);
             Ok(tonic::service::Routes::new(service).add_service(health))
         })
     };

@@ -1,8 +1,10 @@
 //! The gRPC adapter of Feast's registry server (`feast.registry.RegistryServer`): each read
 //! decodes the request, calls one function of [`crate::service::registry_reads`] over the
 //! registry snapshot, and encodes the answer; errors carry Feast's JSON detail (the remote
-//! client re-raises the class). Writes are not served yet: they answer UNIMPLEMENTED with a
-//! Feast error naming the RPC.
+//! client re-raises the class). Writes (`Apply*`, `Delete*`, `Commit`) go to
+//! [`crate::service::registry_writes`], staged per connection; those not served yet (feature
+//! views, projects' deletion, infra, lineage) answer UNIMPLEMENTED with a Feast error naming
+//! the RPC.
 
 use std::sync::Arc;
 
@@ -11,13 +13,41 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     error::{ErrorCode, ServiceError},
-    service::registry_reads::{
-        RegistryReads, all_feature_views, any_feature_view, get, list, project, projects,
+    service::{
+        registry_reads::{
+            RegistryReads, all_feature_views, any_feature_view, get, list, project, projects,
+        },
+        registry_writes::{Apply, Client, RegistryWrites},
     },
 };
+use larder_registry::store::ObjectKind;
 
 pub struct RegistryGrpc {
     pub reads: Arc<RegistryReads>,
+    pub writes: Arc<RegistryWrites>,
+}
+
+/// The connection a request came on (writes are staged per connection).
+fn client<T>(request: &Request<T>) -> Result<Client, Status> {
+    let c = request
+        .extensions()
+        .get::<crate::net::ConnectionId>()
+        .ok_or_else(|| {
+            status(ServiceError::new(
+                ErrorCode::Internal,
+                "a registry write came without its connection",
+            ))
+        })?;
+    Ok(Client {
+        id: c.id,
+        alive: Arc::downgrade(&c.alive),
+    })
+}
+
+fn missing_field(field: &str) -> Status {
+    status(ServiceError::bad_request(format!(
+        "the request has no {field}"
+    )))
 }
 
 /// A service error as the remote registry client reads it: Feast's JSON detail (a `FeastError`
@@ -33,14 +63,56 @@ fn status(e: ServiceError) -> Status {
 fn not_served(rpc: &str) -> Status {
     status(ServiceError::new(
         ErrorCode::NotImplemented,
-        format!("larder serve-registry does not serve {rpc} yet (reads only)"),
+        format!("larder serve-registry does not serve {rpc} yet"),
     ))
+}
+
+impl RegistryGrpc {
+    /// One `Apply*` request: the object it carries (`field`, required) staged, or committed.
+    async fn apply_one(
+        &self,
+        client: &Client,
+        object: Option<Apply>,
+        field: &str,
+        project: &str,
+        commit: bool,
+    ) -> Result<Response<()>, Status> {
+        let object = object.ok_or_else(|| missing_field(field))?;
+        self.writes
+            .apply(client, object, project, commit)
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
+
+    /// One `Delete*` request.
+    async fn delete_one(
+        &self,
+        client: &Client,
+        kind: ObjectKind,
+        name: &str,
+        project: &str,
+        commit: bool,
+    ) -> Result<Response<()>, Status> {
+        self.writes
+            .delete(client, kind, name, project, commit)
+            .await
+            .map(Response::new)
+            .map_err(status)
+    }
 }
 
 #[tonic::async_trait]
 impl registry_server_server::RegistryServer for RegistryGrpc {
-    async fn apply_entity(&self, _: Request<ApplyEntityRequest>) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyEntity"))
+    async fn apply_entity(
+        &self,
+        request: Request<ApplyEntityRequest>,
+    ) -> Result<Response<()>, Status> {
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.entity.map(Apply::Entity);
+        self.apply_one(&client, object, "entity", &q.project, q.commit)
+            .await
     }
 
     async fn get_entity(
@@ -68,15 +140,25 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
         answer.map(Response::new).map_err(status)
     }
 
-    async fn delete_entity(&self, _: Request<DeleteEntityRequest>) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteEntity"))
+    async fn delete_entity(
+        &self,
+        request: Request<DeleteEntityRequest>,
+    ) -> Result<Response<()>, Status> {
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(&client, ObjectKind::Entity, &q.name, &q.project, q.commit)
+            .await
     }
 
     async fn apply_data_source(
         &self,
-        _: Request<ApplyDataSourceRequest>,
+        request: Request<ApplyDataSourceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyDataSource"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.data_source.map(Apply::DataSource);
+        self.apply_one(&client, object, "data_source", &q.project, q.commit)
+            .await
     }
 
     async fn get_data_source(
@@ -107,22 +189,33 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_data_source(
         &self,
-        _: Request<DeleteDataSourceRequest>,
+        request: Request<DeleteDataSourceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteDataSource"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(
+            &client,
+            ObjectKind::DataSource,
+            &q.name,
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
     async fn apply_feature_view(
         &self,
-        _: Request<ApplyFeatureViewRequest>,
+        request: Request<ApplyFeatureViewRequest>,
     ) -> Result<Response<()>, Status> {
+        self.writes.abandon(&client(&request)?);
         Err(not_served("ApplyFeatureView"))
     }
 
     async fn delete_feature_view(
         &self,
-        _: Request<DeleteFeatureViewRequest>,
+        request: Request<DeleteFeatureViewRequest>,
     ) -> Result<Response<()>, Status> {
+        self.writes.abandon(&client(&request)?);
         Err(not_served("DeleteFeatureView"))
     }
 
@@ -262,9 +355,13 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn apply_feature_service(
         &self,
-        _: Request<ApplyFeatureServiceRequest>,
+        request: Request<ApplyFeatureServiceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyFeatureService"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.feature_service.map(Apply::FeatureService);
+        self.apply_one(&client, object, "feature_service", &q.project, q.commit)
+            .await
     }
 
     async fn get_feature_service(
@@ -306,16 +403,29 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_feature_service(
         &self,
-        _: Request<DeleteFeatureServiceRequest>,
+        request: Request<DeleteFeatureServiceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteFeatureService"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(
+            &client,
+            ObjectKind::FeatureService,
+            &q.name,
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
     async fn apply_saved_dataset(
         &self,
-        _: Request<ApplySavedDatasetRequest>,
+        request: Request<ApplySavedDatasetRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplySavedDataset"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.saved_dataset.map(Apply::SavedDataset);
+        self.apply_one(&client, object, "saved_dataset", &q.project, q.commit)
+            .await
     }
 
     async fn get_saved_dataset(
@@ -347,9 +457,18 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_saved_dataset(
         &self,
-        _: Request<DeleteSavedDatasetRequest>,
+        request: Request<DeleteSavedDatasetRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteSavedDataset"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(
+            &client,
+            ObjectKind::SavedDataset,
+            &q.name,
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
     async fn create_dataset_from_retrieval(
@@ -382,9 +501,19 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn apply_validation_reference(
         &self,
-        _: Request<ApplyValidationReferenceRequest>,
+        request: Request<ApplyValidationReferenceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyValidationReference"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.validation_reference.map(Apply::ValidationReference);
+        self.apply_one(
+            &client,
+            object,
+            "validation_reference",
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
     async fn get_validation_reference(
@@ -416,16 +545,29 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_validation_reference(
         &self,
-        _: Request<DeleteValidationReferenceRequest>,
+        request: Request<DeleteValidationReferenceRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteValidationReference"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(
+            &client,
+            ObjectKind::ValidationReference,
+            &q.name,
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
     async fn apply_permission(
         &self,
-        _: Request<ApplyPermissionRequest>,
+        request: Request<ApplyPermissionRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyPermission"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.permission.map(Apply::Permission);
+        self.apply_one(&client, object, "permission", &q.project, q.commit)
+            .await
     }
 
     async fn get_permission(
@@ -455,13 +597,29 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_permission(
         &self,
-        _: Request<DeletePermissionRequest>,
+        request: Request<DeletePermissionRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeletePermission"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        self.delete_one(
+            &client,
+            ObjectKind::Permission,
+            &q.name,
+            &q.project,
+            q.commit,
+        )
+        .await
     }
 
-    async fn apply_project(&self, _: Request<ApplyProjectRequest>) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyProject"))
+    async fn apply_project(
+        &self,
+        request: Request<ApplyProjectRequest>,
+    ) -> Result<Response<()>, Status> {
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.project.map(Apply::Project);
+        self.apply_one(&client, object, "project", "", q.commit)
+            .await
     }
 
     async fn get_project(
@@ -537,9 +695,14 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
         answer.map(Response::new).map_err(status)
     }
 
-    /// Nothing is pending: there is nothing to commit.
-    async fn commit(&self, _: Request<()>) -> Result<Response<()>, Status> {
-        Ok(Response::new(()))
+    /// Commits what this connection has staged.
+    async fn commit(&self, request: Request<()>) -> Result<Response<()>, Status> {
+        let client = client(&request)?;
+        self.writes
+            .commit(&client)
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn refresh(&self, _: Request<RefreshRequest>) -> Result<Response<()>, Status> {

@@ -340,6 +340,11 @@ impl ChangeSet {
         self.changes.insert(key, Change::Delete);
     }
 
+    /// Forgets the change of one object, if the set has one.
+    pub fn remove(&mut self, key: &ObjectKey) -> Option<Change> {
+        self.changes.remove(key)
+    }
+
     pub fn get(&self, key: &ObjectKey) -> Option<&Change> {
         self.changes.get(key)
     }

@@ -191,11 +191,31 @@ pub struct Handlers<F: FastPath> {
     pub gate: Arc<dyn Gate>,
 }
 
+/// Which connection a request came on, in its extensions (h2 connections: gRPC): a number no
+/// other connection of the process has, and a token dropped when the connection ends, for
+/// services that keep state per client connection (the registry server's staged writes).
+#[derive(Debug, Clone)]
+pub struct ConnectionId {
+    pub id: u64,
+    pub alive: Arc<()>,
+}
+
+impl ConnectionId {
+    pub fn next() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            alive: Arc::new(()),
+        }
+    }
+}
+
 /// The router behind the gate, for h2 connections (HTTP/1.1 passes the gate in [`h1`]).
 #[derive(Clone)]
 struct GatedRouter {
     router: axum::Router,
     gate: Arc<dyn Gate>,
+    connection: ConnectionId,
 }
 
 impl tower::Service<axum::http::Request<hyper::body::Incoming>> for GatedRouter {
@@ -213,8 +233,9 @@ impl tower::Service<axum::http::Request<hyper::body::Incoming>> for GatedRouter 
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         use tower::ServiceExt;
+        req.extensions_mut().insert(self.connection.clone());
         let admitted = self.gate.admit(&RequestParts::http(
             req.method().as_str(),
             req.uri().path_and_query().map_or("/", |p| p.as_str()),
@@ -671,6 +692,7 @@ impl<F: FastPath> Connection<F> {
             let service = TowerToHyperService::new(GatedRouter {
                 router: self.handlers.router.clone(),
                 gate: self.handlers.gate.clone(),
+                connection: ConnectionId::next(),
             });
             let io = Prefixed {
                 prefix: buf.freeze(),

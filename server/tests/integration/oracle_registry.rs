@@ -292,6 +292,25 @@ fn list_commands_read_the_oracle_repo() {
     let _ = Path::new(".");
 }
 
+/// A client repo in `dir/client`: `repo`'s feature_store.yaml with the registry `remote` at
+/// `127.0.0.1:port` and the repo's own online store.
+fn remote_registry_client(repo: &Path, dir: &Path, port: u16) -> std::path::PathBuf {
+    let client = dir.join("client");
+    std::fs::create_dir_all(&client).unwrap();
+    let yaml = std::fs::read_to_string(repo.join("feature_store.yaml"))
+        .unwrap()
+        .replace(
+            "registry: data/registry.db",
+            &format!("registry:\n    registry_type: remote\n    path: 127.0.0.1:{port}"),
+        )
+        .replace(
+            "path: data/online_store.db",
+            &format!("path: {}", repo.join("data/online_store.db").display()),
+        );
+    std::fs::write(client.join("feature_store.yaml"), yaml).unwrap();
+    client
+}
+
 /// The Feast SDK and CLI with `registry: {registry_type: remote}` pointed at `larder
 /// serve-registry` (on `feast init`'s repo): `feast registry-dump` prints what it prints on the
 /// repo itself, `feast feature-views list` lists the views, `get_online_features` (by features
@@ -311,22 +330,7 @@ fn the_feast_sdk_reads_the_registry_through_serve_registry() {
         "larder materialize-incremental",
     );
     let server = crate::historical::OfflineServer::start_command(&repo, "serve-registry", &[], &[]);
-    let client = dir.path().join("client");
-    std::fs::create_dir_all(&client).unwrap();
-    let yaml = std::fs::read_to_string(repo.join("feature_store.yaml"))
-        .unwrap()
-        .replace(
-            "registry: data/registry.db",
-            &format!(
-                "registry:\n    registry_type: remote\n    path: 127.0.0.1:{}",
-                server.port
-            ),
-        )
-        .replace(
-            "path: data/online_store.db",
-            &format!("path: {}", repo.join("data/online_store.db").display()),
-        );
-    std::fs::write(client.join("feature_store.yaml"), yaml).unwrap();
+    let client = remote_registry_client(&repo, dir.path(), server.port);
 
     let dump = |repo: &Path| -> Json {
         normalize_dump(serde_json::from_str(&oracle.feast(repo, &["registry-dump"], &[])).unwrap())
@@ -364,7 +368,7 @@ for name in ["local", "remote"]:
     out[name]["errors"] = errors
 s = FeatureStore(repo_path=sys.argv[2])
 try:
-    s.apply([s.get_entity("driver")])
+    s.apply([s.get_feature_view("driver_hourly_stats")])
     out["write"] = "applied"
 except Exception as e:
     out["write"] = f"{type(e).__name__}: {e}"
@@ -388,7 +392,157 @@ print(json.dumps(out, default=str))
     );
     let write = out["write"].as_str().unwrap();
     assert!(
-        write.starts_with("FeastError") && write.contains("ApplyEntity"),
+        write.starts_with("FeastError") && write.contains("ApplyFeatureView"),
         "{write}"
     );
+}
+
+/// Writes through `larder serve-registry` from the Feast SDK with a remote registry: `apply`
+/// of an entity and a data source lands in the repo's file registry as Feast's registry would
+/// write it (project set, created kept on a re-apply, last update moved), objects not applied
+/// stay byte for byte, deletes remove and a second delete is Feast's not-found exception; two
+/// clients staging at once: the first commit wins, the second is refused with nothing
+/// written, and its re-apply lands; a feature view is refused and its whole apply with it
+/// (nothing of it is committed later).
+#[test]
+fn the_feast_sdk_applies_through_serve_registry() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "remote_writes");
+    let before = std::fs::read(repo.join("data/registry.db")).unwrap();
+    let server = crate::historical::OfflineServer::start_command(&repo, "serve-registry", &[], &[]);
+    let client = remote_registry_client(&repo, dir.path(), server.port);
+    let code = r#"
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+from feast import Entity, FeatureStore, FileSource
+from feast.errors import FeastError
+repo, client = sys.argv[1], sys.argv[2]
+local = lambda: FeatureStore(repo_path=repo)
+remote = FeatureStore(repo_path=client)
+project = remote.project
+out = {}
+src = FileSource(name="rider_source", path="data/riders.parquet", timestamp_field="event_timestamp")
+remote.apply([Entity(name="rider", join_keys=["rider_id"], description="first"), src])
+e = local().get_entity("rider")
+d = local().registry.get_data_source("rider_source", project)
+out["first"] = {"description": e.description, "remote": remote.get_entity("rider").description,
+                "source_path": d.path, "created": str(e.created_timestamp)}
+time.sleep(1.1)
+remote.apply([Entity(name="rider", join_keys=["rider_id"], description="second")])
+e2 = local().get_entity("rider")
+out["second"] = {"description": e2.description, "created_kept": e2.created_timestamp == e.created_timestamp,
+                 "updated_later": e2.last_updated_timestamp > e.last_updated_timestamp}
+remote.registry.delete_entity("rider", project, commit=True)
+out["deleted"] = [x.name for x in local().list_entities()]
+try:
+    remote.registry.delete_entity("rider", project, commit=True)
+except Exception as err:
+    out["delete_again"] = type(err).__name__
+# Two appliers in two processes (one process's gRPC channels to one address share a
+# connection, and so a staging): each stages an entity, then A commits, then B.
+import subprocess
+applier = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+from feast import Entity, FeatureStore
+from feast.errors import FeastError
+s = FeatureStore(repo_path=sys.argv[1])
+s.registry.apply_entity(Entity(name=sys.argv[2], join_keys=[sys.argv[2] + "_id"]), s.project, commit=False)
+print("staged", flush=True)
+sys.stdin.readline()
+try:
+    s.registry.commit()
+    print("committed", flush=True)
+except FeastError as err:
+    print(f"{type(err).__name__}: {err}", flush=True)
+"""
+procs = [subprocess.Popen([sys.executable, "-c", applier, client, n], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True) for n in ["from_a", "from_b"]]
+for p in procs:
+    assert p.stdout.readline().strip() == "staged"
+results = []
+for p in procs:
+    p.stdin.write("go\n"); p.stdin.flush()
+    results.append(p.stdout.readline().strip())
+    p.wait()
+out["first_commit"], out["second_commit"] = results
+out["after_conflict"] = sorted(x.name for x in local().list_entities())
+# A refused feature view fails its whole apply: the data source staged before it is dropped,
+# not committed by this connection's next commit.
+view_src = FileSource(name="view_source", path="data/v.parquet", timestamp_field="event_timestamp")
+try:
+    remote.apply([Entity(name="with_view", join_keys=["w_id"]), view_src,
+                  remote.get_feature_view("driver_hourly_stats")])
+    out["view"] = "applied"
+except FeastError as err:
+    out["view"] = f"{type(err).__name__}: {err}"
+b = FeatureStore(repo_path=client)
+b.registry.apply_entity(Entity(name="from_b", join_keys=["b_id"]), project, commit=True)
+out["sources"] = sorted(x.name for x in local().list_data_sources())
+out["after_retry"] = sorted(x.name for x in local().list_entities())
+print(json.dumps(out, default=str))
+"#;
+    let script = dir.path().join("remote_writes.py");
+    std::fs::write(&script, code).unwrap();
+    let out: Json = serde_json::from_str(
+        &oracle.run_python_file(&script, &[repo.to_str().unwrap(), client.to_str().unwrap()]),
+    )
+    .unwrap();
+    assert_eq!(out["first"]["description"], "first", "{out}");
+    assert_eq!(out["first"]["remote"], "first", "{out}");
+    assert_eq!(out["first"]["source_path"], "data/riders.parquet", "{out}");
+    assert_eq!(out["second"]["description"], "second", "{out}");
+    assert_eq!(out["second"]["created_kept"], true, "{out}");
+    assert_eq!(out["second"]["updated_later"], true, "{out}");
+    assert_eq!(out["deleted"], serde_json::json!(["driver"]), "{out}");
+    assert_eq!(out["delete_again"], "EntityNotFoundException", "{out}");
+    assert_eq!(out["first_commit"], "committed", "{out}");
+    let second = out["second_commit"].as_str().unwrap();
+    assert!(
+        second.starts_with("FeastError") && second.contains("another writer committed first"),
+        "{out}"
+    );
+    assert_eq!(
+        out["after_conflict"],
+        serde_json::json!(["driver", "from_a"]),
+        "{out}"
+    );
+    assert_eq!(
+        out["after_retry"],
+        serde_json::json!(["driver", "from_a", "from_b"]),
+        "{out}"
+    );
+    let view = out["view"].as_str().unwrap();
+    assert!(view.contains("ApplyFeatureView"), "{out}");
+    let sources: Vec<&str> = out["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        sources.contains(&"rider_source") && !sources.contains(&"view_source"),
+        "{out}"
+    );
+
+    // Every object the writes did not name is stored as it was, byte for byte.
+    let after = std::fs::read(repo.join("data/registry.db")).unwrap();
+    let objects = |bytes: &[u8]| -> Vec<(String, Vec<u8>)> {
+        larder_registry::writeback::registry_objects(bytes)
+            .unwrap()
+            .into_iter()
+            .map(|(k, b)| (k.to_string(), b.to_vec()))
+            .collect()
+    };
+    let after_objects = objects(&after);
+    for (key, bytes) in objects(&before) {
+        if key.contains("entity") && !key.contains("driver") {
+            continue;
+        }
+        assert!(
+            after_objects.iter().any(|(k, b)| *k == key && *b == bytes),
+            "{key} changed"
+        );
+    }
 }

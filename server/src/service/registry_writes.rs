@@ -1,0 +1,438 @@
+//! The writes of Feast's registry server (`Apply*`, `Delete*`, `Commit`; spec §8.3): what a
+//! Feast client with `registry_type: remote` sends when it applies objects. Feast's client
+//! sends each object with `commit=false` and then `Commit`, so changes are staged per client
+//! connection, on top of the registry as it was when the connection's first change came, and
+//! committed through the store's revision-checked commit: if another writer committed in
+//! between, the commit fails with a conflict (Feast's `FeastError`, gRPC FAILED_PRECONDITION)
+//! and nothing of it is written — two appliers never overwrite each other silently. A
+//! connection that closes with changes staged and not committed leaves the registry as it was.
+//!
+//! Each kind follows Feast's `Registry.apply_*` rules: the object is stored under the
+//! request's project; an object that exists keeps its `created_timestamp` and gets the
+//! commit's time as `last_updated_timestamp` (a new one gets it as both, unless it brings a
+//! created time); a data source equal to the stored one (apart from that metadata) is left
+//! as it is, and a data source gets Feast's `data_source_class_type` for its type; a project
+//! named by a change that the registry lacks is created, as Feast creates it. Deleting an
+//! object that is not there is Feast's not-found error for its kind. Feature views are not
+//! written yet (their version history has no store support): `ApplyFeatureView` and
+//! `DeleteFeatureView` answer UNIMPLEMENTED and drop what the connection had staged, so the
+//! client's failed apply is not committed in part later.
+//!
+//! A client is a connection: gRPC clients in one process that share a connection to the
+//! server (Python gRPC's channels to one address do) share one staging, as every client of
+//! Feast's own registry server shares one.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, Weak},
+};
+
+use bytes::Bytes;
+use larder_protos::feast::core as pb;
+use larder_registry::{
+    clock::Clock,
+    error::RegistryError,
+    store::{ChangeSet, CommitOptions, ObjectKey, ObjectKind, RegistryStore, Revision},
+};
+use prost::Message;
+use prost_types::Timestamp;
+
+use super::registry_reads::RegistryReads;
+use crate::error::{ErrorCode, ServiceError};
+
+/// Who sends a change: one client connection (changes are staged per connection). `alive`
+/// is dropped when the connection closes.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: u64,
+    pub alive: Weak<()>,
+}
+
+/// One connection's staged changes over the registry as read when the first one came.
+struct Staged {
+    alive: Weak<()>,
+    base: Option<Revision>,
+    objects: BTreeMap<ObjectKey, Bytes>,
+    changes: ChangeSet,
+}
+
+impl Staged {
+    /// The object as the connection sees it: its staged change over the base.
+    fn current(&self, key: &ObjectKey) -> Option<Bytes> {
+        match self.changes.get(key) {
+            Some(larder_registry::store::Change::Upsert(b)) => Some(b.clone()),
+            Some(larder_registry::store::Change::Delete) => None,
+            None => self.objects.get(key).cloned(),
+        }
+    }
+}
+
+/// An object to apply, as the request carries it.
+pub enum Apply {
+    Entity(pb::Entity),
+    DataSource(pb::DataSource),
+    FeatureService(pb::FeatureService),
+    SavedDataset(pb::SavedDataset),
+    ValidationReference(pb::ValidationReference),
+    Permission(pb::Permission),
+    /// A project (its own name is the project).
+    Project(pb::Project),
+}
+
+pub struct RegistryWrites {
+    pub store: Arc<dyn RegistryStore>,
+    /// Refreshed after each commit, so this server's reads see its writes at once.
+    pub reads: Arc<RegistryReads>,
+    pub clock: Arc<dyn Clock>,
+    staged: Mutex<HashMap<u64, Staged>>,
+}
+
+fn timestamp(clock: &dyn Clock) -> Timestamp {
+    let now = clock.now();
+    Timestamp {
+        seconds: now.timestamp(),
+        nanos: now.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// The class name Feast's registry stores in `data_source_class_type` for a source type.
+fn data_source_class(t: i32) -> Option<&'static str> {
+    use pb::data_source::SourceType as T;
+    Some(match T::try_from(t).ok()? {
+        T::BatchFile => "feast.infra.offline_stores.file_source.FileSource",
+        T::BatchBigquery => "feast.infra.offline_stores.bigquery_source.BigQuerySource",
+        T::BatchRedshift => "feast.infra.offline_stores.redshift_source.RedshiftSource",
+        T::BatchSnowflake => "feast.infra.offline_stores.snowflake_source.SnowflakeSource",
+        T::BatchTrino => {
+            "feast.infra.offline_stores.contrib.trino_offline_store.trino_source.TrinoSource"
+        }
+        T::BatchSpark => {
+            "feast.infra.offline_stores.contrib.spark_offline_store.spark_source.SparkSource"
+        }
+        T::BatchAthena => {
+            "feast.infra.offline_stores.contrib.athena_offline_store.athena_source.AthenaSource"
+        }
+        T::BatchIceberg => {
+            "feast.infra.data_sources.contrib.iceberg_catalog.iceberg_source.IcebergSource"
+        }
+        T::StreamKafka => "feast.data_source.KafkaSource",
+        T::StreamKinesis => "feast.data_source.KinesisSource",
+        T::RequestSource => "feast.data_source.RequestSource",
+        T::PushSource => "feast.data_source.PushSource",
+        T::Invalid | T::CustomSource => return None,
+    })
+}
+
+/// Feast's not-found error for deleting an object of `kind` that is not there.
+fn missing(kind: ObjectKind, name: &str, project: &str) -> ServiceError {
+    let class = match kind {
+        ObjectKind::Entity => "EntityNotFoundException",
+        ObjectKind::DataSource => "DataSourceNotFoundException",
+        ObjectKind::FeatureService => "FeatureServiceNotFoundException",
+        ObjectKind::SavedDataset => "SavedDatasetNotFound",
+        ObjectKind::ValidationReference => "ValidationReferenceNotFound",
+        ObjectKind::Permission => "PermissionNotFoundException",
+        ObjectKind::Project => "ProjectNotFoundException",
+        _ => "FeatureViewNotFoundException",
+    };
+    ServiceError::feast(
+        ErrorCode::NotFound,
+        class,
+        format!(
+            "{} {name} does not exist in project {project}",
+            kind.label()
+        ),
+    )
+}
+
+/// An object with Feast's created and last-updated times, stored under a project.
+trait Stamped: Message + Default + Clone {
+    const KIND: ObjectKind;
+    fn name(&self) -> &str;
+    fn set_project(&mut self, project: &str);
+    /// Its `(created, last_updated)` slots.
+    fn times(&mut self) -> (&mut Option<Timestamp>, &mut Option<Timestamp>);
+}
+
+macro_rules! stamped_spec {
+    ($($t:ty => $kind:ident;)*) => {$(
+        impl Stamped for $t {
+            const KIND: ObjectKind = ObjectKind::$kind;
+            fn name(&self) -> &str {
+                self.spec.as_ref().map_or("", |s| s.name.as_str())
+            }
+            fn set_project(&mut self, project: &str) {
+                self.spec.get_or_insert_with(Default::default).project = project.into();
+            }
+            fn times(&mut self) -> (&mut Option<Timestamp>, &mut Option<Timestamp>) {
+                let m = self.meta.get_or_insert_with(Default::default);
+                (&mut m.created_timestamp, &mut m.last_updated_timestamp)
+            }
+        }
+    )*};
+}
+
+stamped_spec! {
+    pb::Entity => Entity;
+    pb::FeatureService => FeatureService;
+    pb::SavedDataset => SavedDataset;
+    pb::Permission => Permission;
+}
+
+impl Stamped for pb::DataSource {
+    const KIND: ObjectKind = ObjectKind::DataSource;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn set_project(&mut self, project: &str) {
+        self.project = project.into();
+    }
+    fn times(&mut self) -> (&mut Option<Timestamp>, &mut Option<Timestamp>) {
+        let m = self.meta.get_or_insert_with(Default::default);
+        (&mut m.created_timestamp, &mut m.last_updated_timestamp)
+    }
+}
+
+impl Stamped for pb::Project {
+    const KIND: ObjectKind = ObjectKind::Project;
+    fn name(&self) -> &str {
+        self.spec.as_ref().map_or("", |s| s.name.as_str())
+    }
+    /// A project is its own project.
+    fn set_project(&mut self, _: &str) {}
+    fn times(&mut self) -> (&mut Option<Timestamp>, &mut Option<Timestamp>) {
+        let m = self.meta.get_or_insert_with(Default::default);
+        (&mut m.created_timestamp, &mut m.last_updated_timestamp)
+    }
+}
+
+/// The object with its times cleared (what "unchanged" compares).
+fn without_times<T: Stamped>(mut o: T) -> T {
+    let (c, u) = o.times();
+    (*c, *u) = (None, None);
+    o
+}
+
+/// An applied object as Feast's registry stores it: under `project`, keeping the stored
+/// object's created time (else the one given, else now), last updated now.
+fn stamp<T: Stamped>(
+    mut o: T,
+    project: &str,
+    s: &Staged,
+    now: Timestamp,
+) -> Result<(ObjectKind, Vec<u8>), ServiceError> {
+    o.set_project(project);
+    let key = ObjectKey::new(T::KIND, project, o.name())?;
+    let stored = s
+        .current(&key)
+        .and_then(|b| T::decode(b).ok())
+        .and_then(|mut old| *old.times().0);
+    let (created, updated) = o.times();
+    *created = Some(stored.or(*created).unwrap_or(now));
+    *updated = Some(now);
+    Ok((T::KIND, o.encode_to_vec()))
+}
+
+impl RegistryWrites {
+    pub fn new(
+        store: Arc<dyn RegistryStore>,
+        reads: Arc<RegistryReads>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            reads,
+            clock,
+            staged: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connection's staging, read from the store when it has none (connections that have
+    /// closed are forgotten first).
+    async fn staging(&self, client: &Client) -> Result<(), ServiceError> {
+        {
+            let mut staged = self.staged.lock().expect("not poisoned");
+            // Closed connections are forgotten; so is a staging with nothing in it (read
+            // again: an empty staging must not pin an old revision).
+            staged.retain(|_, s| s.alive.strong_count() > 0 && !s.changes.is_empty());
+            if staged.contains_key(&client.id) {
+                return Ok(());
+            }
+        }
+        let (objects, base) = match self.store.load_objects().await {
+            Ok(o) => (o.objects, o.revision),
+            // A registry not written yet: the first commit creates it.
+            Err(RegistryError::FileNotFound { .. } | RegistryError::ObjectNotFound { .. }) => {
+                (BTreeMap::new(), None)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.staged.lock().expect("not poisoned").insert(
+            client.id,
+            Staged {
+                alive: client.alive.clone(),
+                base,
+                objects,
+                changes: ChangeSet::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn with_staged<T>(
+        &self,
+        client: &Client,
+        f: impl FnOnce(&mut Staged) -> Result<T, ServiceError>,
+    ) -> Result<T, ServiceError> {
+        let mut staged = self.staged.lock().expect("not poisoned");
+        let s = staged.get_mut(&client.id).ok_or_else(|| {
+            ServiceError::new(ErrorCode::Internal, "the connection's staging vanished")
+        })?;
+        f(s)
+    }
+
+    /// Stages (and with `commit`, commits) one object under `project`.
+    pub async fn apply(
+        &self,
+        client: &Client,
+        object: Apply,
+        project: &str,
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        self.staging(client).await?;
+        let now = timestamp(self.clock.as_ref());
+        self.with_staged(client, |s| {
+            let project = match &object {
+                Apply::Project(p) => p.spec.as_ref().map_or("", |s| s.name.as_str()).to_owned(),
+                _ => project.to_owned(),
+            };
+            if project.is_empty() {
+                return Err(ServiceError::bad_request("the request names no project"));
+            }
+            let (kind, bytes) = match object {
+                Apply::Entity(e) => stamp(e, &project, s, now)?,
+                Apply::DataSource(mut d) => {
+                    d.project = project.clone();
+                    if d.data_source_class_type.is_empty()
+                        && let Some(c) = data_source_class(d.r#type)
+                    {
+                        d.data_source_class_type = c.into();
+                    }
+                    let key = ObjectKey::new(ObjectKind::DataSource, &project, &d.name)?;
+                    let old = s.current(&key).and_then(|b| pb::DataSource::decode(b).ok());
+                    if old.is_some_and(|o| without_times(o) == without_times(d.clone())) {
+                        // Unchanged: left as stored (Feast returns without a change).
+                        return Ok(());
+                    }
+                    stamp(d, &project, s, now)?
+                }
+                Apply::FeatureService(f) => stamp(f, &project, s, now)?,
+                Apply::SavedDataset(d) => stamp(d, &project, s, now)?,
+                Apply::ValidationReference(mut v) => {
+                    v.project = project.clone();
+                    (ObjectKind::ValidationReference, v.encode_to_vec())
+                }
+                Apply::Permission(p) => stamp(p, &project, s, now)?,
+                Apply::Project(p) => stamp(p, &project, s, now)?,
+            };
+            s.changes.upsert(kind, bytes)?;
+            Self::ensure_project(s, &project, now)
+        })?;
+        if commit {
+            self.commit(client).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The project of a change, created as Feast creates it when the registry lacks it.
+    fn ensure_project(s: &mut Staged, project: &str, now: Timestamp) -> Result<(), ServiceError> {
+        let key = ObjectKey::project(project)?;
+        if s.current(&key).is_none() {
+            let p = pb::Project {
+                spec: Some(pb::ProjectSpec {
+                    name: project.into(),
+                    ..Default::default()
+                }),
+                meta: Some(pb::ProjectMeta {
+                    created_timestamp: Some(now),
+                    last_updated_timestamp: Some(now),
+                }),
+            };
+            s.changes.upsert(ObjectKind::Project, p.encode_to_vec())?;
+        }
+        Ok(())
+    }
+
+    /// Stages (and with `commit`, commits) the deletion of one object.
+    pub async fn delete(
+        &self,
+        client: &Client,
+        kind: ObjectKind,
+        name: &str,
+        project: &str,
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        self.staging(client).await?;
+        self.with_staged(client, |s| {
+            let key = match kind {
+                ObjectKind::Project => ObjectKey::project(name),
+                _ => ObjectKey::new(kind, project, name),
+            }
+            .map_err(|_| missing(kind, name, project))?;
+            if s.current(&key).is_none() {
+                return Err(missing(kind, name, project));
+            }
+            if s.objects.contains_key(&key) {
+                s.changes.delete(key);
+            } else {
+                // Staged by this connection only: forgetting the upsert deletes it.
+                s.changes.remove(&key);
+            }
+            Ok(())
+        })?;
+        if commit {
+            self.commit(client).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Drops what the connection has staged: a write of it was refused, so the client's
+    /// apply failed as a whole and must not be committed in part by a later `Commit`.
+    pub fn abandon(&self, client: &Client) {
+        self.staged.lock().expect("not poisoned").remove(&client.id);
+    }
+
+    /// Commits the connection's staged changes (nothing staged: nothing to do). On a conflict
+    /// the staged changes are dropped: the client re-applies over the registry as it now is.
+    pub async fn commit(&self, client: &Client) -> Result<(), ServiceError> {
+        let staged = self.staged.lock().expect("not poisoned").remove(&client.id);
+        let Some(s) = staged else { return Ok(()) };
+        if s.changes.is_empty() {
+            return Ok(());
+        }
+        let options = CommitOptions {
+            last_updated: Some(timestamp(self.clock.as_ref())),
+        };
+        match self
+            .store
+            .commit(s.base.as_ref(), &s.changes, &options)
+            .await
+        {
+            Ok(_) => {}
+            Err(e @ RegistryError::Conflict { .. }) => {
+                return Err(ServiceError::feast(
+                    ErrorCode::Conflict,
+                    "FeastError",
+                    format!(
+                        "the registry changed while these changes were staged (another \
+                         writer committed first); nothing was written, apply again: {e}"
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.reads.refresh().await
+    }
+}
