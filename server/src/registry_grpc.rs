@@ -656,9 +656,22 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn apply_materialization(
         &self,
-        _: Request<ApplyMaterializationRequest>,
+        request: Request<ApplyMaterializationRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("ApplyMaterialization"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let view = q
+            .feature_view
+            .ok_or_else(|| missing_field("feature_view"))?;
+        let name = view.spec.map(|s| s.name).unwrap_or_default();
+        let (Some(start), Some(end)) = (q.start_date, q.end_date) else {
+            return Err(missing_field("start_date and end_date"));
+        };
+        self.writes
+            .materialized(&client, &name, &q.project, (start, end), q.commit)
+            .await
+            .map(Response::new)
+            .map_err(status)
     }
 
     async fn list_project_metadata(

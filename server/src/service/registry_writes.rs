@@ -12,7 +12,8 @@
 //! commit's time as `last_updated_timestamp` (a new one gets it as both, unless it brings a
 //! created time); a data source equal to the stored one (apart from that metadata) is left
 //! as it is, and a data source gets Feast's `data_source_class_type` for its type; a project
-//! named by a change that the registry lacks is created, as Feast creates it. Deleting an
+//! named by a change that the registry lacks is created, as Feast creates it.
+//! `ApplyMaterialization` records an interval in the view's meta, every other byte kept. Deleting an
 //! object that is not there is Feast's not-found error for its kind. Feature views are not
 //! written yet (their version history has no store support): `ApplyFeatureView` and
 //! `DeleteFeatureView` answer UNIMPLEMENTED and drop what the connection had staged, so the
@@ -362,6 +363,48 @@ impl RegistryWrites {
             s.changes.upsert(ObjectKind::Project, p.encode_to_vec())?;
         }
         Ok(())
+    }
+
+    /// A materialization of `view` over `[start, end]` recorded as Feast's
+    /// `apply_materialization` records it: the interval appended to the view's
+    /// `materialization_intervals`, its state AVAILABLE_ONLINE, its last update now — every
+    /// other byte of it kept. A view (or stream view) that is not there: nothing to record, as
+    /// in Feast.
+    pub async fn materialized(
+        &self,
+        client: &Client,
+        view: &str,
+        project: &str,
+        interval: (Timestamp, Timestamp),
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        use larder_registry::writeback::{MetaEdit, edit_view};
+        self.staging(client).await?;
+        let now = timestamp(self.clock.as_ref());
+        let edit = MetaEdit {
+            state: pb::FeatureViewState::AvailableOnline,
+            last_updated: now,
+            append_interval: Some(interval),
+        };
+        let recorded = self.with_staged(client, |s| {
+            for kind in [ObjectKind::FeatureView, ObjectKind::StreamFeatureView] {
+                let key = ObjectKey::new(kind, project, view)?;
+                if let Some(bytes) = s.current(&key) {
+                    let edited = edit_view(&bytes, &edit).map_err(|e| {
+                        ServiceError::new(ErrorCode::Internal, format!("{key}: {e}"))
+                    })?;
+                    s.changes.upsert(kind, edited)?;
+                    Self::ensure_project(s, project, now)?;
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })?;
+        if commit && recorded {
+            self.commit(client).await
+        } else {
+            Ok(())
+        }
     }
 
     /// Stages (and with `commit`, commits) the deletion of one object.

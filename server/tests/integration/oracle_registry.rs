@@ -403,7 +403,7 @@ print(json.dumps(out, default=str))
 /// stay byte for byte, deletes remove and a second delete is Feast's not-found exception; two
 /// clients staging at once: the first commit wins, the second is refused with nothing
 /// written, and its re-apply lands; a feature view is refused and its whole apply with it
-/// (nothing of it is committed later).
+/// (nothing of it is committed later); a materialization's interval is recorded in the view.
 #[test]
 fn the_feast_sdk_applies_through_serve_registry() {
     let oracle = Oracle::get();
@@ -480,6 +480,14 @@ except FeastError as err:
 b = FeatureStore(repo_path=client)
 b.registry.apply_entity(Entity(name="from_b", join_keys=["b_id"]), project, commit=True)
 out["sources"] = sorted(x.name for x in local().list_data_sources())
+# What `feast materialize` records through the registry.
+from datetime import datetime, timezone
+fv = remote.get_feature_view("driver_hourly_stats")
+n = len(local().get_feature_view("driver_hourly_stats").materialization_intervals)
+start, end = datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc)
+remote.registry.apply_materialization(fv, project, start, end, commit=True)
+iv = local().get_feature_view("driver_hourly_stats").materialization_intervals
+out["materialized"] = {"added": len(iv) - n, "last": [str(iv[-1][0]), str(iv[-1][1])]}
 out["after_retry"] = sorted(x.name for x in local().list_entities())
 print(json.dumps(out, default=str))
 "#;
@@ -526,6 +534,11 @@ print(json.dumps(out, default=str))
         "{out}"
     );
 
+    assert_eq!(
+        out["materialized"],
+        serde_json::json!({"added": 1, "last": ["2026-01-01 00:00:00+00:00", "2026-01-02 00:00:00+00:00"]}),
+        "{out}"
+    );
     // Every object the writes did not name is stored as it was, byte for byte.
     let after = std::fs::read(repo.join("data/registry.db")).unwrap();
     let objects = |bytes: &[u8]| -> Vec<(String, Vec<u8>)> {
@@ -537,7 +550,9 @@ print(json.dumps(out, default=str))
     };
     let after_objects = objects(&after);
     for (key, bytes) in objects(&before) {
-        if key.contains("entity") && !key.contains("driver") {
+        if (key.contains("entity") && !key.contains("driver"))
+            || key.starts_with("feature view \"driver_hourly_stats\"")
+        {
             continue;
         }
         assert!(
