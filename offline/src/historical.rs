@@ -278,8 +278,9 @@ fn strict() -> CastOptions<'static> {
 enum KeyIndex {
     /// Entity-less view: every row has key 0.
     Single,
-    /// One integer key column.
-    Int(std::collections::HashMap<i64, u32, foldhash::fast::FixedState>),
+    /// One integer key column: the id and (once the queries are known) the key's span of
+    /// them, in the map itself so that a source row's lookup is one memory access.
+    Int(std::collections::HashMap<i64, (u32, Span), foldhash::fast::FixedState>),
     /// Anything else, by the keys' row-format bytes.
     Rows {
         converter: RowConverter,
@@ -334,7 +335,7 @@ impl KeyIndex {
                         None
                     } else {
                         let next = map.len() as u32;
-                        Some(*map.entry(a.value(i)).or_insert(next))
+                        Some(map.entry(a.value(i)).or_insert((next, Span::EMPTY)).0)
                     });
                 }
             }
@@ -360,22 +361,33 @@ impl KeyIndex {
         Ok(out)
     }
 
-    /// Calls `f(row, id)` for each source row whose key the entity side has.
+    /// Sets each integer key's span of queries (`start`: the queries of key `k` are
+    /// `start[k]..start[k + 1]`, their times in `t`).
+    fn set_spans(&mut self, start: &[u32], t: &[i64]) {
+        if let KeyIndex::Int(map) = self {
+            for (id, span) in map.values_mut() {
+                *span = Span::of(start, t, *id);
+            }
+        }
+    }
+
+    /// Calls `f(row, id, span)` for each source row whose key the entity side has (the span
+    /// where the index holds it, else `None`).
     fn each_known(
         &self,
         cols: &[ArrayRef],
         n: usize,
-        mut f: impl FnMut(usize, u32),
+        mut f: impl FnMut(usize, u32, Option<Span>),
     ) -> Result<(), datafusion::error::DataFusionError> {
         match self {
-            KeyIndex::Single => (0..n).for_each(|i| f(i, 0)),
+            KeyIndex::Single => (0..n).for_each(|i| f(i, 0, None)),
             KeyIndex::Int(map) => {
                 let a = cols[0].as_primitive::<Int64Type>();
                 for i in 0..n {
                     if a.is_valid(i)
-                        && let Some(&id) = map.get(&a.value(i))
+                        && let Some(&(id, span)) = map.get(&a.value(i))
                     {
-                        f(i, id)
+                        f(i, id, Some(span))
                     }
                 }
             }
@@ -386,7 +398,7 @@ impl KeyIndex {
                         continue;
                     }
                     if let Some(&id) = ids.get(rows.row(i).as_ref()) {
-                        f(i, id)
+                        f(i, id, None)
                     }
                 }
             }
@@ -441,6 +453,7 @@ impl Queries {
         let (min_t, max_t) = qt
             .iter()
             .fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        index.set_spans(&start, &qt);
         Ok(Queries {
             index,
             start,
@@ -453,6 +466,31 @@ impl Queries {
 
     fn of_key(&self, k: u32) -> std::ops::Range<usize> {
         self.start[k as usize] as usize..self.start[k as usize + 1] as usize
+    }
+}
+
+/// A key's queries: `start..start + len`, the first one's time (`i64::MAX` for none).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Span {
+    start: u32,
+    len: u32,
+    first_t: i64,
+}
+
+impl Span {
+    const EMPTY: Span = Span {
+        start: 0,
+        len: 0,
+        first_t: i64::MAX,
+    };
+
+    fn of(start: &[u32], t: &[i64], k: u32) -> Span {
+        let (a, b) = (start[k as usize], start[k as usize + 1]);
+        Span {
+            start: a,
+            len: b - a,
+            first_t: if b > a { t[a as usize] } else { i64::MAX },
+        }
     }
 }
 
@@ -588,13 +626,13 @@ fn micros(a: &ArrayRef) -> Result<Vec<Option<i64>>, datafusion::arrow::error::Ar
     Ok(a.iter().collect())
 }
 
-/// Calls `f(row, (key, ts, created))` for each row of a source batch (keys, ts, created, …)
-/// whose key the entity side has and whose event time is not null.
+/// Calls `f(row, (key, ts, created), span)` for each row of a source batch (keys, ts,
+/// created, …) whose key the entity side has and whose event time is not null.
 fn each_tuple(
     batch: &RecordBatch,
     nkeys: usize,
     queries: &Queries,
-    mut f: impl FnMut(usize, (u32, i64, i64)),
+    mut f: impl FnMut(usize, (u32, i64, i64), Span),
 ) -> Result<(), datafusion::error::DataFusionError> {
     let keys: Vec<ArrayRef> = batch.columns()[..nkeys].to_vec();
     let ts = batch
@@ -603,16 +641,19 @@ fn each_tuple(
     let created = batch
         .column(nkeys + 1)
         .as_primitive::<TimestampMicrosecondType>();
-    queries.index.each_known(&keys, batch.num_rows(), |i, k| {
-        if ts.is_valid(i) {
-            let c = if created.is_valid(i) {
-                created.value(i)
-            } else {
-                NULL_CREATED
-            };
-            f(i, (k, ts.value(i), c));
-        }
-    })
+    queries
+        .index
+        .each_known(&keys, batch.num_rows(), |i, k, span| {
+            if ts.is_valid(i) {
+                let c = if created.is_valid(i) {
+                    created.value(i)
+                } else {
+                    NULL_CREATED
+                };
+                let span = span.unwrap_or_else(|| Span::of(&queries.start, &queries.t, k));
+                f(i, (k, ts.value(i), c), span);
+            }
+        })
 }
 
 /// A candidate row for a query: its `(ts, created)` and its position in the scan (partition in
@@ -666,13 +707,13 @@ async fn best_of_partition(
     let mut row = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        each_tuple(&batch, nkeys, &queries, |i, (k, ts, created)| {
+        each_tuple(&batch, nkeys, &queries, |i, (_, ts, created), span| {
             let cand = Best {
                 ts,
                 created,
                 pos: base | (row + i as u64),
             };
-            offer(&mut best, &queries, k, cand, filter_created);
+            offer(&mut best, &queries, span, cand, filter_created);
         })?;
         row += batch.num_rows() as u64;
         if let Some(p) = &progress {
@@ -689,7 +730,7 @@ async fn best_of_partition(
 
 /// A source row of key `k` offered to the first query of the key it is eligible for: `T >= ts`
 /// (and `T >= created`, a created time required, when filtering by it).
-fn offer(best: &mut [Best], queries: &Queries, k: u32, cand: Best, filter_created: bool) {
+fn offer(best: &mut [Best], queries: &Queries, span: Span, cand: Best, filter_created: bool) {
     let eligible_at = if filter_created {
         if cand.created == NULL_CREATED {
             return;
@@ -698,9 +739,21 @@ fn offer(best: &mut [Best], queries: &Queries, k: u32, cand: Best, filter_create
     } else {
         cand.ts
     };
-    let range = queries.of_key(k);
-    let j = range.start + queries.t[range.clone()].partition_point(|&t| t < eligible_at);
-    if j < range.end && cand.beats(&best[j]) {
+    // Most keys have one query: its time is in the span, no second memory access.
+    let j = match span.len {
+        0 => return,
+        1 if span.first_t >= eligible_at => span.start as usize,
+        1 => return,
+        _ => {
+            let range = span.start as usize..(span.start + span.len) as usize;
+            let j = range.start + queries.t[range.clone()].partition_point(|&t| t < eligible_at);
+            if j == range.end {
+                return;
+            }
+            j
+        }
+    };
+    if cand.beats(&best[j]) {
         best[j] = cand;
     }
 }
@@ -785,7 +838,7 @@ async fn winners_of_partition(
                 .collect::<Result<Vec<_>, _>>()?;
             let taken = RecordBatch::try_new(batch.schema(), cols)?;
             let mut ok = 0;
-            each_tuple(&taken, nkeys, &queries, |i, (k, ts, created)| {
+            each_tuple(&taken, nkeys, &queries, |i, (k, ts, created), _| {
                 let w = &here[i];
                 if (w.key, w.ts, w.created) == (k, ts, created) {
                     ok += 1;

@@ -630,7 +630,7 @@ fn best_rows_per_query_across_partitions() {
     let offer_all = |rows: &[(u32, Best)], filter: bool| {
         let mut best = vec![Best::NONE; q.t.len()];
         for &(k, b) in rows {
-            offer(&mut best, &q, k, b, filter);
+            offer(&mut best, &q, Span::of(&q.start, &q.t, k), b, filter);
         }
         best
     };

@@ -36,8 +36,27 @@ pub fn release_free_memory() {
     unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
+/// mimalloc's `mi_option_purge_delay` (the 16th option of `mi_option_e` in its v2 header,
+/// which the Rust bindings do not name).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// For batch jobs (a retrieval): freed pages stay with the allocator for
+/// the process's life instead of going back to the system 10 ms after they are freed. A job
+/// frees and reallocates the same large decode buffers for every row group, and giving them
+/// back made the kernel zero them again on each reuse (measured on a 1M x 10M retrieval: 16,288
+/// page faults against 2,158, the zeroing a quarter of the CPU time). Peak memory is what it
+/// was; a job's memory goes back when it exits. Servers keep the default.
+fn keep_freed_memory() {
+    // SAFETY: sets one of the allocator's options to a documented value (-1: never purge); it
+    // takes no pointers.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
+    if args.command.is_batch_job() {
+        keep_freed_memory();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("LARDER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level.as_filter()));
     let env: HashMap<String, String> = std::env::vars().collect();

@@ -105,6 +105,15 @@ pub enum Command {
     Projects(ListArgs),
 }
 
+impl Command {
+    /// A retrieval: a job that runs to completion and exits (its memory is given back then).
+    /// (Materialization is not one of these yet: its memory bound is measured with the
+    /// allocator's default.)
+    pub fn is_batch_job(&self) -> bool {
+        matches!(self, Command::GetHistoricalFeatures(_))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct ServeArgs {
