@@ -205,7 +205,10 @@ pub async fn get_historical_features(
                 tokio::task::spawn_blocking(move || larder_offline::table::read_table(&path))
                     .await
                     .context("reading the entity dataframe")??;
-            say(format!("joining {} entity rows", entity.num_rows()));
+            say(format!(
+                "planning the join of {} entity rows",
+                entity.num_rows()
+            ));
             service.get_historical_features(entity, &req).await?
         }
         (None, None) => {
@@ -222,7 +225,8 @@ pub async fn get_historical_features(
         }
     };
     reporter.spinner();
-    say(format!("writing {}", a.output.display()));
+    // The plan runs as its answer is written.
+    say(format!("joining into {}", a.output.display()));
     let out = a.output.clone();
     // Batches are made here (the Python engine's outputs are awaited) and written by a
     // blocking thread as they come.
