@@ -268,15 +268,18 @@ impl RegistryWrites {
             }
             Err(e) => return Err(e.into()),
         };
-        self.staged.lock().expect("not poisoned").insert(
-            client.id,
-            Staged {
+        // Another request of the connection may have made its staging meanwhile: that one
+        // (and whatever it holds) stays.
+        self.staged
+            .lock()
+            .expect("not poisoned")
+            .entry(client.id)
+            .or_insert(Staged {
                 alive: client.alive.clone(),
                 base,
                 objects,
                 changes: ChangeSet::new(),
-            },
-        );
+            });
         Ok(())
     }
 
@@ -476,6 +479,170 @@ impl RegistryWrites {
             }
             Err(e) => return Err(e.into()),
         }
-        self.reads.refresh().await
+        // Committed: a failed refresh only delays this server's reads of it (the cache
+        // refreshes on its own), so it is not the client's error.
+        if let Err(e) = self.reads.refresh().await {
+            tracing::warn!(error = %e, "the registry cache did not refresh after a commit");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use larder_registry::{cache::RegistryCache, clock::ManualClock, store::InMemoryRegistryStore};
+
+    fn entity(name: &str, description: &str) -> Apply {
+        Apply::Entity(pb::Entity {
+            spec: Some(pb::EntitySpecV2 {
+                name: name.into(),
+                join_key: format!("{name}_id"),
+                description: description.into(),
+                ..Default::default()
+            }),
+            meta: None,
+        })
+    }
+
+    fn client() -> (Client, Arc<()>) {
+        let alive = Arc::new(());
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        (
+            Client {
+                id,
+                alive: Arc::downgrade(&alive),
+            },
+            alive,
+        )
+    }
+
+    async fn writes() -> (RegistryWrites, Arc<InMemoryRegistryStore>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(
+            chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        ));
+        let store = Arc::new(InMemoryRegistryStore::default());
+        let cache = RegistryCache::open(store.clone(), 60, clock.clone())
+            .await
+            .unwrap();
+        let reads = Arc::new(RegistryReads {
+            cache: Arc::new(cache),
+        });
+        (
+            RegistryWrites::new(store.clone(), reads, clock.clone()),
+            store,
+            clock,
+        )
+    }
+
+    fn entities(store: &InMemoryRegistryStore) -> Vec<pb::Entity> {
+        pb::Registry::decode(store.bytes()).unwrap().entities
+    }
+
+    /// Staged until committed; stored under the project with the commit's time, the project
+    /// created; a re-apply keeps the created time; a delete of what is not there is Feast's
+    /// not-found; of two connections staging at once the second commit is refused and writes
+    /// nothing; a staging with nothing in it does not pin an old revision.
+    #[tokio::test]
+    async fn staged_per_connection_and_committed_once() {
+        let (w, store, clock) = writes().await;
+        let (a, _a) = client();
+        w.apply(&a, entity("driver", "one"), "p", false)
+            .await
+            .unwrap();
+        assert!(entities(&store).is_empty());
+        w.commit(&a).await.unwrap();
+        let e = &entities(&store)[0];
+        assert_eq!(e.spec.as_ref().unwrap().project, "p");
+        let created = e.meta.unwrap().created_timestamp.unwrap();
+        assert_eq!(created.seconds, 1_700_000_000);
+        let r = pb::Registry::decode(store.bytes()).unwrap();
+        assert_eq!(r.projects[0].spec.as_ref().unwrap().name, "p");
+
+        clock.advance(std::time::Duration::from_secs(60));
+        w.apply(&a, entity("driver", "two"), "p", true)
+            .await
+            .unwrap();
+        let e = &entities(&store)[0];
+        assert_eq!(e.spec.as_ref().unwrap().description, "two");
+        let meta = e.meta.unwrap();
+        assert_eq!(meta.created_timestamp, Some(created));
+        assert_eq!(meta.last_updated_timestamp.unwrap().seconds, 1_700_000_060);
+
+        let err = w
+            .delete(&a, ObjectKind::Entity, "rider", "p", true)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotFound);
+        assert_eq!(err.feast_class, Some("EntityNotFoundException"));
+
+        let (b, _b) = client();
+        let (c, _c) = client();
+        w.apply(&b, entity("from_b", ""), "p", false).await.unwrap();
+        w.apply(&c, entity("from_c", ""), "p", false).await.unwrap();
+        w.commit(&b).await.unwrap();
+        let err = w.commit(&c).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Conflict);
+        let names: Vec<String> = entities(&store)
+            .into_iter()
+            .map(|e| e.spec.unwrap().name)
+            .collect();
+        assert_eq!(names, ["driver", "from_b"]);
+        // The refused connection applies again over the registry as it now is.
+        w.apply(&c, entity("from_c", ""), "p", true).await.unwrap();
+        assert_eq!(entities(&store).len(), 3);
+        // `a`'s failed delete left an empty staging: its next commit is not refused.
+        w.delete(&a, ObjectKind::Entity, "from_c", "p", true)
+            .await
+            .unwrap();
+        assert_eq!(entities(&store).len(), 2);
+    }
+
+    /// A data source applied unchanged is left as stored; a closed connection's staging is
+    /// dropped, never committed; a refused write's staging is abandoned.
+    #[tokio::test]
+    async fn unchanged_sources_closed_and_abandoned_stagings() {
+        let (w, store, clock) = writes().await;
+        let source = || {
+            Apply::DataSource(pb::DataSource {
+                name: "src".into(),
+                r#type: pb::data_source::SourceType::BatchFile as i32,
+                timestamp_field: "ts".into(),
+                ..Default::default()
+            })
+        };
+        let (a, _a) = client();
+        w.apply(&a, source(), "p", true).await.unwrap();
+        let before = store.bytes();
+        let stored = pb::Registry::decode(before.clone()).unwrap().data_sources;
+        assert_eq!(
+            stored[0].data_source_class_type,
+            "feast.infra.offline_stores.file_source.FileSource"
+        );
+        clock.advance(std::time::Duration::from_secs(60));
+        w.apply(&a, source(), "p", true).await.unwrap();
+        assert_eq!(
+            store.bytes(),
+            before,
+            "an unchanged source is not rewritten"
+        );
+
+        let (b, alive) = client();
+        w.apply(&b, entity("gone", ""), "p", false).await.unwrap();
+        drop(alive);
+        // Another connection's write prunes the closed one; b's change is never committed.
+        w.apply(&a, entity("kept", ""), "p", true).await.unwrap();
+        w.commit(&b).await.unwrap();
+        let names: Vec<String> = entities(&store)
+            .into_iter()
+            .map(|e| e.spec.unwrap().name)
+            .collect();
+        assert_eq!(names, ["kept"]);
+
+        w.apply(&a, entity("half", ""), "p", false).await.unwrap();
+        w.abandon(&a);
+        w.commit(&a).await.unwrap();
+        assert_eq!(entities(&store).len(), 1);
     }
 }
