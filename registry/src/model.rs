@@ -144,16 +144,45 @@ impl DataSource {
         if !self.class_type.is_empty() {
             return self.class_type.clone();
         }
-        match &self.kind {
-            SourceKind::File { .. } => "feast.infra.offline_stores.file_source.FileSource",
-            SourceKind::Push { .. } => "feast.data_source.PushSource",
-            SourceKind::Request { .. } => "feast.data_source.RequestSource",
-            SourceKind::Kafka { .. } => "feast.data_source.KafkaSource",
-            SourceKind::Kinesis { .. } => "feast.data_source.KinesisSource",
-            SourceKind::Other { .. } => "feast.data_source.DataSource",
-        }
-        .to_owned()
+        let t = match &self.kind {
+            SourceKind::File { .. } => SourceType::BatchFile,
+            SourceKind::Push { .. } => SourceType::PushSource,
+            SourceKind::Request { .. } => SourceType::RequestSource,
+            SourceKind::Kafka { .. } => SourceType::StreamKafka,
+            SourceKind::Kinesis { .. } => SourceType::StreamKinesis,
+            SourceKind::Other { .. } => return "feast.data_source.DataSource".to_owned(),
+        };
+        feast_source_class(t).expect("a built-in type").to_owned()
     }
+}
+
+/// The Python class Feast's registry stores in a data source's `data_source_class_type` for its
+/// type (Feast's `_DATA_SOURCE_OPTIONS`); `None` for custom and invalid types.
+pub fn feast_source_class(t: SourceType) -> Option<&'static str> {
+    use SourceType as T;
+    Some(match t {
+        T::BatchFile => "feast.infra.offline_stores.file_source.FileSource",
+        T::BatchBigquery => "feast.infra.offline_stores.bigquery_source.BigQuerySource",
+        T::BatchRedshift => "feast.infra.offline_stores.redshift_source.RedshiftSource",
+        T::BatchSnowflake => "feast.infra.offline_stores.snowflake_source.SnowflakeSource",
+        T::BatchTrino => {
+            "feast.infra.offline_stores.contrib.trino_offline_store.trino_source.TrinoSource"
+        }
+        T::BatchSpark => {
+            "feast.infra.offline_stores.contrib.spark_offline_store.spark_source.SparkSource"
+        }
+        T::BatchAthena => {
+            "feast.infra.offline_stores.contrib.athena_offline_store.athena_source.AthenaSource"
+        }
+        T::BatchIceberg => {
+            "feast.infra.data_sources.contrib.iceberg_catalog.iceberg_source.IcebergSource"
+        }
+        T::StreamKafka => "feast.data_source.KafkaSource",
+        T::StreamKinesis => "feast.data_source.KinesisSource",
+        T::RequestSource => "feast.data_source.RequestSource",
+        T::PushSource => "feast.data_source.PushSource",
+        T::Invalid | T::CustomSource => return None,
+    })
 }
 
 /// Which proto a view came from.

@@ -33,7 +33,7 @@ use larder_protos::feast::core as pb;
 use larder_registry::{
     clock::Clock,
     error::RegistryError,
-    store::{ChangeSet, CommitOptions, ObjectKey, ObjectKind, RegistryStore, Revision},
+    store::{Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, RegistryStore, Revision},
 };
 use prost::Message;
 use prost_types::Timestamp;
@@ -61,8 +61,8 @@ impl Staged {
     /// The object as the connection sees it: its staged change over the base.
     fn current(&self, key: &ObjectKey) -> Option<Bytes> {
         match self.changes.get(key) {
-            Some(larder_registry::store::Change::Upsert(b)) => Some(b.clone()),
-            Some(larder_registry::store::Change::Delete) => None,
+            Some(Change::Upsert(b)) => Some(b.clone()),
+            Some(Change::Delete) => None,
             None => self.objects.get(key).cloned(),
         }
     }
@@ -94,34 +94,6 @@ fn timestamp(clock: &dyn Clock) -> Timestamp {
         seconds: now.timestamp(),
         nanos: now.timestamp_subsec_nanos() as i32,
     }
-}
-
-/// The class name Feast's registry stores in `data_source_class_type` for a source type.
-fn data_source_class(t: i32) -> Option<&'static str> {
-    use pb::data_source::SourceType as T;
-    Some(match T::try_from(t).ok()? {
-        T::BatchFile => "feast.infra.offline_stores.file_source.FileSource",
-        T::BatchBigquery => "feast.infra.offline_stores.bigquery_source.BigQuerySource",
-        T::BatchRedshift => "feast.infra.offline_stores.redshift_source.RedshiftSource",
-        T::BatchSnowflake => "feast.infra.offline_stores.snowflake_source.SnowflakeSource",
-        T::BatchTrino => {
-            "feast.infra.offline_stores.contrib.trino_offline_store.trino_source.TrinoSource"
-        }
-        T::BatchSpark => {
-            "feast.infra.offline_stores.contrib.spark_offline_store.spark_source.SparkSource"
-        }
-        T::BatchAthena => {
-            "feast.infra.offline_stores.contrib.athena_offline_store.athena_source.AthenaSource"
-        }
-        T::BatchIceberg => {
-            "feast.infra.data_sources.contrib.iceberg_catalog.iceberg_source.IcebergSource"
-        }
-        T::StreamKafka => "feast.data_source.KafkaSource",
-        T::StreamKinesis => "feast.data_source.KinesisSource",
-        T::RequestSource => "feast.data_source.RequestSource",
-        T::PushSource => "feast.data_source.PushSource",
-        T::Invalid | T::CustomSource => return None,
-    })
 }
 
 /// Feast's not-found error for deleting an object of `kind` that is not there.
@@ -318,7 +290,9 @@ impl RegistryWrites {
                 Apply::DataSource(mut d) => {
                     d.project = project.clone();
                     if d.data_source_class_type.is_empty()
-                        && let Some(c) = data_source_class(d.r#type)
+                        && let Some(c) = pb::data_source::SourceType::try_from(d.r#type)
+                            .ok()
+                            .and_then(larder_registry::model::feast_source_class)
                     {
                         d.data_source_class_type = c.into();
                     }
