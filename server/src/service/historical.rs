@@ -507,16 +507,6 @@ impl HistoricalService {
                     .service(name)
                     .ok_or_else(|| super::service_not_found(name, project))?;
                 for p in &service.projections {
-                    if let Some(n) = p.version {
-                        return Err(ServiceError::new(
-                            ErrorCode::NotImplemented,
-                            format!(
-                                "feature service {name} pins {}@v{n}: version-pinned projections \
-                                 are not supported by larder in historical retrieval yet",
-                                p.view
-                            ),
-                        ));
-                    }
                     if is_odfv(&p.view) {
                         odfvs.push((
                             catalog.view(&p.view).expect("checked"),
@@ -525,12 +515,18 @@ impl HistoricalService {
                         ));
                         continue;
                     }
+                    // A pinned projection reads that version's definition (its source and
+                    // schema) and names its columns `<view>@v<N>__<feature>` (Feast's
+                    // `name_to_use()`).
                     wanted.push(Wanted {
-                        view: view(&p.view)?,
+                        view: match p.version {
+                            None => view(&p.view)?,
+                            Some(n) => versioned(&p.view, n)?,
+                        },
                         alias: p.alias.clone(),
                         features: p.features.iter().map(|f| f.name.clone()).collect(),
                         join_key_map: p.join_key_map.clone(),
-                        version_tag: None,
+                        version_tag: p.version,
                     });
                 }
             }

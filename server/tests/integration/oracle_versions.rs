@@ -127,6 +127,104 @@ fn version_pinned_references_are_served_as_feast_serves_them() {
     // Historical retrieval of pinned versions: through `larder serve-offline` as the SDK's
     // remote offline store, against Feast's file store on its own copy.
     let flight = OfflineServer::start(&larder_repo);
+    let entity_path = dir.path().join("entity.parquet");
+    let retrieve = |setup: &str, features: &str| -> Json {
+        retrieve_both(
+            &oracle,
+            [&feast_repo, &larder_repo],
+            flight.port,
+            &entity_path,
+            setup,
+            features,
+        )
+    };
+    let out = retrieve(
+        "",
+        r#"["driver_hourly_stats@v0:avg_daily_trips", "driver_hourly_stats@v1:conv_rate",
+            "driver_hourly_stats:acc_rate"]"#,
+    );
+    assert!(
+        out["larder"]["columns"]
+            .to_string()
+            .contains("driver_hourly_stats@v0__avg_daily_trips"),
+        "{out}"
+    );
+    assert_same_rows(&out);
+
+    // A feature service pinning version 0 (applied by the SDK, which resolves the pin into
+    // the projection's version_tag): Feast's file store, the SDK through `serve-offline`, and
+    // `larder get-historical-features --feature-service` give the same rows.
+    let out = retrieve(
+        r#"
+from feast import FeatureService
+for repo in REPOS:
+    FeatureStore(repo_path=repo).apply([FeatureService(name="pinned", features=[
+        "driver_hourly_stats@v0:avg_daily_trips", "driver_hourly_stats:conv_rate"])])
+"#,
+        r#"store.get_feature_service("pinned")"#,
+    );
+    let columns = out["larder"]["columns"].to_string();
+    assert!(
+        columns.contains("driver_hourly_stats@v0__avg_daily_trips")
+            && columns.contains("\"driver_hourly_stats__conv_rate"),
+        "{out}"
+    );
+    assert_same_rows(&out);
+    // The CLI, on the same registry and entity file.
+    let cli_out = dir.path().join("pinned.parquet");
+    stdout_ok(
+        larder(
+            &larder_repo,
+            &[
+                "get-historical-features",
+                "--entity-df",
+                entity_path.to_str().unwrap(),
+                "--feature-service",
+                "pinned",
+                "--full-feature-names",
+                "-o",
+                cli_out.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        "larder get-historical-features --feature-service pinned",
+    );
+    let code = format!(
+        r#"
+import json
+import pandas as pd
+{ROWS}
+print(json.dumps(rows(pd.read_parquet({cli_out:?}))))
+"#,
+        cli_out = cli_out.to_string_lossy(),
+    );
+    let cli: Json = serde_json::from_str(&oracle.python(&code, &[])).unwrap();
+    assert_eq!(
+        cli, out["larder"],
+        "the CLI's answer against the Flight server's"
+    );
+}
+
+/// A frame as comparable JSON: sorted columns, rows ordered by entity, times as text.
+const ROWS: &str = r#"
+def rows(df):
+    df = df.sort_values(["driver_id", "event_timestamp"]).reset_index(drop=True)
+    df["event_timestamp"] = df["event_timestamp"].astype(str)
+    return {"columns": sorted(df.columns), "rows": json.loads(df.to_json(orient="records"))}
+"#;
+
+/// Runs `setup` (Python, with `REPOS` the two repos), then `get_historical_features` of
+/// `features` (a Python expression of `store`) with full feature names, on an entity frame
+/// (also written to `entity_path`) through Feast's file store on the first repo and through
+/// Larder's Flight server on `port` for the second: `{"feast": rows, "larder": rows}`.
+fn retrieve_both(
+    oracle: &Oracle,
+    [feast_repo, larder_repo]: [&std::path::Path; 2],
+    port: u16,
+    entity_path: &std::path::Path,
+    setup: &str,
+    features: &str,
+) -> Json {
     let code = format!(
         r#"
 import json, sys, warnings
@@ -136,20 +234,20 @@ sys.path.insert(0, {oracle_dir:?})
 import pandas as pd
 from feast import FeatureStore
 from remote_yaml import remote_yaml
+{ROWS}
+REPOS = ({feast_repo:?}, {larder_repo:?})
+{setup}
 now = datetime.now(timezone.utc).replace(microsecond=0)
 entity = pd.DataFrame({{"driver_id": [1001, 1002, 1003, 7],
                         "event_timestamp": [now - timedelta(hours=h) for h in (1, 2, 30, 1)]}})
-features = ["driver_hourly_stats@v0:avg_daily_trips", "driver_hourly_stats@v1:conv_rate",
-            "driver_hourly_stats:acc_rate"]
+entity.to_parquet({entity_path:?})
 out = {{}}
-for name, store in [("feast", FeatureStore(repo_path={feast_repo:?})),
-                    ("larder", FeatureStore(repo_path={larder_repo:?},
-                        fs_yaml_file=remote_yaml({larder_repo:?}, offline_port={port})))]:
-    df = store.get_historical_features(entity_df=entity, features=features,
+for name, store in [("feast", FeatureStore(repo_path=REPOS[0])),
+                    ("larder", FeatureStore(repo_path=REPOS[1],
+                        fs_yaml_file=remote_yaml(REPOS[1], offline_port={port})))]:
+    df = store.get_historical_features(entity_df=entity, features={features},
                                        full_feature_names=True).to_df()
-    df = df.sort_values(["driver_id", "event_timestamp"]).reset_index(drop=True)
-    df["event_timestamp"] = df["event_timestamp"].astype(str)
-    out[name] = {{"columns": sorted(df.columns), "rows": json.loads(df.to_json(orient="records"))}}
+    out[name] = rows(df)
 print(json.dumps(out))
 "#,
         oracle_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,21 +255,17 @@ print(json.dumps(out))
             .to_string_lossy(),
         feast_repo = feast_repo.to_string_lossy(),
         larder_repo = larder_repo.to_string_lossy(),
-        port = flight.port,
+        entity_path = entity_path.to_string_lossy(),
     );
-    let out: Json = serde_json::from_str(&oracle.python(&code, &[])).unwrap();
-    let columns = &out["larder"]["columns"];
-    assert!(
-        columns
-            .to_string()
-            .contains("driver_hourly_stats@v0__avg_daily_trips"),
-        "{out}"
-    );
-    // Feast's file store drops entity rows without a match (§9.3); Larder keeps every row.
-    // The rows Feast answers are equal.
+    serde_json::from_str(&oracle.python(&code, &[])).unwrap()
+}
+
+/// Feast's file store drops entity rows without a match (§9.3); Larder keeps every row. The
+/// columns and the rows Feast answers are equal.
+fn assert_same_rows(out: &Json) {
+    assert_eq!(out["larder"]["columns"], out["feast"]["columns"], "{out}");
     let larder_rows = out["larder"]["rows"].as_array().unwrap();
     assert_eq!(larder_rows.len(), 4, "{out}");
-    assert_eq!(out["larder"]["columns"], out["feast"]["columns"], "{out}");
     let feast_rows = out["feast"]["rows"].as_array().unwrap();
     assert!(feast_rows.len() >= 2, "{out}");
     for f in feast_rows {
