@@ -98,12 +98,13 @@ pub enum EntityError {
         source_type: String,
     },
     #[error(
-        "an entity-less retrieval needs views with the same join keys: feature view {view} has {keys:?}, another {first:?}"
+        "an entity-less retrieval joins views on their shared columns: column {column} is {} in feature view {}'s source but {} in feature view {}'s",
+        .views[1].1, .views[1].0, .views[0].1, .views[0].0
     )]
-    EntitylessKeys {
-        view: String,
-        keys: Vec<String>,
-        first: Vec<String>,
+    EntitylessKeyType {
+        column: String,
+        /// `(view, type)`: the first view with the column, then the one that differs.
+        views: Box<[(String, String); 2]>,
     },
     #[error(
         "output column {column} (feature view {view}) is also a column of the entity dataframe"
@@ -1105,10 +1106,13 @@ pub async fn point_in_time_join(
 }
 
 /// Entity-less retrieval (Feast's `start_date`/`end_date` without an entity dataframe): one
-/// row per entity key that has a source row in its view's window — `[start, end]`, and
+/// row per distinct key that has a source row in its view's window — `[start, end]`, and
 /// `ts >= end - ttl` for a view with a ttl — at `end`, with each view's latest row of that
-/// window (ties by created time). The rows come ordered by key. The views must share their
-/// join keys (after `join_key_map`); entity-less views give one row.
+/// window (ties by created time). The entity columns are the union of the keyed views' join
+/// columns (after `join_key_map`); a view's rows have nulls in the columns it lacks (a driver
+/// view's rows have no customer), so views keyed differently give rows of their own and views
+/// sharing a column meet in it — the union of per-view distinct keys that Feast's Spark store
+/// builds. The rows come ordered by key (nulls first). Entity-less views give one row.
 pub async fn entityless(
     ctx: &SessionContext,
     retrieval: &Retrieval,
@@ -1119,7 +1123,14 @@ pub async fn entityless(
         array::TimestampMicrosecondArray,
         compute::{SortColumn, lexsort_to_indices, take_record_batch},
     };
-    let columns = entityless_key_columns(retrieval)?;
+    let columns = entityless_columns(ctx, retrieval).await?;
+    let key_schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(c, t)| Field::new(c, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let err = |e: datafusion::arrow::error::ArrowError| OfflineError::DataFusion(e.into());
     let mut keyed: Vec<RecordBatch> = Vec::new();
     for v in &retrieval.views {
         if v.keys.is_empty() {
@@ -1147,28 +1158,35 @@ pub async fn entityless(
             .and_then(|df| df.select(keys))
             .and_then(|df| df.distinct())
             .map_err(|e| read.err(e))?;
-        keyed.extend(df.collect().await.map_err(|e| read.err(e))?);
+        for batch in df.collect().await.map_err(|e| read.err(e))? {
+            // In the union's columns: this view's keys, nulls for the others'.
+            let cols = columns
+                .iter()
+                .map(|(c, t)| match batch.column_by_name(c) {
+                    Some(a) => a.clone(),
+                    None => new_null_array(t, batch.num_rows()),
+                })
+                .collect();
+            keyed.push(RecordBatch::try_new(key_schema.clone(), cols).map_err(err)?);
+        }
     }
-    let err = |e: datafusion::arrow::error::ArrowError| OfflineError::DataFusion(e.into());
     let mut entity_cols: Vec<ArrayRef> = Vec::new();
     let mut fields: Vec<Field> = Vec::new();
     let rows = if columns.is_empty() {
         1
     } else {
-        let Some(first) = keyed.first() else {
+        if keyed.iter().all(|b| b.num_rows() == 0) {
             // No key has a row in the window: an empty answer with the key columns.
-            let schema = keyed_schema(retrieval, ctx).await?;
+            let schema = keyed_schema(&columns);
             return join_not_before(ctx, &empty_entity(&schema), retrieval, Some(start_micros))
                 .await;
-        };
-        let schema = first.schema();
-        let all = concat_batches(&schema, &keyed).map_err(err)?;
+        }
+        let all = concat_batches(&key_schema, &keyed).map_err(err)?;
         // Distinct across views, then ordered by key.
         let converter = RowConverter::new(
-            schema
-                .fields()
+            columns
                 .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
+                .map(|(_, t)| SortField::new(t.clone()))
                 .collect(),
         )
         .map_err(err)?;
@@ -1191,8 +1209,8 @@ pub async fn entityless(
         )
         .map_err(err)?;
         let all = take_record_batch(&all, &order).map_err(err)?;
-        for (f, c) in schema.fields().iter().zip(all.columns()) {
-            fields.push(Field::new(f.name(), f.data_type().clone(), true));
+        for (f, c) in key_schema.fields().iter().zip(all.columns()) {
+            fields.push(f.as_ref().clone());
             entity_cols.push(c.clone());
         }
         all.num_rows()
@@ -1205,23 +1223,34 @@ pub async fn entityless(
     join_not_before(ctx, &entity, retrieval, Some(start_micros)).await
 }
 
-/// The entity columns of an entity-less retrieval: the keyed views' shared key columns.
-fn entityless_key_columns(retrieval: &Retrieval) -> Result<Vec<&String>, EntityError> {
-    let columns: Vec<&String> = match retrieval.views.iter().find(|v| !v.keys.is_empty()) {
-        Some(v) => v.keys.iter().map(|(_, c)| c).collect(),
-        None => Vec::new(),
-    };
+/// The entity columns of an entity-less retrieval: the union of the keyed views' join columns
+/// in the order the views name them, each in its source's key type (a column two views share
+/// must have one type in both).
+async fn entityless_columns(
+    ctx: &SessionContext,
+    retrieval: &Retrieval,
+) -> Result<Vec<(String, DataType)>, OfflineError> {
+    let mut columns: Vec<(String, DataType, &str)> = Vec::new();
     for v in retrieval.views.iter().filter(|v| !v.keys.is_empty()) {
-        let mine: Vec<&String> = v.keys.iter().map(|(_, c)| c).collect();
-        if mine != columns {
-            return Err(EntityError::EntitylessKeys {
-                view: v.view.clone(),
-                keys: mine.into_iter().cloned().collect(),
-                first: columns.iter().map(|c| (*c).clone()).collect(),
-            });
+        let (read, _) = SourceRead::open(ctx, v).await?;
+        for ((_, c), t) in v.keys.iter().zip(&read.key_types) {
+            match columns.iter().find(|(name, _, _)| name == c) {
+                None => columns.push((c.clone(), t.clone(), &v.view)),
+                Some((_, first, _)) if first == t => {}
+                Some((_, first, other)) => {
+                    return Err(EntityError::EntitylessKeyType {
+                        column: c.clone(),
+                        views: Box::new([
+                            ((*other).to_owned(), first.to_string()),
+                            (v.view.clone(), t.to_string()),
+                        ]),
+                    }
+                    .into());
+                }
+            }
         }
     }
-    Ok(columns)
+    Ok(columns.into_iter().map(|(c, t, _)| (c, t)).collect())
 }
 
 /// The answer's schema of [`entityless`] (without running it).
@@ -1229,8 +1258,8 @@ pub async fn entityless_schema(
     ctx: &SessionContext,
     retrieval: &Retrieval,
 ) -> Result<Schema, OfflineError> {
-    entityless_key_columns(retrieval)?;
-    output_schema(ctx, &keyed_schema(retrieval, ctx).await?, retrieval).await
+    let columns = entityless_columns(ctx, retrieval).await?;
+    output_schema(ctx, &keyed_schema(&columns), retrieval).await
 }
 
 /// The answer's schema of [`point_in_time_join`] of an entity table with this schema (without
@@ -1303,16 +1332,13 @@ fn entity_fields(
 
 /// The entity columns of an entity-less retrieval (the first keyed view's key columns in its
 /// source's normalized types) and `event_timestamp`.
-async fn keyed_schema(retrieval: &Retrieval, ctx: &SessionContext) -> Result<Schema, OfflineError> {
-    let mut fields = Vec::new();
-    if let Some(v) = retrieval.views.iter().find(|v| !v.keys.is_empty()) {
-        let (read, _) = SourceRead::open(ctx, v).await?;
-        for ((_, c), t) in v.keys.iter().zip(&read.key_types) {
-            fields.push(Field::new(c, t.clone(), true));
-        }
-    }
+fn keyed_schema(columns: &[(String, DataType)]) -> Schema {
+    let mut fields: Vec<Field> = columns
+        .iter()
+        .map(|(c, t)| Field::new(c, t.clone(), true))
+        .collect();
     fields.push(Field::new("event_timestamp", utc_micros(), false));
-    Ok(Schema::new(fields))
+    Schema::new(fields)
 }
 
 fn empty_entity(schema: &Schema) -> RecordBatch {

@@ -111,6 +111,14 @@ fn assert_utc_micros(b: &RecordBatch, name: &str) {
     );
 }
 
+fn ints(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+    b.column_by_name(name)
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .iter()
+        .collect()
+}
+
 fn floats(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
     b.column_by_name(name)
         .unwrap()
@@ -765,16 +773,85 @@ async fn entityless_mode_keys_in_the_window() {
     assert_eq!(out.num_rows(), 0);
     assert_eq!(out.num_columns(), 3);
 
-    // Views keyed by different columns cannot share one entity table.
+    // Views keyed by different columns: the union of their keys, each view's rows with nulls
+    // in the other's columns (Feast's Spark store), ordered by key with nulls first.
     let mut other = view(&path, None);
+    other.view = "by_origin".into();
     other.keys = vec![("driver_id".into(), "origin_id".into())];
     other.features = vec![("conv".into(), "other_conv".into())];
     let r = Retrieval {
         views: vec![view(&path, None), other],
         filter_by_created_timestamp: false,
     };
+    let a = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap();
+    let out = concat_batches(&a.schema(), &a.collect().unwrap()).unwrap();
+    assert_eq!(ints(&out, "driver_id"), vec![None, None, Some(1), Some(2)]);
+    assert_eq!(ints(&out, "origin_id"), vec![Some(1), Some(2), None, None]);
+    assert_eq!(floats(&out, "conv"), vec![None, None, Some(4.0), Some(5.0)]);
+    assert_eq!(
+        floats(&out, "other_conv"),
+        vec![Some(4.0), Some(5.0), None, None]
+    );
+    let schema = entityless_schema(&ctx, &r).await.unwrap();
+    assert_eq!(schema, *out.schema());
+
+    // A view keyed by a column another view has, and one more: they meet in the shared column.
+    let mut pair = view(&path, None);
+    pair.view = "pair".into();
+    pair.keys = vec![
+        ("driver_id".into(), "driver_id".into()),
+        ("driver_id".into(), "origin_id".into()),
+    ];
+    pair.features = vec![("conv".into(), "pair_conv".into())];
+    let r = Retrieval {
+        views: vec![view(&path, None), pair],
+        filter_by_created_timestamp: false,
+    };
+    let a = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap();
+    let out = concat_batches(&a.schema(), &a.collect().unwrap()).unwrap();
+    assert_eq!(
+        ints(&out, "driver_id"),
+        vec![Some(1), Some(1), Some(2), Some(2)]
+    );
+    assert_eq!(ints(&out, "origin_id"), vec![None, Some(1), None, Some(2)]);
+    assert_eq!(
+        floats(&out, "conv"),
+        vec![Some(4.0), Some(4.0), Some(5.0), Some(5.0)]
+    );
+    assert_eq!(
+        floats(&out, "pair_conv"),
+        vec![None, Some(4.0), None, Some(5.0)]
+    );
+
+    // A shared column of two types: an error naming both views.
+    let strings = dir.path().join("strings.parquet");
+    write_parquet(
+        &strings,
+        &RecordBatch::try_from_iter(vec![
+            (
+                "driver_id",
+                Arc::new(StringArray::from(vec!["1"])) as ArrayRef,
+            ),
+            ("conv", Arc::new(Float64Array::from(vec![1.0]))),
+            ("event_timestamp", ts_col(vec![Some(at(10.0))])),
+            ("created", ts_col(vec![Some(at(10.0))])),
+        ])
+        .unwrap(),
+    );
+    let mut by_name = view(&strings, None);
+    by_name.view = "by_name".into();
+    by_name.features = vec![("conv".into(), "name_conv".into())];
+    let r = Retrieval {
+        views: vec![view(&path, None), by_name],
+        filter_by_created_timestamp: false,
+    };
     let err = entityless(&ctx, &r, at(0.0), at(13.0)).await.unwrap_err();
-    assert!(err.to_string().contains("same join keys"), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("column driver_id is Utf8 in feature view by_name")
+            && msg.contains("Int64 in feature view driver_stats"),
+        "{msg}"
+    );
 }
 
 /// The join as a plan node: serialized through DataFusion's protobuf form with Larder's codec
