@@ -281,7 +281,7 @@ enum KeyIndex {
     Single,
     /// One integer key column: the id and (once the queries are known) the key's span of
     /// them, in the map itself so that a source row's lookup is one memory access.
-    Int(std::collections::HashMap<i64, (u32, Span), foldhash::fast::FixedState>),
+    Int(crate::key_table::KeyTable),
     /// Anything else, by the keys' row-format bytes.
     Rows {
         converter: RowConverter,
@@ -306,7 +306,7 @@ impl KeyIndex {
     fn len(&self) -> usize {
         match self {
             KeyIndex::Single => 1,
-            KeyIndex::Int(m) => m.len(),
+            KeyIndex::Int(t) => t.len(),
             KeyIndex::Rows { ids, .. } => ids.len(),
         }
     }
@@ -329,14 +329,13 @@ impl KeyIndex {
         let mut out = Vec::with_capacity(n);
         match self {
             KeyIndex::Single => out.resize(n, Some(0)),
-            KeyIndex::Int(map) => {
+            KeyIndex::Int(table) => {
                 let a = cols[0].as_primitive::<Int64Type>();
                 for i in 0..n {
                     out.push(if a.is_null(i) {
                         None
                     } else {
-                        let next = map.len() as u32;
-                        Some(map.entry(a.value(i)).or_insert((next, Span::EMPTY)).0)
+                        Some(table.insert(a.value(i)))
                     });
                 }
             }
@@ -365,10 +364,8 @@ impl KeyIndex {
     /// Sets each integer key's span of queries (`start`: the queries of key `k` are
     /// `start[k]..start[k + 1]`, their times in `t`).
     fn set_spans(&mut self, start: &[u32], t: &[i64]) {
-        if let KeyIndex::Int(map) = self {
-            for (id, span) in map.values_mut() {
-                *span = Span::of(start, t, *id);
-            }
+        if let KeyIndex::Int(table) = self {
+            table.set_spans(|id| Span::of(start, t, id));
         }
     }
 
@@ -382,11 +379,16 @@ impl KeyIndex {
     ) -> Result<(), datafusion::error::DataFusionError> {
         match self {
             KeyIndex::Single => (0..n).for_each(|i| f(i, 0, None)),
-            KeyIndex::Int(map) => {
+            KeyIndex::Int(table) => {
                 let a = cols[0].as_primitive::<Int64Type>();
+                let values = a.values();
                 for i in 0..n {
+                    // The slot of a row further on is fetched while this one is looked up.
+                    if let Some(&ahead) = values.get(i + PREFETCH_AHEAD) {
+                        table.prefetch(ahead);
+                    }
                     if a.is_valid(i)
-                        && let Some(&(id, span)) = map.get(&a.value(i))
+                        && let Some((id, span)) = table.get(values[i])
                     {
                         f(i, id, Some(span))
                     }
@@ -407,6 +409,10 @@ impl KeyIndex {
         Ok(())
     }
 }
+
+/// How many rows ahead a scan asks for the memory a later row will touch (the key's slot, its
+/// best row so far): enough to cover a memory round trip.
+const PREFETCH_AHEAD: usize = 16;
 
 /// A null created time sorts below every real one.
 const NULL_CREATED: i64 = i64::MIN;
@@ -472,14 +478,14 @@ impl Queries {
 
 /// A key's queries: `start..start + len`, the first one's time (`i64::MAX` for none).
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Span {
-    start: u32,
-    len: u32,
-    first_t: i64,
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+    pub(crate) first_t: i64,
 }
 
 impl Span {
-    const EMPTY: Span = Span {
+    pub(crate) const EMPTY: Span = Span {
         start: 0,
         len: 0,
         first_t: i64::MAX,
@@ -706,16 +712,32 @@ async fn best_of_partition(
     let mut best = vec![Best::NONE; queries.t.len()];
     let base = (partition as u64) << ROW_BITS;
     let mut row = 0u64;
+    let mut hits: Vec<(Span, Best)> = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
+        hits.clear();
         each_tuple(&batch, nkeys, &queries, |i, (_, ts, created), span| {
             let cand = Best {
                 ts,
                 created,
                 pos: base | (row + i as u64),
             };
-            offer(&mut best, &queries, span, cand, filter_created);
+            hits.push((span, cand));
         })?;
+        // The best rows of a batch's keys are scattered over the array: the one a later row
+        // will update is fetched while this row's is.
+        for j in 0..hits.len() {
+            if let Some((ahead, _)) = hits.get(j + PREFETCH_AHEAD)
+                && ahead.len > 0
+            {
+                crate::key_table::prefetch(&best[ahead.start as usize]);
+                if ahead.len > 1 {
+                    crate::key_table::prefetch(&queries.t[ahead.start as usize]);
+                }
+            }
+            let (span, cand) = hits[j];
+            offer(&mut best, &queries, span, cand, filter_created);
+        }
         row += batch.num_rows() as u64;
         if let Some(p) = &progress {
             p.rows_read(batch.num_rows() as u64);
@@ -910,7 +932,33 @@ fn key_mismatch(
     }
 }
 
-#[tracing::instrument(name = "pit_join.view", skip_all, fields(view = %view.view))]
+/// What a view's join holds per entity row while it runs (the key index, the sorted queries,
+/// each partition's best row per query, the winners' bookkeeping), for rows with distinct keys
+/// and times; the estimate that splits the entity rows into groups when they would not fit in
+/// the memory limit.
+fn join_bytes_per_row(partitions: usize) -> usize {
+    // A key slot (32 bytes at a load of 5/16 to 5/8: 64 on average), row → query, the query's
+    // time, a winner's list entry and slot; then 24 bytes per partition.
+    64 + 4 + 8 + 16 + 4 + 24 * partitions
+}
+
+/// How many groups of keys a view's join of `n` entity rows runs in: one, unless the rows
+/// would take more than what the session's memory pool has left (the entity table is
+/// reserved already; the scans' buffers are DataFusion's and not reserved).
+fn key_groups(ctx: &SessionContext, n: usize) -> usize {
+    use datafusion::execution::memory_pool::MemoryLimit;
+    let pool = &ctx.runtime_env().memory_pool;
+    let per_row = join_bytes_per_row(ctx.state().config().target_partitions());
+    let budget = match pool.memory_limit() {
+        MemoryLimit::Finite(limit) => limit.saturating_sub(pool.reserved()).max(1),
+        MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
+    };
+    n.saturating_mul(per_row)
+        .div_ceil(budget)
+        .clamp(1, n.max(1))
+}
+
+#[tracing::instrument(name = "pit_join.view", skip_all, fields(view = %view.view, groups))]
 async fn join_view(
     ctx: &SessionContext,
     view: &ViewJoin,
@@ -919,6 +967,7 @@ async fn join_view(
     filter_created: bool,
     not_before: Option<i64>,
 ) -> Result<Joined, OfflineError> {
+    use datafusion::execution::memory_pool::MemoryConsumer;
     let (read, df) = SourceRead::open(ctx, view).await?;
     let n = entity.num_rows();
     // The entity's key columns, in the source's (normalized) key types.
@@ -931,7 +980,90 @@ async fn join_view(
                 .map_err(|_| key_mismatch(view, key, column, a.data_type(), source_type))?,
         );
     }
-    let queries = Arc::new(Queries::new(&keys, t)?);
+    // Rows that would not fit in what the memory pool has left are joined in groups of keys,
+    // each group reading the source again (rows of one key are in one group): the memory is
+    // bounded, the price is more reads.
+    let pool = ctx.runtime_env().memory_pool.clone();
+    let per_row = join_bytes_per_row(ctx.state().config().target_partitions());
+    let groups = if view.keys.is_empty() {
+        1
+    } else {
+        key_groups(ctx, n)
+    };
+    tracing::Span::current().record("groups", groups);
+    let reservation = MemoryConsumer::new(format!("pit_join({})", view.view)).register(&pool);
+    reservation
+        .try_grow(n.div_ceil(groups) * per_row)
+        .map_err(|e| read.err(e))?;
+    if groups == 1 {
+        return join_group(ctx, &read, df, &keys, t, filter_created, not_before).await;
+    }
+    tracing::info!(
+        view = %view.view,
+        groups,
+        "the entity rows do not fit in the memory limit at once: joined in groups of keys"
+    );
+    let mut hashes = vec![0u64; n];
+    datafusion::common::hash_utils::create_hashes(
+        &keys,
+        &datafusion::common::hash_utils::RandomState::with_seed(0),
+        &mut hashes,
+    )
+    .map_err(OfflineError::DataFusion)?;
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); groups];
+    for (i, h) in hashes.iter().enumerate() {
+        members[(*h % groups as u64) as usize].push(i as u32);
+    }
+    drop(hashes);
+    let err = |e: datafusion::arrow::error::ArrowError| read.err(e.into());
+    let mut rows = vec![None; n];
+    let mut features = Vec::with_capacity(groups);
+    let mut offset = 0u32;
+    for member in members {
+        let idx = UInt32Array::from(member);
+        let keys = keys
+            .iter()
+            .map(|k| take(k, &idx, None))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        let t: Vec<Option<i64>> = idx.values().iter().map(|&i| t[i as usize]).collect();
+        let j = join_group(
+            ctx,
+            &read,
+            df.clone(),
+            &keys,
+            &t,
+            filter_created,
+            not_before,
+        )
+        .await?;
+        for (&i, r) in idx.values().iter().zip(j.rows.iter()) {
+            rows[i as usize] = r.map(|r| r + offset);
+        }
+        offset += j.features.num_rows() as u32;
+        features.push(j.features);
+    }
+    let schema = features[0].schema();
+    Ok(Joined {
+        features: concat_batches(&schema, &features).map_err(err)?,
+        rows: rows.into_iter().collect(),
+    })
+}
+
+/// The join of one view for entity rows with these key columns (in the source's key types)
+/// and times.
+async fn join_group(
+    ctx: &SessionContext,
+    read: &SourceRead<'_>,
+    df: datafusion::dataframe::DataFrame,
+    keys: &[ArrayRef],
+    t: &[Option<i64>],
+    filter_created: bool,
+    not_before: Option<i64>,
+) -> Result<Joined, OfflineError> {
+    let view = read.view;
+    let n = t.len();
+    let queries = Arc::new(Queries::new(keys, t)?);
     let nkeys = view.keys.len();
     let feature_schema = || -> Result<SchemaRef, OfflineError> {
         let s = df.schema().as_arrow();

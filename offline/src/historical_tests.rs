@@ -275,6 +275,104 @@ async fn a_key_spread_over_files_and_partitions() {
     }
 }
 
+/// Entity rows that would not fit in the memory limit at once are joined in groups of keys
+/// (each reading the source again): the same answer as in one go, row for row, with integer
+/// and compound string keys.
+#[tokio::test]
+async fn groups_of_keys_under_a_small_memory_limit() {
+    let (_dir, src) = source_dir();
+    // A small deterministic generator: rows over 200 keys and 48 hours, created times with
+    // ties, two files.
+    let mut x = 12345u64;
+    let mut next = |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let mut files = Vec::new();
+    for file in ["a", "b"] {
+        let rows: Vec<(i64, f64, f64, f64)> = (0..1000)
+            .map(|i| {
+                let ts = next(48 * 4) as f64 / 4.0;
+                (next(200) as i64, i as f64, ts, ts + next(3) as f64)
+            })
+            .collect();
+        let batch = source(&rows);
+        write_parquet(&src.join(format!("{file}.parquet")), &batch);
+        files.push(batch);
+    }
+    let e = entity(
+        &(0..3000)
+            .map(|_| (next(250) as i64, next(50 * 4) as f64 / 4.0))
+            .collect::<Vec<_>>(),
+    );
+    let join = |ctx: Context, e: RecordBatch, r: Retrieval| async move {
+        let answer = point_in_time_join(&ctx, &e, &r).await.unwrap();
+        concat_batches(&answer.schema(), &answer.collect().unwrap()).unwrap()
+    };
+    let small = || session(100 << 10, 2).unwrap();
+    let large = || session(64 << 20, 2).unwrap();
+    assert!(key_groups(&small(), e.num_rows()) > 3);
+    assert_eq!(key_groups(&large(), e.num_rows()), 1);
+    let r = Retrieval {
+        views: vec![view(&src, Some(6))],
+        filter_by_created_timestamp: false,
+    };
+    let whole = join(large(), e.clone(), r.clone()).await;
+    assert!(
+        floats(&whole, "conv")
+            .iter()
+            .filter(|v| v.is_some())
+            .count()
+            > 1000
+    );
+    assert_eq!(join(small(), e.clone(), r).await, whole);
+
+    // Compound string keys (the row-format index): the driver id as text, twice.
+    let to_strings = |b: &RecordBatch| {
+        let ids = b
+            .column_by_name("driver_id")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let text: ArrayRef = Arc::new(StringArray::from_iter_values(
+            ids.values().iter().map(|v| format!("d{v}")),
+        ));
+        let mut cols = b.columns().to_vec();
+        cols[0] = text;
+        let mut fields: Vec<datafusion::arrow::datatypes::Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[0] = datafusion::arrow::datatypes::Field::new("driver_id", DataType::Utf8, false);
+        RecordBatch::try_new(
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+            cols,
+        )
+        .unwrap()
+    };
+    let (_dir2, src2) = source_dir();
+    for (file, batch) in ["a", "b"].into_iter().zip(&files) {
+        write_parquet(&src2.join(format!("{file}.parquet")), &to_strings(batch));
+    }
+    let mut v = view(&src2, Some(6));
+    v.keys.push(("driver_id".into(), "driver_id".into()));
+    let r = Retrieval {
+        views: vec![v],
+        filter_by_created_timestamp: false,
+    };
+    let e = to_strings(&e);
+    let whole_strings = join(large(), e.clone(), r.clone()).await;
+    assert_eq!(
+        floats(&whole_strings, "conv"),
+        floats(&whole, "conv"),
+        "string keys answer as integer keys do"
+    );
+    assert_eq!(join(small(), e, r).await, whole_strings);
+}
+
 /// Exact ties (same key, event and created time) in several files: the row first in the
 /// source (files in path order, rows in file order), with any number of partitions; without a
 /// created column too.

@@ -17,6 +17,7 @@ pub mod append;
 pub mod convert;
 pub mod feature_log;
 pub mod historical;
+mod key_table;
 pub mod ondemand;
 pub mod source;
 pub mod table;
