@@ -397,6 +397,49 @@ fn python_step(
     })
 }
 
+/// The request data the on-demand views of a retrieval read must be columns of the entity
+/// table (`None`: an entity-less retrieval, which has none): else Feast's
+/// `RequestDataNotFoundInEntityDfException`, naming the field and the view.
+fn request_data_present(
+    catalog: &Catalog,
+    steps: &[Step],
+    python: &[PythonStep],
+    entity: Option<&larder_offline::datafusion::arrow::datatypes::Schema>,
+) -> Result<(), ServiceError> {
+    let views = steps
+        .iter()
+        .map(|s| &s.view)
+        .chain(python.iter().map(|s| &s.view));
+    for view in views {
+        let v = catalog.view(view).expect("planned");
+        let odfv = v.odfv.as_ref().expect("an on-demand view");
+        for (f, _) in super::ondemand::request_fields(odfv) {
+            let missing = match entity {
+                Some(schema) => schema.column_with_name(&f).is_none(),
+                None => true,
+            };
+            if missing {
+                let why = match entity {
+                    Some(_) => "",
+                    None => {
+                        " (an entity-less retrieval has no request data: pass an entity \
+                         dataframe with that column)"
+                    }
+                };
+                return Err(ServiceError::feast(
+                    ErrorCode::NotFound,
+                    "RequestDataNotFoundInEntityDfException",
+                    format!(
+                        "Feature {f} not found in the entity dataframe, but required by feature \
+                         view {view}{why}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl HistoricalService {
     /// The views to join for `req`, in the order the request names them, and the on-demand
     /// views computed over the joined rows.
@@ -693,6 +736,7 @@ impl HistoricalService {
                 "start_date must not be after end_date ({start} > {end} µs)"
             )));
         }
+        request_data_present(&catalog, &steps, &python, None)?;
         let ctx = self.context(buckets)?;
         let plan = PointInTimeJoinExec::entityless(&ctx, retrieval, start, end).await?;
         Retrieved::new(plan, &ctx, steps, python)
@@ -759,28 +803,7 @@ impl HistoricalService {
                 larder_offline::source::sql_plan(&ctx, sql).await?
             }
         };
-        // Request data comes from the entity table.
-        let entity_schema = input.schema();
-        let views = steps
-            .iter()
-            .map(|s| &s.view)
-            .chain(python.iter().map(|s| &s.view));
-        for view in views {
-            let v = catalog.view(view).expect("planned");
-            let odfv = v.odfv.as_ref().expect("an on-demand view");
-            for (f, _) in super::ondemand::request_fields(odfv) {
-                if entity_schema.column_with_name(&f).is_none() {
-                    return Err(ServiceError::feast(
-                        ErrorCode::NotFound,
-                        "RequestDataNotFoundInEntityDfException",
-                        format!(
-                            "Feature {f} not found in the entity dataframe, but required by \
-                             feature view {view}"
-                        ),
-                    ));
-                }
-            }
-        }
+        request_data_present(&catalog, &steps, &python, Some(&input.schema()))?;
         let plan = PointInTimeJoinExec::try_new(&ctx, retrieval, input).await?;
         Retrieved::new(plan, &ctx, steps, python)
     }

@@ -467,6 +467,59 @@ print(json.dumps(out))
     }
 }
 
+/// Entity-less retrieval (`--start-date`/`--end-date`) on the template: a feature service
+/// with an on-demand view reading request data is refused before any source is read, naming
+/// the field and the view (Feast raises a bare `KeyError`), and leaves no output; the view's
+/// own features answer a row per driver.
+#[test]
+fn entityless_retrieval_needs_no_request_data() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = template(&oracle, dir.path(), "entityless");
+    let out = dir.path().join("out.parquet");
+    let end = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+    let run = |what: [&str; 2]| {
+        larder(
+            &repo,
+            &[
+                "get-historical-features",
+                "--start-date",
+                "2000-01-01T00:00:00",
+                "--end-date",
+                &end,
+                what[0],
+                what[1],
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let refused = run(["--feature-service", "driver_activity_v1"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Feature val_to_add not found in the entity dataframe, but required by feature \
+             view transformed_conv_rate (an entity-less retrieval has no request data"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    stdout_ok(
+        run(["--features", "driver_hourly_stats:conv_rate"]),
+        "entity-less driver_hourly_stats:conv_rate",
+    );
+    let rows = oracle.python(
+        &format!(
+            "import pandas as pd; df = pd.read_parquet({:?}); print(len(df), sorted(df.driver_id))",
+            out.to_string_lossy()
+        ),
+        &[],
+    );
+    assert_eq!(rows.trim(), "5 [1001, 1002, 1003, 1004, 1005]", "{rows}");
+}
+
 const STORED_VIEW: &str = r#"
 
 
