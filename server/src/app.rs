@@ -326,13 +326,16 @@ pub async fn serve(
         handlers: Arc::new(per_thread),
         release_memory: Some(crate::release_free_memory),
     };
+    // Listening for the stop signals before the port opens: a SIGTERM as soon as the port
+    // answers drains the server rather than killing it.
+    let stop = net::shutdown_signal();
     let running = endpoint.start().await?;
     let scheme = if running.tls { "https" } else { "http" };
     eprintln!(
         "larder serving {} for project {} on {scheme}://{} (HTTP/1.1 JSON and gRPC, {} serving threads)",
         running.name, config.project, running.addr, running.threads
     );
-    net::shutdown_signal().await;
+    stop.await;
     running.stop().await;
     if let Some(l) = feature_log {
         // Served features still buffered are logged before the process ends.
@@ -400,12 +403,15 @@ pub async fn serve_offline(
         routes,
         Some(crate::release_free_memory),
     );
+    // Listening for the stop signals before the port opens: a SIGTERM as soon as the port
+    // answers drains the server rather than killing it.
+    let stop = net::shutdown_signal();
     let running = endpoint.start().await?;
     eprintln!(
         "larder serving {} for project {} on {location}",
         running.name, config.project
     );
-    net::shutdown_signal().await;
+    stop.await;
     running.stop().await;
     Ok(())
 }
@@ -470,13 +476,16 @@ pub async fn serve_registry(
         routes,
         None,
     );
+    // Listening for the stop signals before the port opens: a SIGTERM as soon as the port
+    // answers drains the server rather than killing it.
+    let stop = net::shutdown_signal();
     let running = endpoint.start().await?;
     let scheme = if running.tls { "grpcs" } else { "grpc" };
     eprintln!(
         "larder serving {} for project {} on {scheme}://{}",
         running.name, config.project, running.addr
     );
-    net::shutdown_signal().await;
+    stop.await;
     running.stop().await;
     Ok(())
 }
