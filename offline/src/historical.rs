@@ -1255,20 +1255,12 @@ pub async fn entityless(
         array::TimestampMicrosecondArray,
         compute::{SortColumn, lexsort_to_indices, take_record_batch},
     };
-    let columns = entityless_columns(ctx, retrieval).await?;
-    let key_schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(c, t)| Field::new(c, t.clone(), true))
-            .collect::<Vec<_>>(),
-    ));
+    let (columns, sources) = entityless_columns(ctx, retrieval).await?;
+    let key_schema = Arc::new(Schema::new(key_fields(&columns)));
     let err = |e: datafusion::arrow::error::ArrowError| OfflineError::DataFusion(e.into());
     let mut keyed: Vec<RecordBatch> = Vec::new();
-    for v in &retrieval.views {
-        if v.keys.is_empty() {
-            continue;
-        }
-        let (read, df) = SourceRead::open(ctx, v).await?;
+    for (read, df) in sources {
+        let v = read.view;
         let lo = v.ttl_micros.filter(|&l| l > 0).map_or(start_micros, |l| {
             start_micros.max(end_micros.saturating_sub(l))
         });
@@ -1355,16 +1347,23 @@ pub async fn entityless(
     join_not_before(ctx, &entity, retrieval, Some(start_micros)).await
 }
 
+/// [`entityless_columns`]: the entity columns and each keyed view's opened source.
+type EntitylessColumns<'a> = (
+    Vec<(String, DataType)>,
+    Vec<(SourceRead<'a>, datafusion::dataframe::DataFrame)>,
+);
+
 /// The entity columns of an entity-less retrieval: the union of the keyed views' join columns
 /// in the order the views name them, each in its source's key type (a column two views share
-/// must have one type in both).
-async fn entityless_columns(
-    ctx: &SessionContext,
-    retrieval: &Retrieval,
-) -> Result<Vec<(String, DataType)>, OfflineError> {
+/// must have one type in both); and the keyed views' opened sources, read once.
+async fn entityless_columns<'a>(
+    ctx: &'a SessionContext,
+    retrieval: &'a Retrieval,
+) -> Result<EntitylessColumns<'a>, OfflineError> {
     let mut columns: Vec<(String, DataType, &str)> = Vec::new();
+    let mut sources = Vec::new();
     for v in retrieval.views.iter().filter(|v| !v.keys.is_empty()) {
-        let (read, _) = SourceRead::open(ctx, v).await?;
+        let (read, df) = SourceRead::open(ctx, v).await?;
         for ((_, c), t) in v.keys.iter().zip(&read.key_types) {
             match columns.iter().find(|(name, _, _)| name == c) {
                 None => columns.push((c.clone(), t.clone(), &v.view)),
@@ -1381,8 +1380,12 @@ async fn entityless_columns(
                 }
             }
         }
+        sources.push((read, df));
     }
-    Ok(columns.into_iter().map(|(c, t, _)| (c, t)).collect())
+    Ok((
+        columns.into_iter().map(|(c, t, _)| (c, t)).collect(),
+        sources,
+    ))
 }
 
 /// The answer's schema of [`entityless`] (without running it).
@@ -1390,7 +1393,7 @@ pub async fn entityless_schema(
     ctx: &SessionContext,
     retrieval: &Retrieval,
 ) -> Result<Schema, OfflineError> {
-    let columns = entityless_columns(ctx, retrieval).await?;
+    let (columns, _) = entityless_columns(ctx, retrieval).await?;
     output_schema(ctx, &keyed_schema(&columns), retrieval).await
 }
 
@@ -1464,11 +1467,17 @@ fn entity_fields(
 
 /// The entity columns of an entity-less retrieval (the first keyed view's key columns in its
 /// source's normalized types) and `event_timestamp`.
-fn keyed_schema(columns: &[(String, DataType)]) -> Schema {
-    let mut fields: Vec<Field> = columns
+/// The entity-less key columns as nullable fields.
+fn key_fields(columns: &[(String, DataType)]) -> Vec<Field> {
+    columns
         .iter()
         .map(|(c, t)| Field::new(c, t.clone(), true))
-        .collect();
+        .collect()
+}
+
+/// The entity-less entity table's schema: the key columns, then the event time.
+fn keyed_schema(columns: &[(String, DataType)]) -> Schema {
+    let mut fields = key_fields(columns);
     fields.push(Field::new("event_timestamp", utc_micros(), false));
     Schema::new(fields)
 }
