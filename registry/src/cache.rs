@@ -30,6 +30,8 @@ pub struct RegistryCache {
     ttl: Option<Duration>,
     clock: Arc<dyn Clock>,
     current: ArcSwap<Loaded>,
+    /// A registry not written yet reads as an empty one ([`Self::open_allowing_missing`]).
+    missing_is_empty: bool,
     last_error: std::sync::Mutex<Option<(DateTime<Utc>, String)>>,
     /// The revision of the current snapshot, when the store tells revisions; held while a
     /// refresh runs, so refreshes do not overlap.
@@ -43,7 +45,30 @@ impl RegistryCache {
         ttl_seconds: u64,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RegistryError> {
-        let (snapshot, revision) = store.load_revised().await?;
+        Self::open_with(store, ttl_seconds, clock, false).await
+    }
+
+    /// As [`Self::open`], but a registry not written yet (no file, no object) reads as an
+    /// empty one, on opening and on every refresh until it is written — as the registry
+    /// server sees it, for which the first apply creates the registry, as in Feast.
+    pub async fn open_allowing_missing(
+        store: Arc<dyn RegistryStore>,
+        ttl_seconds: u64,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, RegistryError> {
+        Self::open_with(store, ttl_seconds, clock, true).await
+    }
+
+    async fn open_with(
+        store: Arc<dyn RegistryStore>,
+        ttl_seconds: u64,
+        clock: Arc<dyn Clock>,
+        missing_is_empty: bool,
+    ) -> Result<Self, RegistryError> {
+        let (snapshot, revision) = match store.load_revised().await {
+            Err(e) if missing_is_empty && e.is_missing_registry() => (empty_registry(), None),
+            other => other?,
+        };
         let loaded = Loaded {
             snapshot: Arc::new(snapshot),
             loaded_at: clock.now(),
@@ -54,6 +79,7 @@ impl RegistryCache {
             ttl: (ttl_seconds > 0).then(|| Duration::from_secs(ttl_seconds)),
             clock,
             current: ArcSwap::from_pointee(loaded),
+            missing_is_empty,
             last_error: std::sync::Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(revision),
         })
@@ -85,7 +111,21 @@ impl RegistryCache {
     /// on failure the old one stays and the error is returned (and kept for [`Self::last_error`]).
     pub async fn refresh(&self) -> Result<Arc<Loaded>, RegistryError> {
         let mut revision = self.refreshing.lock().await;
-        let fetched = self.store.load_if_changed(revision.as_ref()).await;
+        let fetched = match self.store.load_if_changed(revision.as_ref()).await {
+            Err(e) if self.missing_is_empty && e.is_missing_registry() => {
+                let unchanged =
+                    revision.is_none() && *self.current.load().snapshot == empty_registry();
+                Ok(if unchanged {
+                    Fetched::Unchanged
+                } else {
+                    Fetched::Changed {
+                        snapshot: Box::new(empty_registry()),
+                        revision: None,
+                    }
+                })
+            }
+            other => other,
+        };
         match fetched {
             Ok(fetched) => {
                 let old = self.current.load_full();
@@ -144,6 +184,14 @@ impl RegistryCache {
             }
         })
     }
+}
+
+/// The registry Feast's `Registry` starts from when there is none: no objects, schema "1".
+fn empty_registry() -> RegistrySnapshot {
+    RegistrySnapshot::from_proto(larder_protos::feast::core::Registry {
+        registry_schema_version: "1".into(),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -281,5 +329,29 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(entity_name(&cache.current()), "bg");
         handle.abort();
+    }
+
+    /// The registry server's cache: a registry file not written yet is an empty registry,
+    /// and stays one (no error) until the file appears; the plain cache refuses to open.
+    #[tokio::test]
+    async fn a_missing_registry_reads_as_empty_when_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        let store = || Arc::new(FileRegistryStore::new(path.clone()));
+        let clock = ManualClock::new(Utc::now());
+        let e = RegistryCache::open(store(), 0, Arc::new(clock.clone()))
+            .await
+            .unwrap_err();
+        assert!(e.is_missing_registry(), "{e}");
+        let cache = RegistryCache::open_allowing_missing(store(), 0, Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        assert!(cache.current().snapshot.proto.entities.is_empty());
+        assert_eq!(cache.refresh().await.unwrap().generation, 0);
+        assert!(cache.last_error().is_none());
+        std::fs::write(&path, registry_with("first")).unwrap();
+        let loaded = cache.refresh().await.unwrap();
+        assert_eq!(entity_name(&loaded), "first");
+        assert_eq!(loaded.generation, 1);
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     error::RegistryError,
     store::{
         ChangeSet, CommitOptions, Fetched, ObjectKey, ObjectKind, RegistrySnapshot, RegistryStore,
-        Revision,
+        Revision, VersionKey,
     },
     writeback::{MetaEdit, ViewField, edit_view},
 };
@@ -63,6 +63,8 @@ macro_rules! registry_store_suite {
             deletes_remove_exactly_the_named_object,
             concurrent_commits_from_one_revision_one_wins,
             update_view_meta_appends_the_interval_and_keeps_other_bytes,
+            version_records_round_trip_and_delete_exactly,
+            infra_is_set_per_project,
         );
     };
     (@checks $fixture:path; $($check:ident),* $(,)?) => {
@@ -183,6 +185,22 @@ pub fn data_source(project: &str, name: &str) -> Vec<u8> {
         project: project.into(),
         timestamp_field: "event_timestamp".into(),
         ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// A version record of a feature view, holding `view_bytes` (created at whole seconds, as
+/// Feast's SQL table keeps them).
+pub fn version_record(project: &str, view: &str, number: i32, view_bytes: &[u8]) -> Vec<u8> {
+    core::FeatureViewVersionRecord {
+        feature_view_name: view.into(),
+        project_id: project.into(),
+        version_number: number,
+        feature_view_type: "feature_view".into(),
+        feature_view_proto: view_bytes.to_vec(),
+        created_timestamp: Some(ts(1_700_000_000 + i64::from(number))),
+        description: String::new(),
+        version_id: format!("00000000-0000-4000-8000-{number:012}"),
     }
     .encode_to_vec()
 }
@@ -773,5 +791,133 @@ pub async fn update_view_meta_appends_the_interval_and_keeps_other_bytes(f: &dyn
             &changes(&[(ObjectKind::Entity, entity("conf", "late", ""))]),
         )
         .await,
+    );
+}
+
+/// Version records committed with their views come back from `load_objects` byte for byte and
+/// from `load` as the registry's version history; a commit deletes exactly the record named,
+/// refuses a missing one, and leaves the other records as they were.
+pub async fn version_records_round_trip_and_delete_exactly(f: &dyn Fixture) {
+    let store = f.handle();
+    let view = feature_view("conf", "stats");
+    let other = feature_view("other", "stats");
+    let records = [
+        version_record("conf", "stats", 0, &view),
+        version_record("conf", "stats", 1, &view),
+        version_record("other", "stats", 0, &other),
+    ];
+    let mut set = changes(&[
+        (ObjectKind::Project, project("conf")),
+        (ObjectKind::Project, project("other")),
+        (ObjectKind::FeatureView, view.clone()),
+        (ObjectKind::FeatureView, other.clone()),
+    ]);
+    for r in &records {
+        set.upsert_version(r.clone()).expect("a valid record");
+    }
+    assert_eq!(set.projects().len(), 2);
+    let r1 = commit(&*store, None, &set).await.unwrap();
+    let stored = store.load_objects().await.unwrap();
+    let vkey = |p: &str, n| VersionKey::new(p, "stats", n).unwrap();
+    let want: BTreeMap<VersionKey, Bytes> = [
+        (vkey("conf", 0), &records[0]),
+        (vkey("conf", 1), &records[1]),
+        (vkey("other", 0), &records[2]),
+    ]
+    .into_iter()
+    .map(|(k, b)| (k, Bytes::from(b.clone())))
+    .collect();
+    assert_eq!(stored.versions, want, "{}", store.location());
+    assert_eq!(stored.objects.len(), 4);
+    let history = store
+        .load()
+        .await
+        .unwrap()
+        .proto
+        .feature_view_version_history;
+    let mut got: Vec<Vec<u8>> = history
+        .expect("a version history")
+        .records
+        .iter()
+        .map(|r| r.encode_to_vec())
+        .collect();
+    got.sort();
+    let mut want_records = records.to_vec();
+    want_records.sort();
+    assert_eq!(got, want_records, "{}", store.location());
+
+    let mut delete = ChangeSet::new();
+    delete.delete_version(vkey("conf", 0));
+    let r2 = commit(&*store, Some(&r1), &delete).await.unwrap();
+    let after = store.load_objects().await.unwrap();
+    let mut want_after = want.clone();
+    want_after.remove(&vkey("conf", 0));
+    assert_eq!(after.versions, want_after, "{}", store.location());
+    assert_eq!(after.objects, stored.objects, "objects untouched");
+
+    let before = state(&*store).await;
+    let mut missing = ChangeSet::new();
+    missing.delete_version(vkey("conf", 0));
+    match commit(&*store, Some(&r2), &missing).await {
+        Err(RegistryError::ObjectMissing {
+            kind,
+            name,
+            project,
+        }) => assert_eq!(
+            (kind, &*name, &*project),
+            ("feature view version", "stats@v0", "conf")
+        ),
+        other => panic!("{}: deleting a missing record: {other:?}", store.location()),
+    }
+    assert_eq!(state(&*store).await, before);
+    assert_eq!(store.load_objects().await.unwrap().versions, want_after);
+}
+
+/// A commit's infra is what the project's `infra` reads afterwards; objects stay as they were.
+pub async fn infra_is_set_per_project(f: &dyn Fixture) {
+    let store = f.handle();
+    let r1 = commit(
+        &*store,
+        None,
+        &changes(&[
+            (ObjectKind::Project, project("conf")),
+            (ObjectKind::FeatureView, feature_view("conf", "stats")),
+        ]),
+    )
+    .await
+    .unwrap();
+    let before = objects(&*store).await.0;
+    let infra = core::Infra {
+        infra_objects: vec![core::InfraObject {
+            infra_object_class_type: "feast.infra.online_stores.sqlite.SqliteTable".into(),
+            infra_object: Some(core::infra_object::InfraObject::SqliteTable(
+                core::SqliteTable {
+                    path: "/data/online.db".into(),
+                    name: "conf_stats".into(),
+                },
+            )),
+        }],
+    };
+    let mut set = ChangeSet::new();
+    set.set_infra("conf", infra.encode_to_vec()).unwrap();
+    assert!(!set.is_empty());
+    let r2 = commit(&*store, Some(&r1), &set).await.unwrap();
+    assert_ne!(r1, r2, "setting infra moves the revision on");
+    assert_eq!(
+        store.load().await.unwrap().infra("conf"),
+        infra,
+        "{}",
+        store.location()
+    );
+    assert_eq!(objects(&*store).await.0, before);
+    // Setting it again replaces it.
+    let mut empty = ChangeSet::new();
+    empty
+        .set_infra("conf", core::Infra::default().encode_to_vec())
+        .unwrap();
+    commit(&*store, Some(&r2), &empty).await.unwrap();
+    assert_eq!(
+        store.load().await.unwrap().infra("conf"),
+        core::Infra::default()
     );
 }

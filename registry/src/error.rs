@@ -102,6 +102,16 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// Whether the error says the registry has not been written yet (no file, no object).
+    pub fn is_missing_registry(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::FileNotFound { .. } | RegistryError::ObjectNotFound { .. }
+        )
+    }
+}
+
 impl larder_types::error::Coded for RegistryError {
     /// A registry that cannot be read or written now is `Unavailable`; what is missing from it
     /// `NotFound`; a stale revision `Conflict`; a bad configuration a fault of the server.

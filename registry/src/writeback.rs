@@ -14,7 +14,7 @@ use prost_types::Timestamp;
 
 use larder_protos::feast::core::{FeatureViewState, MaterializationInterval};
 
-use crate::store::{Change, ChangeSet, ObjectKey, ObjectKind};
+use crate::store::{Change, ChangeSet, ObjectKey, ObjectKind, VersionKey};
 
 /// Just the name and project of a view: fields 1 and 2 of the spec in both `FeatureView` and
 /// `StreamFeatureView` (whose other spec fields differ). Everything else is skipped.
@@ -67,6 +67,8 @@ pub enum WriteBackError {
     ViewNotFound { project: String, view: String },
     #[error("{key} is not in the registry")]
     ObjectNotFound { key: ObjectKey },
+    #[error("{key} is not in the registry")]
+    VersionNotFound { key: VersionKey },
     #[error("view {view} of project {project} appears {count} times in the registry")]
     Ambiguous {
         project: String,
@@ -260,6 +262,76 @@ pub fn registry_objects(registry: &[u8]) -> Result<Vec<(ObjectKey, &[u8])>, Writ
         .collect())
 }
 
+/// The `feature_view_version_history` field (18) of a registry, and its `records` (1).
+const HISTORY: u32 = 18;
+const RECORDS: u32 = 1;
+/// The `infra` field (10) of a registry.
+const INFRA: u32 = 10;
+
+/// Every version-history record of a serialized `feast.core.Registry` (field 18 may occur
+/// more than once on the wire; protobuf merges the occurrences): its key and its bytes.
+pub fn registry_versions(registry: &[u8]) -> Result<Vec<(VersionKey, &[u8])>, WriteBackError> {
+    let mut out = Vec::new();
+    for f in fields(registry)?
+        .into_iter()
+        .filter(|f| f.number == HISTORY)
+    {
+        for r in fields(f.payload)?
+            .into_iter()
+            .filter(|r| r.number == RECORDS)
+        {
+            let key = VersionKey::of_record(r.payload)
+                .map_err(|e| malformed(format!("a version record in the registry: {e}")))?;
+            out.push((key, r.payload));
+        }
+    }
+    Ok(out)
+}
+
+/// The history message after the version changes of `changes`: a record upserted replaces
+/// the one of its key where it stands (further ones of that key dropped) or, if new, is
+/// appended; a deleted record is removed (deleting one that is not there is an error); every
+/// other field of the history messages is kept. `histories`: the payloads of field 18.
+fn edited_history(histories: &[&[u8]], changes: &ChangeSet) -> Result<Vec<u8>, WriteBackError> {
+    use std::collections::BTreeSet;
+    let mut present: BTreeSet<VersionKey> = BTreeSet::new();
+    let mut written: BTreeSet<VersionKey> = BTreeSet::new();
+    let mut out = Vec::new();
+    for payload in histories {
+        for f in fields(payload)? {
+            if f.number != RECORDS {
+                out.extend_from_slice(f.raw);
+                continue;
+            }
+            let key = VersionKey::of_record(f.payload)
+                .map_err(|e| malformed(format!("a version record in the registry: {e}")))?;
+            match changes.version(&key) {
+                None => out.extend_from_slice(f.raw),
+                Some(Change::Delete) => {}
+                Some(Change::Upsert(bytes)) => {
+                    if !written.contains(&key) {
+                        put_message(&mut out, RECORDS, bytes);
+                        written.insert(key.clone());
+                    }
+                }
+            }
+            present.insert(key);
+        }
+    }
+    for (key, change) in changes.versions() {
+        match change {
+            Change::Upsert(bytes) if !present.contains(key) => {
+                put_message(&mut out, RECORDS, bytes)
+            }
+            Change::Delete if !present.contains(key) => {
+                return Err(WriteBackError::VersionNotFound { key: key.clone() });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a serialized `feast.core.Registry` holds any object (of any [`ObjectKind`]); other
 /// fields (infra, metadata, fields unknown to Larder) do not count.
 pub fn has_objects(registry: &[u8]) -> Result<bool, WriteBackError> {
@@ -311,6 +383,29 @@ pub fn apply_changes(
             Change::Delete => 0,
         })
         .sum();
+    let added = added
+        + changes
+            .versions()
+            .map(|(_, c)| match c {
+                Change::Upsert(b) => b.len() + 8,
+                Change::Delete => 0,
+            })
+            .sum::<usize>()
+        + changes.infra().map(|(_, b)| b.len() + 8).sum::<usize>();
+    // The version history, when the set changes it, goes where its first occurrence stood
+    // (or at the end); the infra likewise (the last project's, as Feast's file registry holds
+    // one infra for all projects).
+    let mut history = if changes.versions().next().is_some() {
+        let payloads: Vec<&[u8]> = fs
+            .iter()
+            .filter(|(f, _)| f.number == HISTORY)
+            .map(|(f, _)| f.payload)
+            .collect();
+        Some(edited_history(&payloads, changes)?)
+    } else {
+        None
+    };
+    let mut infra = changes.infra().last().map(|(_, b)| b.as_ref());
     let mut out = Vec::with_capacity(registry.len() + added + 64);
     let mut written: BTreeSet<&ObjectKey> = BTreeSet::new();
     let mut has_schema_version = false;
@@ -318,6 +413,16 @@ pub fn apply_changes(
         match (f.number, key) {
             // version_id (4) and last_updated (5) are rewritten at the end.
             (4 | 5, _) => {}
+            (HISTORY, _) if changes.versions().next().is_some() => {
+                if let Some(h) = history.take() {
+                    put_message(&mut out, HISTORY, &h);
+                }
+            }
+            (INFRA, _) if changes.infra().next().is_some() => {
+                if let Some(b) = infra.take() {
+                    put_message(&mut out, INFRA, b);
+                }
+            }
             (3, _) => {
                 has_schema_version = true;
                 out.extend_from_slice(f.raw);
@@ -343,6 +448,12 @@ pub fn apply_changes(
         for bytes in objects {
             put_message(&mut out, number, bytes);
         }
+    }
+    if let Some(b) = infra {
+        put_message(&mut out, INFRA, b);
+    }
+    if let Some(h) = history {
+        put_message(&mut out, HISTORY, &h);
     }
     if !has_schema_version {
         put_message(&mut out, 3, b"1");

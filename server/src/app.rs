@@ -434,7 +434,7 @@ pub async fn serve_registry(
     use larder_protos::feast::registry::registry_server_server::RegistryServerServer;
     let gate = gate(&config)?;
     let cache = Arc::new(
-        RegistryCache::open(
+        RegistryCache::open_allowing_missing(
             store::open(&config, &env).await?,
             config.registry.cache_ttl_seconds,
             Arc::new(SystemClock),

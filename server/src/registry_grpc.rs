@@ -1,10 +1,11 @@
 //! The gRPC adapter of Feast's registry server (`feast.registry.RegistryServer`): each read
 //! decodes the request, calls one function of [`crate::service::registry_reads`] over the
 //! registry snapshot, and encodes the answer; errors carry Feast's JSON detail (the remote
-//! client re-raises the class). Writes (`Apply*`, `Delete*`, `Commit`) go to
-//! [`crate::service::registry_writes`], staged per connection; those not served yet (feature
-//! views, projects' deletion, infra, lineage) answer UNIMPLEMENTED with a Feast error naming
-//! the RPC.
+//! client re-raises the class). Writes (`Apply*`, `Delete*`, `UpdateInfra`, `Commit`) go to
+//! [`crate::service::registry_writes`], staged per connection; a refused write drops the
+//! connection's staging, so a client's failed apply is never committed in part. Those not
+//! served yet (projects' deletion, lineage, features) answer UNIMPLEMENTED with a Feast error
+//! naming the RPC.
 
 use std::sync::Arc;
 
@@ -77,12 +78,24 @@ impl RegistryGrpc {
         project: &str,
         commit: bool,
     ) -> Result<Response<()>, Status> {
-        let object = object.ok_or_else(|| missing_field(field))?;
-        self.writes
-            .apply(client, object, project, commit)
-            .await
-            .map(Response::new)
-            .map_err(status)
+        let Some(object) = object else {
+            self.writes.abandon(client);
+            return Err(missing_field(field));
+        };
+        let done = self.writes.apply(client, object, project, commit).await;
+        self.answer(client, done)
+    }
+
+    /// A write's answer; a refused write drops the connection's staging.
+    fn answer(
+        &self,
+        client: &Client,
+        done: Result<(), ServiceError>,
+    ) -> Result<Response<()>, Status> {
+        done.map(Response::new).map_err(|e| {
+            self.writes.abandon(client);
+            status(e)
+        })
     }
 
     /// One `Delete*` request.
@@ -94,11 +107,11 @@ impl RegistryGrpc {
         project: &str,
         commit: bool,
     ) -> Result<Response<()>, Status> {
-        self.writes
+        let done = self
+            .writes
             .delete(client, kind, name, project, commit)
-            .await
-            .map(Response::new)
-            .map_err(status)
+            .await;
+        self.answer(client, done)
     }
 }
 
@@ -207,16 +220,30 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
         &self,
         request: Request<ApplyFeatureViewRequest>,
     ) -> Result<Response<()>, Status> {
-        self.writes.abandon(&client(&request)?);
-        Err(not_served("ApplyFeatureView"))
+        use apply_feature_view_request::BaseFeatureView as V;
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let object = q.base_feature_view.map(|v| match v {
+            V::FeatureView(v) => Apply::FeatureView(v),
+            V::StreamFeatureView(v) => Apply::StreamFeatureView(v),
+            V::OnDemandFeatureView(v) => Apply::OnDemandFeatureView(v),
+            V::LabelView(v) => Apply::LabelView(v),
+        });
+        self.apply_one(&client, object, "feature view", &q.project, q.commit)
+            .await
     }
 
     async fn delete_feature_view(
         &self,
         request: Request<DeleteFeatureViewRequest>,
     ) -> Result<Response<()>, Status> {
-        self.writes.abandon(&client(&request)?);
-        Err(not_served("DeleteFeatureView"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let done = self
+            .writes
+            .delete_feature_view(&client, &q.name, &q.project, q.commit)
+            .await;
+        self.answer(&client, done)
     }
 
     async fn get_any_feature_view(
@@ -693,8 +720,19 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
         answer.map(Response::new).map_err(status)
     }
 
-    async fn update_infra(&self, _: Request<UpdateInfraRequest>) -> Result<Response<()>, Status> {
-        Err(not_served("UpdateInfra"))
+    async fn update_infra(
+        &self,
+        request: Request<UpdateInfraRequest>,
+    ) -> Result<Response<()>, Status> {
+        use prost::Message;
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let infra = q.infra.unwrap_or_default().encode_to_vec();
+        let done = self
+            .writes
+            .update_infra(&client, &infra, &q.project, q.commit)
+            .await;
+        self.answer(&client, done)
     }
 
     async fn get_infra(
@@ -703,9 +741,7 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
     ) -> Result<Response<pb::Infra>, Status> {
         let q = request.into_inner();
         let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
-        let r = &snapshot.proto;
-        let answer: Result<pb::Infra, ServiceError> = Ok(r.infra.clone().unwrap_or_default());
-        answer.map(Response::new).map_err(status)
+        Ok(Response::new(snapshot.infra(&q.project)))
     }
 
     /// Commits what this connection has staged.

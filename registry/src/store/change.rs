@@ -292,6 +292,88 @@ impl std::fmt::Display for ObjectKey {
     }
 }
 
+/// Which record of a feature view's version history: `feast.core.FeatureViewVersionRecord`s
+/// in the `feature_view_version_history` field (18) of file-style registries, rows of the
+/// table of that name in Feast's SQL registry; keyed by (project, view name, version number).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionKey {
+    project: String,
+    view: String,
+    number: i32,
+}
+
+/// The key fields of a `FeatureViewVersionRecord`; every other field is skipped.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordKey {
+    #[prost(string, tag = "1")]
+    feature_view_name: String,
+    #[prost(string, tag = "2")]
+    project_id: String,
+    #[prost(int32, tag = "3")]
+    version_number: i32,
+}
+
+impl VersionKey {
+    /// A key with a non-empty project and view name and a version number ≥ 0.
+    pub fn new(
+        project: impl Into<String>,
+        view: impl Into<String>,
+        number: i32,
+    ) -> Result<Self, RegistryError> {
+        let key = Self {
+            project: project.into(),
+            view: view.into(),
+            number,
+        };
+        let invalid = |message: &str| RegistryError::InvalidObject {
+            kind: "feature view version record",
+            message: format!("{message} (key {key})"),
+        };
+        if key.view.is_empty() {
+            return Err(invalid("the feature view name is empty"));
+        }
+        if key.project.is_empty() {
+            return Err(invalid("the project is empty"));
+        }
+        if key.number < 0 {
+            return Err(invalid("the version number is negative"));
+        }
+        Ok(key)
+    }
+
+    /// The key of a serialized record (unchecked: stores list what they hold).
+    pub(crate) fn of_record(bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        let k = RecordKey::decode(bytes)?;
+        Ok(Self {
+            project: k.project_id,
+            view: k.feature_view_name,
+            number: k.version_number,
+        })
+    }
+
+    pub fn project_name(&self) -> &str {
+        &self.project
+    }
+
+    pub fn view(&self) -> &str {
+        &self.view
+    }
+
+    pub fn number(&self) -> i32 {
+        self.number
+    }
+}
+
+impl std::fmt::Display for VersionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "version v{} of feature view {:?} of project {:?}",
+            self.number, self.view, self.project
+        )
+    }
+}
+
 /// What a change set does to one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -307,6 +389,10 @@ pub enum Change {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeSet {
     changes: BTreeMap<ObjectKey, Change>,
+    /// Version-history records written (a serialized `FeatureViewVersionRecord`) or removed.
+    versions: BTreeMap<VersionKey, Change>,
+    /// Infra objects set, by project (a serialized `feast.core.Infra`).
+    infra: BTreeMap<String, Bytes>,
 }
 
 impl ChangeSet {
@@ -353,17 +439,89 @@ impl ChangeSet {
         self.changes.iter()
     }
 
+    /// How many objects the set changes (version records and infra not counted).
     pub fn len(&self) -> usize {
         self.changes.len()
     }
 
+    /// Whether the set changes nothing: no object, no version record, no infra.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.versions.is_empty() && self.infra.is_empty()
     }
 
-    /// The projects of the objects changed.
+    /// The projects of what the set changes (objects, version records, infra).
     pub fn projects(&self) -> BTreeSet<&str> {
-        self.changes.keys().map(|k| k.project.as_str()).collect()
+        self.changes
+            .keys()
+            .map(|k| k.project.as_str())
+            .chain(self.versions.keys().map(|k| k.project.as_str()))
+            .chain(self.infra.keys().map(String::as_str))
+            .collect()
+    }
+
+    /// Upserts one version record, given as a serialized `feast.core.FeatureViewVersionRecord`
+    /// (stored as given); its key is read from the bytes. Replaces an earlier change of the
+    /// same record in this set.
+    pub fn upsert_version(&mut self, bytes: impl Into<Bytes>) -> Result<VersionKey, RegistryError> {
+        use larder_protos::feast::core::FeatureViewVersionRecord;
+        let bytes = bytes.into();
+        let invalid = |e: prost::DecodeError| RegistryError::InvalidObject {
+            kind: "feature view version record",
+            message: format!("not a valid feast.core.FeatureViewVersionRecord: {e}"),
+        };
+        FeatureViewVersionRecord::decode(bytes.as_ref()).map_err(invalid)?;
+        let key = VersionKey::of_record(&bytes).map_err(invalid)?;
+        let key = VersionKey::new(key.project, key.view, key.number)?;
+        self.versions.insert(key.clone(), Change::Upsert(bytes));
+        Ok(key)
+    }
+
+    /// Deletes one version record; it must exist.
+    pub fn delete_version(&mut self, key: VersionKey) {
+        self.versions.insert(key, Change::Delete);
+    }
+
+    /// Forgets the change of one version record, if the set has one.
+    pub fn remove_version(&mut self, key: &VersionKey) -> Option<Change> {
+        self.versions.remove(key)
+    }
+
+    pub fn version(&self, key: &VersionKey) -> Option<&Change> {
+        self.versions.get(key)
+    }
+
+    pub fn versions(&self) -> impl Iterator<Item = (&VersionKey, &Change)> {
+        self.versions.iter()
+    }
+
+    /// Sets the infra of `project`, given as a serialized `feast.core.Infra` (Feast's
+    /// `update_infra`). File-style registries hold one infra for every project, so there the
+    /// last project's set wins; the SQL registry keeps one per project.
+    pub fn set_infra(
+        &mut self,
+        project: &str,
+        bytes: impl Into<Bytes>,
+    ) -> Result<(), RegistryError> {
+        let bytes = bytes.into();
+        larder_protos::feast::core::Infra::decode(bytes.as_ref()).map_err(|e| {
+            RegistryError::InvalidObject {
+                kind: "infra",
+                message: format!("not a valid feast.core.Infra: {e}"),
+            }
+        })?;
+        if project.is_empty() {
+            return Err(RegistryError::InvalidObject {
+                kind: "infra",
+                message: "the project is empty".into(),
+            });
+        }
+        self.infra.insert(project.to_owned(), bytes);
+        Ok(())
+    }
+
+    /// The infra set, by project.
+    pub fn infra(&self) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.infra.iter().map(|(p, b)| (p.as_str(), b))
     }
 }
 
@@ -388,6 +546,8 @@ impl CommitOptions {
 pub struct StoredObjects {
     /// Each object's stored bytes, as written (unknown fields included).
     pub objects: BTreeMap<ObjectKey, Bytes>,
+    /// Every version-history record (a serialized `FeatureViewVersionRecord`).
+    pub versions: BTreeMap<VersionKey, Bytes>,
     /// The revision of the read, when the store tells one.
     pub revision: Option<Revision>,
 }

@@ -130,10 +130,23 @@ impl RegistryStore for InMemoryRegistryStore {
         changes: &ChangeSet,
         options: &CommitOptions,
     ) -> Result<Revision, RegistryError> {
-        self.rewrite(|bytes, revision| {
+        let revision = self.rewrite(|bytes, revision| {
             check_expected("memory", Some((bytes, revision)), expected)?;
             committed_bytes("memory", bytes, changes, options)
-        })
+        })?;
+        // A store given per-project infra (as the SQL registry keeps it) keeps it per project.
+        let mut state = self.state();
+        if !state.snapshot.project_infra.is_empty() {
+            for (project, bytes) in changes.infra() {
+                let infra = larder_protos::feast::core::Infra::decode(bytes.as_ref())
+                    .expect("a change set holds valid infra");
+                state
+                    .snapshot
+                    .project_infra
+                    .insert(project.to_owned(), infra);
+            }
+        }
+        Ok(revision)
     }
 
     async fn update_view_meta(

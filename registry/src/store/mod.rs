@@ -17,7 +17,9 @@ use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
 
 use larder_protos::feast::core::{Infra, Registry};
 
-pub use change::{Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, StoredObjects};
+pub use change::{
+    Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, StoredObjects, VersionKey,
+};
 pub use file::FileRegistryStore;
 pub use memory::InMemoryRegistryStore;
 pub use object_store::{ObjectStore, ObjectStoreExt};
@@ -264,6 +266,11 @@ pub(crate) fn write_back_err(location: &str, e: WriteBackError) -> RegistryError
             name: key.name().to_owned(),
             project: key.project_name().to_owned(),
         },
+        WriteBackError::VersionNotFound { key } => RegistryError::ObjectMissing {
+            kind: "feature view version",
+            name: format!("{}@v{}", key.view(), key.number()),
+            project: key.project_name().to_owned(),
+        },
         source => RegistryError::WriteBack {
             location: location.to_owned(),
             source,
@@ -282,8 +289,14 @@ pub(crate) fn blob_objects(
         .into_iter()
         .map(|(key, payload)| (key, bytes.slice_ref(payload)))
         .collect();
+    let versions = crate::writeback::registry_versions(bytes)
+        .map_err(|e| write_back_err(location, e))?
+        .into_iter()
+        .map(|(key, payload)| (key, bytes.slice_ref(payload)))
+        .collect();
     Ok(StoredObjects {
         objects,
+        versions,
         revision: Some(revision),
     })
 }

@@ -1,16 +1,16 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use larder_protos::feast::core::{
-    DataSource, Entity, FeatureService, FeatureView, Infra, LabelView, OnDemandFeatureView,
-    Permission, Project, ProjectMetadata, Registry, SavedDataset, StreamFeatureView,
-    ValidationReference,
+    DataSource, Entity, FeatureService, FeatureView, FeatureViewVersionHistory,
+    FeatureViewVersionRecord, Infra, LabelView, OnDemandFeatureView, Permission, Project,
+    ProjectMetadata, Registry, SavedDataset, StreamFeatureView, ValidationReference,
 };
 use prost::Message;
 use tokio_postgres::{Client, NoTls};
 
 use super::{
     Change, ChangeSet, CommitOptions, Fetched, ObjectKey, ObjectKind, RegistrySnapshot,
-    RegistryStore, Revision, StoredObjects, content_revision,
+    RegistryStore, Revision, StoredObjects, VersionKey, content_revision,
 };
 use crate::{
     error::RegistryError,
@@ -180,9 +180,20 @@ impl RegistryStore for SqlRegistryStore {
                     objects.insert(ObjectKey::stored(kind, project, name), bytes.into());
                 }
             }
+            let versions = self
+                .version_records(&read)
+                .await?
+                .into_iter()
+                .map(|record| {
+                    let bytes = record.encode_to_vec();
+                    let key = VersionKey::of_record(&bytes).expect("a record just encoded decodes");
+                    (key, bytes.into())
+                })
+                .collect();
             self.end_read(read).await?;
             Ok(StoredObjects {
                 objects,
+                versions,
                 revision: Some(revision),
             })
         }
@@ -232,6 +243,21 @@ impl RegistryStore for SqlRegistryStore {
                     });
                 }
             }
+            let needed = changes
+                .versions()
+                .next()
+                .map(|_| (VERSIONS, "feature view version record"))
+                .into_iter()
+                .chain(changes.infra().next().map(|_| (INFRA, "infra")));
+            for (table, kind) in needed {
+                if !tables.contains(table) {
+                    return Err(RegistryError::SqlTableMissing {
+                        url: self.display_url.clone(),
+                        table,
+                        kind,
+                    });
+                }
+            }
             let locked: Vec<&str> = TABLES
                 .iter()
                 .copied()
@@ -269,6 +295,16 @@ impl RegistryStore for SqlRegistryStore {
             for (key, change) in changes.iter() {
                 if self.apply(&client, key, change, now).await? {
                     changed_projects.insert(key.project_name());
+                }
+            }
+            for (key, change) in changes.versions() {
+                if self.apply_version(&client, key, change).await? {
+                    changed_projects.insert(key.project_name());
+                }
+            }
+            for (project, bytes) in changes.infra() {
+                if self.apply_infra(&client, project, bytes, now).await? {
+                    changed_projects.insert(project);
                 }
             }
             if read.tables.contains("feast_metadata") {
@@ -445,8 +481,15 @@ fn table_of(kind: ObjectKind) -> (&'static str, &'static str, &'static str) {
     }
 }
 
+/// Feast's table of feature-view version records: one row per (view, project, version number),
+/// the record's fields as columns (`created_timestamp` in epoch seconds).
+const VERSIONS: &str = "feature_view_version_history";
+/// Feast's table of infra objects: one row per project, named [`INFRA_NAME`].
+const INFRA: &str = "managed_infra";
+const INFRA_NAME: &str = "infra_obj";
+
 /// The tables a registry read covers.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "projects",
     "entities",
     "feature_views",
@@ -460,6 +503,7 @@ const TABLES: [&str; 13] = [
     "label_views",
     "managed_infra",
     "feast_metadata",
+    VERSIONS,
 ];
 
 impl SqlRegistryStore {
@@ -585,6 +629,143 @@ impl SqlRegistryStore {
                 Ok(true)
             }
         }
+    }
+
+    /// Writes one version-record change inside a commit's transaction; whether a row changed.
+    /// The record's fields go to their columns; `created_timestamp` keeps whole seconds, as
+    /// Feast's column does.
+    async fn apply_version(
+        &self,
+        client: &Client,
+        key: &VersionKey,
+        change: &Change,
+    ) -> Result<bool, RegistryError> {
+        let (view, project, number) = (key.view(), key.project_name(), key.number());
+        match change {
+            Change::Upsert(bytes) => {
+                let r = FeatureViewVersionRecord::decode(bytes.as_ref()).map_err(|e| {
+                    RegistryError::InvalidObject {
+                        kind: "feature view version record",
+                        message: e.to_string(),
+                    }
+                })?;
+                let created = r.created_timestamp.map_or(0, |t| t.seconds);
+                let changed = client
+                    .execute(
+                        &format!(
+                            "INSERT INTO {VERSIONS} (feature_view_name, project_id, version_number, \
+                             feature_view_type, feature_view_proto, created_timestamp, description, \
+                             version_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                             ON CONFLICT (feature_view_name, project_id, version_number) DO UPDATE \
+                             SET feature_view_type = EXCLUDED.feature_view_type, \
+                             feature_view_proto = EXCLUDED.feature_view_proto, \
+                             created_timestamp = EXCLUDED.created_timestamp, \
+                             description = EXCLUDED.description, version_id = EXCLUDED.version_id \
+                             WHERE ({VERSIONS}.feature_view_type, {VERSIONS}.feature_view_proto, \
+                             {VERSIONS}.created_timestamp, {VERSIONS}.description, \
+                             {VERSIONS}.version_id) IS DISTINCT FROM (EXCLUDED.feature_view_type, \
+                             EXCLUDED.feature_view_proto, EXCLUDED.created_timestamp, \
+                             EXCLUDED.description, EXCLUDED.version_id)"
+                        ),
+                        &[
+                            &view,
+                            &project,
+                            &number,
+                            &r.feature_view_type,
+                            &r.feature_view_proto,
+                            &created,
+                            &r.description,
+                            &r.version_id,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                Ok(changed > 0)
+            }
+            Change::Delete => {
+                let deleted = client
+                    .execute(
+                        &format!(
+                            "DELETE FROM {VERSIONS} WHERE feature_view_name = $1 AND \
+                             project_id = $2 AND version_number = $3"
+                        ),
+                        &[&view, &project, &number],
+                    )
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                if deleted == 0 {
+                    return Err(RegistryError::ObjectMissing {
+                        kind: "feature view version",
+                        name: format!("{view}@v{number}"),
+                        project: project.to_owned(),
+                    });
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Sets a project's infra row (Feast's `update_infra`); whether it changed.
+    async fn apply_infra(
+        &self,
+        client: &Client,
+        project: &str,
+        bytes: &[u8],
+        now: i64,
+    ) -> Result<bool, RegistryError> {
+        let changed = client
+            .execute(
+                &format!(
+                    "INSERT INTO {INFRA} (infra_name, project_id, last_updated_timestamp, \
+                     infra_proto) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (infra_name, project_id) DO UPDATE \
+                     SET infra_proto = EXCLUDED.infra_proto, \
+                     last_updated_timestamp = EXCLUDED.last_updated_timestamp \
+                     WHERE {INFRA}.infra_proto IS DISTINCT FROM EXCLUDED.infra_proto"
+                ),
+                &[&INFRA_NAME, &project, &now, &bytes],
+            )
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(changed > 0)
+    }
+
+    /// Every row of the version table, as records.
+    async fn version_records(
+        &self,
+        read: &Read<'_>,
+    ) -> Result<Vec<FeatureViewVersionRecord>, RegistryError> {
+        if !read.tables.contains(VERSIONS) {
+            return Ok(Vec::new());
+        }
+        let rows = read
+            .client
+            .query(
+                &format!(
+                    "SELECT feature_view_name, project_id, version_number, feature_view_type, \
+                     feature_view_proto, created_timestamp, coalesce(description, ''), version_id \
+                     FROM {VERSIONS} ORDER BY project_id, feature_view_name, version_number"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| FeatureViewVersionRecord {
+                feature_view_name: r.get(0),
+                project_id: r.get(1),
+                version_number: r.get(2),
+                feature_view_type: r.get(3),
+                feature_view_proto: r.get(4),
+                created_timestamp: Some(prost_types::Timestamp {
+                    seconds: r.get(5),
+                    nanos: 0,
+                }),
+                description: r.get(6),
+                version_id: r.get(7),
+            })
+            .collect())
     }
 
     /// Sets a project's `last_updated_timestamp` metadata row (epoch seconds, as text and as
@@ -741,8 +922,11 @@ impl SqlRegistryStore {
             BTreeMap::new()
         };
 
+        let records = self.version_records(read).await?;
         let mut r = Registry {
             registry_schema_version: "1".to_owned(),
+            feature_view_version_history: (!records.is_empty())
+                .then_some(FeatureViewVersionHistory { records }),
             ..Default::default()
         };
         let mut project_infra = BTreeMap::new();

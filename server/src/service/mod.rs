@@ -10,6 +10,7 @@ pub mod online;
 pub mod push;
 pub mod python_engine;
 pub mod registry_reads;
+pub mod registry_views;
 pub mod registry_writes;
 
 use std::{collections::HashMap, sync::Arc};

@@ -14,10 +14,19 @@
 //! as it is, and a data source gets Feast's `data_source_class_type` for its type; a project
 //! named by a change that the registry lacks is created, as Feast creates it.
 //! `ApplyMaterialization` records an interval in the view's meta, every other byte kept. Deleting an
-//! object that is not there is Feast's not-found error for its kind. Feature views are not
-//! written yet (their version history has no store support): `ApplyFeatureView` and
-//! `DeleteFeatureView` answer UNIMPLEMENTED and drop what the connection had staged, so the
-//! client's failed apply is not committed in part later.
+//! object that is not there is Feast's not-found error for its kind.
+//!
+//! Feature views of the four kinds follow `Registry.apply_feature_view` with its version
+//! history (rules in [`super::registry_views`]): a new view is version 0 and gets a version
+//! record; a re-apply whose schema is unchanged updates the stored view's metadata in place
+//! (no new version); a schema change makes the next version (recording the old definition as
+//! v0 first if it has no record), keeping the created time and materialization intervals; a
+//! `version: vN` pins the view to a recorded version (refused if the definition was also
+//! changed) or, when v`N` has no record, declares it. A name used by a view of another kind
+//! is Feast's `ConflictingFeatureViewNames`. Deleting a view deletes its version records.
+//! `UpdateInfra` sets the project's infra objects, as `feast apply` records the tables it made.
+//! A refused write drops what the connection had staged, so the client's failed apply is not
+//! committed in part later.
 //!
 //! A client is a connection: gRPC clients in one process that share a connection to the
 //! server (Python gRPC's channels to one address do) share one staging, as every client of
@@ -33,12 +42,18 @@ use larder_protos::feast::core as pb;
 use larder_registry::{
     clock::Clock,
     error::RegistryError,
-    store::{Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, RegistryStore, Revision},
+    store::{
+        Change, ChangeSet, CommitOptions, ObjectKey, ObjectKind, RegistryStore, Revision,
+        VersionKey,
+    },
 };
 use prost::Message;
 use prost_types::Timestamp;
 
 use super::registry_reads::RegistryReads;
+use super::registry_views::{
+    ViewProto, check_view_name, conflicting_names, parse_view_version, pin_conflict,
+};
 use crate::error::{ErrorCode, ServiceError};
 
 /// Who sends a change: one client connection (changes are staged per connection). `alive`
@@ -54,6 +69,8 @@ struct Staged {
     alive: Weak<()>,
     base: Option<Revision>,
     objects: BTreeMap<ObjectKey, Bytes>,
+    /// The version records of the base.
+    versions: BTreeMap<VersionKey, Bytes>,
     changes: ChangeSet,
 }
 
@@ -65,6 +82,53 @@ impl Staged {
             Some(Change::Delete) => None,
             None => self.objects.get(key).cloned(),
         }
+    }
+
+    /// The version record as the connection sees it.
+    fn current_version(&self, key: &VersionKey) -> Option<Bytes> {
+        match self.changes.version(key) {
+            Some(Change::Upsert(b)) => Some(b.clone()),
+            Some(Change::Delete) => None,
+            None => self.versions.get(key).cloned(),
+        }
+    }
+
+    /// The keys of the version records of one view, as the connection sees them.
+    fn version_keys(&self, project: &str, view: &str) -> Vec<VersionKey> {
+        let mine = |k: &&VersionKey| k.project_name() == project && k.view() == view;
+        let mut keys: Vec<VersionKey> = self
+            .versions
+            .keys()
+            .filter(mine)
+            .chain(self.changes.versions().map(|(k, _)| k).filter(mine))
+            .filter(|k| self.current_version(k).is_some())
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Deletes an object the connection sees: a stored one is deleted; one only this
+    /// connection staged is forgotten (which deletes it).
+    fn unstage_or_delete(&mut self, key: ObjectKey) {
+        if self.objects.contains_key(&key) {
+            self.changes.delete(key);
+        } else {
+            self.changes.remove(&key);
+        }
+    }
+
+    /// Whether a view of `kind` named `name` is in `project` (any project when `None`).
+    fn has_view(&self, kind: ObjectKind, project: Option<&str>, name: &str) -> bool {
+        let candidates = self
+            .objects
+            .keys()
+            .chain(self.changes.iter().map(|(k, _)| k));
+        candidates
+            .filter(|k| k.kind() == kind && k.name() == name)
+            .filter(|k| project.is_none_or(|p| k.project_name() == p))
+            .any(|k| self.current(k).is_some())
     }
 }
 
@@ -78,6 +142,10 @@ pub enum Apply {
     Permission(pb::Permission),
     /// A project (its own name is the project).
     Project(pb::Project),
+    FeatureView(pb::FeatureView),
+    StreamFeatureView(pb::StreamFeatureView),
+    OnDemandFeatureView(pb::OnDemandFeatureView),
+    LabelView(pb::LabelView),
 }
 
 pub struct RegistryWrites {
@@ -206,6 +274,159 @@ fn stamp<T: Stamped>(
     Ok((T::KIND, o.encode_to_vec()))
 }
 
+/// A version record of `view` holding `view_bytes`, created now.
+fn version_record<T: ViewProto>(
+    project: &str,
+    name: &str,
+    number: i32,
+    view_bytes: Vec<u8>,
+    now: Timestamp,
+) -> Vec<u8> {
+    pb::FeatureViewVersionRecord {
+        feature_view_name: name.into(),
+        project_id: project.into(),
+        version_number: number,
+        feature_view_type: T::TYPE.into(),
+        feature_view_proto: view_bytes,
+        created_timestamp: Some(now),
+        description: String::new(),
+        version_id: uuid::Uuid::new_v4().to_string(),
+    }
+    .encode_to_vec()
+}
+
+/// Stages a feature view of any kind under `project` by Feast's `apply_feature_view` rules
+/// (see the module docs).
+fn apply_view<T: ViewProto>(
+    s: &mut Staged,
+    mut view: T,
+    project: &str,
+    now: Timestamp,
+) -> Result<(), ServiceError> {
+    let name = view.name().to_owned();
+    check_view_name(T::KIND, &name)?;
+    view.set_project(project);
+    if T::KIND != ObjectKind::LabelView && view.version().is_empty() {
+        // Feast's `from_proto` reads "" as "latest", which `to_proto` then writes.
+        view.set_version("latest");
+    }
+    let pin = parse_view_version(view.version())?;
+    // Feast's `_check_conflicting_feature_view_names`: the name may not be another kind's
+    // in the project (label views: in any project).
+    for kind in [
+        ObjectKind::FeatureView,
+        ObjectKind::StreamFeatureView,
+        ObjectKind::OnDemandFeatureView,
+        ObjectKind::LabelView,
+    ] {
+        let scope = (kind != ObjectKind::LabelView).then_some(project);
+        if kind != T::KIND && s.has_view(kind, scope, &name) {
+            return Err(conflicting_names(&name, kind, T::KIND));
+        }
+    }
+    {
+        let (created, updated) = view.times();
+        created.get_or_insert(now);
+        *updated = Some(now);
+    }
+    let key = ObjectKey::new(T::KIND, project, &name)?;
+    let decode = |what: &str, bytes: &[u8]| {
+        T::decode(bytes).map_err(|e| ServiceError::internal(format!("{what}: {e}")))
+    };
+    if let Some(n) = pin {
+        let vkey = VersionKey::new(project, &name, n)?;
+        match s.current_version(&vkey) {
+            Some(record) => {
+                // Pin (or revert) to a recorded version: the definition must be the active
+                // one but for its version.
+                let record = pb::FeatureViewVersionRecord::decode(record)
+                    .map_err(|e| ServiceError::internal(format!("{vkey}: {e}")))?;
+                if record.feature_view_type != T::TYPE {
+                    return Err(ServiceError::bad_request(format!(
+                        "{vkey} is a {}, not a {}",
+                        record.feature_view_type,
+                        T::TYPE
+                    )));
+                }
+                if let Some(active) = s.current(&key) {
+                    let mut active = decode(&key.to_string(), &active)?;
+                    let mut user = view.clone();
+                    active.set_version("latest");
+                    user.set_version("latest");
+                    user.take_meta_from(&active);
+                    if user != active {
+                        return Err(pin_conflict(&name, n));
+                    }
+                }
+                let mut restored = decode(&vkey.to_string(), &record.feature_view_proto)?;
+                restored.set_project(project);
+                restored.set_version(view.version());
+                restored.set_current_version_number(n);
+                *restored.times().1 = Some(now);
+                view = restored;
+            }
+            None => {
+                // A forward declaration: version N is this definition.
+                view.set_current_version_number(n);
+                s.changes.upsert_version(version_record::<T>(
+                    project,
+                    &name,
+                    n,
+                    view.encode_to_vec(),
+                    now,
+                ))?;
+            }
+        }
+    }
+    let mut replaced = None;
+    if let Some(bytes) = s.current(&key) {
+        let mut existing = decode(&key.to_string(), &bytes)?;
+        if existing.schema_key() == view.schema_key() {
+            existing.update_metadata(&view);
+            *existing.times().1 = Some(now);
+            s.changes.upsert(T::KIND, existing.encode_to_vec())?;
+            return RegistryWrites::ensure_project(s, project, now);
+        }
+        *view.times().0 = *existing.times().0;
+        if view.intervals().is_empty() {
+            view.set_intervals(existing.intervals().to_vec());
+        }
+        replaced = Some(bytes);
+    }
+    if pin.is_none() {
+        let next = match replaced {
+            Some(old) => {
+                let mut next = s
+                    .version_keys(project, &name)
+                    .last()
+                    .map_or(0, |k| k.number() + 1);
+                if next == 0 {
+                    s.changes.upsert_version(version_record::<T>(
+                        project,
+                        &name,
+                        0,
+                        old.to_vec(),
+                        now,
+                    ))?;
+                    next = 1;
+                }
+                next
+            }
+            None => 0,
+        };
+        view.set_current_version_number(next);
+        s.changes.upsert_version(version_record::<T>(
+            project,
+            &name,
+            next,
+            view.encode_to_vec(),
+            now,
+        ))?;
+    }
+    s.changes.upsert(T::KIND, view.encode_to_vec())?;
+    RegistryWrites::ensure_project(s, project, now)
+}
+
 impl RegistryWrites {
     pub fn new(
         store: Arc<dyn RegistryStore>,
@@ -232,12 +453,10 @@ impl RegistryWrites {
                 return Ok(());
             }
         }
-        let (objects, base) = match self.store.load_objects().await {
-            Ok(o) => (o.objects, o.revision),
+        let (objects, versions, base) = match self.store.load_objects().await {
+            Ok(o) => (o.objects, o.versions, o.revision),
             // A registry not written yet: the first commit creates it.
-            Err(RegistryError::FileNotFound { .. } | RegistryError::ObjectNotFound { .. }) => {
-                (BTreeMap::new(), None)
-            }
+            Err(e) if e.is_missing_registry() => (BTreeMap::new(), BTreeMap::new(), None),
             Err(e) => return Err(e.into()),
         };
         // Another request of the connection may have made its staging meanwhile: that one
@@ -250,6 +469,7 @@ impl RegistryWrites {
                 alive: client.alive.clone(),
                 base,
                 objects,
+                versions,
                 changes: ChangeSet::new(),
             });
         Ok(())
@@ -312,15 +532,15 @@ impl RegistryWrites {
                 }
                 Apply::Permission(p) => stamp(p, &project, s, now)?,
                 Apply::Project(p) => stamp(p, &project, s, now)?,
+                Apply::FeatureView(v) => return apply_view(s, v, &project, now),
+                Apply::StreamFeatureView(v) => return apply_view(s, v, &project, now),
+                Apply::OnDemandFeatureView(v) => return apply_view(s, v, &project, now),
+                Apply::LabelView(v) => return apply_view(s, v, &project, now),
             };
             s.changes.upsert(kind, bytes)?;
             Self::ensure_project(s, &project, now)
         })?;
-        if commit {
-            self.commit(client).await
-        } else {
-            Ok(())
-        }
+        self.commit_if(client, commit).await
     }
 
     /// The project of a change, created as Feast creates it when the registry lacks it.
@@ -377,11 +597,7 @@ impl RegistryWrites {
             }
             Ok(false)
         })?;
-        if commit && recorded {
-            self.commit(client).await
-        } else {
-            Ok(())
-        }
+        self.commit_if(client, commit && recorded).await
     }
 
     /// Stages (and with `commit`, commits) the deletion of one object.
@@ -403,14 +619,71 @@ impl RegistryWrites {
             if s.current(&key).is_none() {
                 return Err(missing(kind, name, project));
             }
-            if s.objects.contains_key(&key) {
-                s.changes.delete(key);
-            } else {
-                // Staged by this connection only: forgetting the upsert deletes it.
-                s.changes.remove(&key);
+            s.unstage_or_delete(key);
+            Ok(())
+        })?;
+        self.commit_if(client, commit).await
+    }
+
+    /// Stages (and with `commit`, commits) the deletion of a feature view of any kind, as
+    /// Feast's `delete_feature_view` looks for it (feature views, on-demand, stream, then
+    /// label views), with every version record of its name in the project.
+    pub async fn delete_feature_view(
+        &self,
+        client: &Client,
+        name: &str,
+        project: &str,
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        self.staging(client).await?;
+        self.with_staged(client, |s| {
+            let kinds = [
+                ObjectKind::FeatureView,
+                ObjectKind::OnDemandFeatureView,
+                ObjectKind::StreamFeatureView,
+                ObjectKind::LabelView,
+            ];
+            let key = kinds
+                .into_iter()
+                .filter_map(|kind| ObjectKey::new(kind, project, name).ok())
+                .find(|key| s.current(key).is_some())
+                .ok_or_else(|| super::view_not_found(name, project))?;
+            s.unstage_or_delete(key);
+            for vkey in s.version_keys(project, name) {
+                if s.versions.contains_key(&vkey) {
+                    s.changes.delete_version(vkey);
+                } else {
+                    s.changes.remove_version(&vkey);
+                }
             }
             Ok(())
         })?;
+        self.commit_if(client, commit).await
+    }
+
+    /// Stages (and with `commit`, commits) a project's infra objects (Feast's `update_infra`),
+    /// given as a serialized `feast.core.Infra`.
+    pub async fn update_infra(
+        &self,
+        client: &Client,
+        infra: &[u8],
+        project: &str,
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        if project.is_empty() {
+            return Err(ServiceError::bad_request("the request names no project"));
+        }
+        self.staging(client).await?;
+        let now = timestamp(self.clock.as_ref());
+        self.with_staged(client, |s| {
+            s.changes.set_infra(project, infra.to_vec())?;
+            Self::ensure_project(s, project, now)
+        })?;
+        self.commit_if(client, commit).await
+    }
+
+    /// Commits the connection's staging when the request asks for it.
+    async fn commit_if(&self, client: &Client, commit: bool) -> Result<(), ServiceError> {
         if commit {
             self.commit(client).await
         } else {
@@ -618,5 +891,224 @@ mod tests {
         w.abandon(&a);
         w.commit(&a).await.unwrap();
         assert_eq!(entities(&store).len(), 1);
+    }
+
+    fn view(name: &str, features: &[&str], description: &str, version: &str) -> pb::FeatureView {
+        pb::FeatureView {
+            spec: Some(pb::FeatureViewSpec {
+                name: name.into(),
+                entities: vec!["driver".into()],
+                features: features
+                    .iter()
+                    .map(|f| pb::FeatureSpecV2 {
+                        name: (*f).into(),
+                        value_type: 6,
+                        ..Default::default()
+                    })
+                    .collect(),
+                description: description.into(),
+                version: version.into(),
+                online: true,
+                ..Default::default()
+            }),
+            meta: None,
+        }
+    }
+
+    fn registry(store: &InMemoryRegistryStore) -> pb::Registry {
+        pb::Registry::decode(store.bytes()).unwrap()
+    }
+
+    /// (version number, feature names) of each record of `name`, in order.
+    fn records(store: &InMemoryRegistryStore, name: &str) -> Vec<(i32, Vec<String>)> {
+        let mut out: Vec<(i32, Vec<String>)> = registry(store)
+            .feature_view_version_history
+            .unwrap_or_default()
+            .records
+            .into_iter()
+            .filter(|r| r.feature_view_name == name)
+            .map(|r| {
+                assert_eq!(r.feature_view_type, "feature_view");
+                assert_eq!(r.version_id.len(), 36);
+                let v = pb::FeatureView::decode(r.feature_view_proto.as_slice()).unwrap();
+                let f = v
+                    .spec
+                    .unwrap()
+                    .features
+                    .into_iter()
+                    .map(|f| f.name)
+                    .collect();
+                (r.version_number, f)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn active(store: &InMemoryRegistryStore, name: &str) -> pb::FeatureView {
+        registry(store)
+            .feature_views
+            .into_iter()
+            .find(|v| v.spec.as_ref().unwrap().name == name)
+            .expect("the view is stored")
+    }
+
+    /// Feast's version history: a new view is v0 with a record; a metadata-only re-apply
+    /// updates in place (created time, intervals and version kept, no record); a schema change
+    /// is v1, keeping created time and intervals; a pin to v0 restores v0's definition; a pin
+    /// with a changed definition is refused; a pin to a version not recorded declares it; a
+    /// delete removes the view and its records.
+    #[tokio::test]
+    async fn feature_views_keep_feasts_version_history() {
+        let (w, store, clock) = writes().await;
+        let (a, _a) = client();
+        let fv = |f: &[&str], d: &str, v: &str| Apply::FeatureView(view("stats", f, d, v));
+        w.apply(&a, fv(&["x"], "one", ""), "p", true).await.unwrap();
+        let v = active(&store, "stats");
+        assert_eq!(v.spec.as_ref().unwrap().project, "p");
+        assert_eq!(v.spec.as_ref().unwrap().version, "latest");
+        let meta = v.meta.clone().unwrap();
+        assert_eq!(meta.current_version_number, 0);
+        let created = meta.created_timestamp.unwrap();
+        assert_eq!(records(&store, "stats"), [(0, vec!["x".to_owned()])]);
+
+        // Materialized, then re-applied with a new description only.
+        w.materialized(
+            &a,
+            "stats",
+            "p",
+            (
+                Timestamp::default(),
+                Timestamp {
+                    seconds: 5,
+                    nanos: 0,
+                },
+            ),
+            true,
+        )
+        .await
+        .unwrap();
+        clock.advance(std::time::Duration::from_secs(60));
+        w.apply(&a, fv(&["x"], "two", ""), "p", true).await.unwrap();
+        let v = active(&store, "stats");
+        let meta = v.meta.clone().unwrap();
+        assert_eq!(v.spec.as_ref().unwrap().description, "two");
+        assert_eq!(meta.created_timestamp, Some(created));
+        assert_eq!(meta.last_updated_timestamp.unwrap().seconds, 1_700_000_060);
+        assert_eq!(meta.materialization_intervals.len(), 1);
+        assert_eq!(records(&store, "stats").len(), 1, "no new version");
+
+        // A schema change: v1.
+        w.apply(&a, fv(&["x", "y"], "two", ""), "p", true)
+            .await
+            .unwrap();
+        let v = active(&store, "stats");
+        let meta = v.meta.clone().unwrap();
+        assert_eq!(meta.current_version_number, 1);
+        assert_eq!(meta.created_timestamp, Some(created));
+        assert_eq!(meta.materialization_intervals.len(), 1);
+        let x = || "x".to_owned();
+        assert_eq!(
+            records(&store, "stats"),
+            [(0, vec![x()]), (1, vec![x(), "y".to_owned()])]
+        );
+
+        // Pinned back to v0 with the active definition: v0's schema, pinned.
+        w.apply(&a, fv(&["x", "y"], "two", "v0"), "p", true)
+            .await
+            .unwrap();
+        let v = active(&store, "stats");
+        assert_eq!(v.spec.as_ref().unwrap().features.len(), 1);
+        assert_eq!(v.spec.as_ref().unwrap().version, "v0");
+        assert_eq!(records(&store, "stats").len(), 2, "a pin records nothing");
+        // A pin that also changes the definition is refused, and nothing is written.
+        let before = store.bytes();
+        let e = w
+            .apply(&a, fv(&["x", "z"], "two", "v1"), "p", true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.feast_class, Some("FeatureViewPinConflict"), "{e:?}");
+        w.abandon(&a);
+        assert_eq!(store.bytes(), before);
+        // A version not recorded yet is declared by the definition given.
+        w.apply(&a, fv(&["x", "y", "z"], "two", "version5"), "p", true)
+            .await
+            .unwrap();
+        assert_eq!(records(&store, "stats").last().unwrap().0, 5);
+        assert_eq!(
+            active(&store, "stats").meta.unwrap().current_version_number,
+            5
+        );
+        let e = w
+            .apply(&a, fv(&["x"], "two", "v-1"), "p", true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+
+        // Another kind of view may not take the name.
+        let odfv = pb::OnDemandFeatureView {
+            spec: Some(pb::OnDemandFeatureViewSpec {
+                name: "stats".into(),
+                ..Default::default()
+            }),
+            meta: None,
+        };
+        let e = w
+            .apply(&a, Apply::OnDemandFeatureView(odfv), "p", true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.feast_class, Some("ConflictingFeatureViewNames"));
+        assert!(e.message.contains("FeatureView"), "{e:?}");
+        w.abandon(&a);
+
+        // Deleted with its records; a second delete is Feast's not-found.
+        w.apply(
+            &a,
+            Apply::FeatureView(view("other", &["x"], "", "")),
+            "p",
+            true,
+        )
+        .await
+        .unwrap();
+        w.delete_feature_view(&a, "stats", "p", true).await.unwrap();
+        assert!(
+            registry(&store)
+                .feature_views
+                .iter()
+                .all(|v| v.spec.as_ref().unwrap().name != "stats")
+        );
+        assert!(records(&store, "stats").is_empty());
+        assert_eq!(records(&store, "other").len(), 1);
+        let e = w
+            .delete_feature_view(&a, "stats", "p", true)
+            .await
+            .unwrap_err();
+        assert_eq!(e.feast_class, Some("FeatureViewNotFoundException"));
+    }
+
+    /// `UpdateInfra` sets the project's infra, staged until the commit.
+    #[tokio::test]
+    async fn infra_is_staged_and_committed() {
+        let (w, store, _) = writes().await;
+        let (a, _a) = client();
+        let infra = pb::Infra {
+            infra_objects: vec![pb::InfraObject {
+                infra_object_class_type: "feast.infra.online_stores.sqlite.SqliteTable".into(),
+                infra_object: Some(pb::infra_object::InfraObject::SqliteTable(
+                    pb::SqliteTable {
+                        path: "data/online.db".into(),
+                        name: "p_stats".into(),
+                    },
+                )),
+            }],
+        };
+        w.update_infra(&a, &infra.encode_to_vec(), "p", false)
+            .await
+            .unwrap();
+        assert_eq!(registry(&store).infra, None);
+        w.commit(&a).await.unwrap();
+        assert_eq!(registry(&store).infra, Some(infra));
+        assert_eq!(registry(&store).projects.len(), 1);
+        assert!(w.update_infra(&a, &[], "", true).await.is_err());
     }
 }

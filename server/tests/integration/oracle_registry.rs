@@ -315,7 +315,7 @@ fn remote_registry_client(repo: &Path, dir: &Path, port: u16) -> std::path::Path
 /// serve-registry` (on `feast init`'s repo): `feast registry-dump` prints what it prints on the
 /// repo itself, `feast feature-views list` lists the views, `get_online_features` (by features
 /// and by a feature service) answers as on the repo itself, missing objects raise Feast's own
-/// exceptions, and a write is refused naming the RPC.
+/// exceptions, and a feature view applies.
 #[test]
 fn the_feast_sdk_reads_the_registry_through_serve_registry() {
     let oracle = Oracle::get();
@@ -390,11 +390,7 @@ print(json.dumps(out, default=str))
             "DataSourceObjectNotFoundException"
         ])
     );
-    let write = out["write"].as_str().unwrap();
-    assert!(
-        write.starts_with("FeastError") && write.contains("ApplyFeatureView"),
-        "{write}"
-    );
+    assert_eq!(out["write"], "applied", "{out}");
 }
 
 /// Writes through `larder serve-registry` from the Feast SDK with a remote registry: `apply`
@@ -402,8 +398,9 @@ print(json.dumps(out, default=str))
 /// write it (project set, created kept on a re-apply, last update moved), objects not applied
 /// stay byte for byte, deletes remove and a second delete is Feast's not-found exception; two
 /// clients staging at once: the first commit wins, the second is refused with nothing
-/// written, and its re-apply lands; a feature view is refused and its whole apply with it
-/// (nothing of it is committed later); a materialization's interval is recorded in the view.
+/// written, and its re-apply lands; a feature view pinned with a changed definition is refused
+/// and its whole apply with it (nothing of it is committed later); a materialization's
+/// interval is recorded in the view.
 #[test]
 fn the_feast_sdk_applies_through_serve_registry() {
     let oracle = Oracle::get();
@@ -468,12 +465,14 @@ for p in procs:
     p.wait()
 out["first_commit"], out["second_commit"] = results
 out["after_conflict"] = sorted(x.name for x in local().list_entities())
-# A refused feature view fails its whole apply: the data source staged before it is dropped,
-# not committed by this connection's next commit.
+# A refused feature view (pinned to v0 with its definition also changed) fails its whole
+# apply: what was staged before it is dropped, not committed by this connection's next commit.
 view_src = FileSource(name="view_source", path="data/v.parquet", timestamp_field="event_timestamp")
+pinned = remote.get_feature_view("driver_hourly_stats")
+pinned.version = "v0"
+pinned.description = "changed while pinned"
 try:
-    remote.apply([Entity(name="with_view", join_keys=["w_id"]), view_src,
-                  remote.get_feature_view("driver_hourly_stats")])
+    remote.apply([Entity(name="with_view", join_keys=["w_id"]), view_src, pinned])
     out["view"] = "applied"
 except FeastError as err:
     out["view"] = f"{type(err).__name__}: {err}"
@@ -522,7 +521,7 @@ print(json.dumps(out, default=str))
         "{out}"
     );
     let view = out["view"].as_str().unwrap();
-    assert!(view.contains("ApplyFeatureView"), "{out}");
+    assert!(view.starts_with("FeatureViewPinConflict"), "{out}");
     let sources: Vec<&str> = out["sources"]
         .as_array()
         .unwrap()
@@ -560,4 +559,131 @@ print(json.dumps(out, default=str))
             "{key} changed"
         );
     }
+}
+
+/// `feast apply` and `feast plan` of `feast init`'s repo through `larder serve-registry`
+/// (the SDK's registry `remote`, Larder's store an empty file registry) write what Feast's own
+/// `feast apply` writes to its local registry: every object, the feature views' version
+/// history and the infra (timestamps, ids and paths normalized); the plan after it has nothing
+/// to do; and the same edit applied on both sides (a metadata change of one view, a schema
+/// change of another) leaves both registries equal again, v1 recorded for the schema change.
+#[test]
+fn feast_apply_through_serve_registry_writes_what_feast_writes() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "apply_feast");
+    // Larder's side: the same feature_store.yaml over a registry not written yet.
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("data")).unwrap();
+    std::fs::copy(
+        repo.join("feature_store.yaml"),
+        served.join("feature_store.yaml"),
+    )
+    .unwrap();
+    let server =
+        crate::historical::OfflineServer::start_command(&served, "serve-registry", &[], &[]);
+    // The client: the repo's definitions and data, its registry remote.
+    let client = dir.path().join("client");
+    std::fs::create_dir_all(client.join("data")).unwrap();
+    for entry in std::fs::read_dir(&repo).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "py") {
+            std::fs::copy(&path, client.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    for data in ["driver_stats.parquet", "driver_quality_labels.parquet"] {
+        std::fs::copy(repo.join("data").join(data), client.join("data").join(data)).unwrap();
+    }
+    let yaml = std::fs::read_to_string(repo.join("feature_store.yaml"))
+        .unwrap()
+        .replace(
+            "registry: data/registry.db",
+            &format!(
+                "registry:\n    registry_type: remote\n    path: 127.0.0.1:{}",
+                server.port
+            ),
+        );
+    std::fs::write(client.join("feature_store.yaml"), yaml).unwrap();
+
+    let compare = |what: &str, flags: &[&str]| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/registry_compare.py");
+        let (a, b) = (
+            repo.join("data/registry.db"),
+            served.join("data/registry.db"),
+        );
+        let mut args = vec![a.to_str().unwrap(), b.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let out: Json = serde_json::from_str(&oracle.run_python_file(&script, &args)).unwrap();
+        assert_json_eq(&out["a"], &out["b"], what);
+        out
+    };
+    let applied = oracle.feast(&client, &["apply"], &[]);
+    assert!(applied.contains("driver_hourly_stats"), "{applied}");
+    let out = compare("the registry after feast apply through serve-registry", &[]);
+    let records = out["b"]["featureViewVersionHistory"]["records"]
+        .as_array()
+        .unwrap();
+    assert!(records.len() >= 4, "a v0 record per view: {records:?}");
+    let infra = out["b"]["infra"]["infraObjects"].as_array().unwrap();
+    assert!(!infra.is_empty(), "the online tables are recorded: {out}");
+
+    let plan = oracle.feast(&client, &["plan"], &[]);
+    assert!(
+        plan.contains("No changes to registry") && plan.contains("No changes to infrastructure"),
+        "{plan}"
+    );
+    let listed = oracle.feast(&client, &["feature-views", "list"], &[]);
+    assert!(listed.contains("driver_hourly_stats_fresh "), "{listed}");
+
+    // One edit on both sides: a description (metadata) and a new field (schema).
+    for side in [&repo, &client] {
+        let path = side.join("feature_definitions.py");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let edited = text
+            .replacen(
+                "Field(name=\"conv_rate\", dtype=Float32),",
+                "Field(name=\"conv_rate\", dtype=Float32),\n        Field(name=\"new_rate\", dtype=Float32),",
+                1,
+            )
+            .replacen(
+                "tags={\"team\": \"driver_performance\"},",
+                "tags={\"team\": \"driver_performance\"},\n    description=\"edited\",",
+                2,
+            );
+        assert_ne!(text, edited);
+        std::fs::write(&path, edited).unwrap();
+        oracle.feast(side, &["apply"], &[]);
+    }
+    // Feast's in-place metadata update drops the class type of the view's sources; Larder
+    // keeps what the client sent (README: deviations).
+    let out = compare(
+        "the registry after an edit applied on both sides",
+        &["--ignore-view-source-class"],
+    );
+    let classes = Command::new(oracle.bin.join("python"))
+        .arg("-c")
+        .arg(
+            "import sys\nfrom feast.protos.feast.core.Registry_pb2 import Registry\n\
+             r = Registry(); r.ParseFromString(open(sys.argv[1], 'rb').read())\n\
+             print(all(v.spec.batch_source.data_source_class_type for v in r.feature_views))",
+        )
+        .arg(served.join("data/registry.db"))
+        .output()
+        .unwrap();
+    assert_eq!(stdout_ok(classes, "class types").trim(), "True");
+    let versions: Vec<(String, i64)> = out["b"]["featureViewVersionHistory"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["featureViewName"].as_str().unwrap().to_owned(),
+                r["versionNumber"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        versions.contains(&("driver_hourly_stats".to_owned(), 1)),
+        "{versions:?}"
+    );
 }
