@@ -78,9 +78,25 @@ pub enum RegistryLocation {
     /// depends on the build.
     Object { url: String },
     /// Feast's SQL registry, given as a SQLAlchemy URL.
-    Sql { url: String },
+    Sql {
+        url: String,
+        schema_mode: SqlSchemaMode,
+    },
     /// A Feast registry server (`host:port`).
     Remote { target: String },
+}
+
+/// What a SQL registry does about missing tables (`schema_mode`, Feast's default `auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlSchemaMode {
+    /// Missing tables are created (Feast: on startup; Larder: by the first commit needing them).
+    #[default]
+    Auto,
+    /// No DDL: a write to a missing table fails.
+    Verify,
+    /// No DDL either.
+    Skip,
 }
 
 /// How the registry cache refreshes (`cache_mode`).
@@ -820,6 +836,7 @@ impl Parser<'_> {
             s if s.is_empty() => None,
             s => Some(s),
         };
+        let schema_mode = take_string("schema_mode", "auto")?;
         let cache_mode: CacheMode = match take_string("cache_mode", "sync")?.as_str() {
             "sync" => CacheMode::Sync,
             "thread" => CacheMode::Thread,
@@ -859,7 +876,23 @@ impl Parser<'_> {
                 if path.is_empty() {
                     return Err(self.err("registry.path", "a sql registry needs a database URL"));
                 }
-                RegistryLocation::Sql { url: path.clone() }
+                let schema_mode = match schema_mode.as_str() {
+                    "auto" => SqlSchemaMode::Auto,
+                    "verify" => SqlSchemaMode::Verify,
+                    "skip" => SqlSchemaMode::Skip,
+                    other => {
+                        return Err(self.err(
+                            "registry.schema_mode",
+                            &format!(
+                                "unknown schema mode {other:?}; expected auto, verify or skip"
+                            ),
+                        ));
+                    }
+                };
+                RegistryLocation::Sql {
+                    url: path.clone(),
+                    schema_mode,
+                }
             }
             "remote" => {
                 if path.is_empty() || path.contains("://") {
@@ -1217,7 +1250,8 @@ mod tests {
         assert_eq!(
             c.registry.location,
             RegistryLocation::Sql {
-                url: "postgresql+psycopg://u:p@h:5432/feast".into()
+                url: "postgresql+psycopg://u:p@h:5432/feast".into(),
+                schema_mode: SqlSchemaMode::Auto,
             }
         );
         let c = parse("project: p\nregistry:\n  registry_type: remote\n  path: localhost:6570\n")

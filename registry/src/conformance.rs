@@ -78,39 +78,7 @@ macro_rules! registry_store_suite {
     };
 }
 
-/// Feast 0.67.0's SQL registry schema on PostgreSQL, as its `SqlRegistry` creates it
-/// (`schema_mode: auto`), read back with `pg_dump --schema-only`: what the SQL fixtures start
-/// from.
-pub const FEAST_SQL_SCHEMA: &str = r#"
-CREATE TABLE projects (project_id varchar(255) NOT NULL, project_name varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, project_proto bytea NOT NULL, PRIMARY KEY (project_id));
-CREATE TABLE entities (entity_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, entity_proto bytea NOT NULL, PRIMARY KEY (entity_name, project_id));
-CREATE TABLE data_sources (data_source_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, data_source_proto bytea NOT NULL, PRIMARY KEY (data_source_name, project_id));
-CREATE TABLE feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, materialized_intervals bytea, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
-CREATE TABLE stream_feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
-CREATE TABLE on_demand_feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
-CREATE TABLE label_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
-CREATE TABLE feature_services (feature_service_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_service_proto bytea NOT NULL, PRIMARY KEY (feature_service_name, project_id));
-CREATE TABLE saved_datasets (saved_dataset_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, saved_dataset_proto bytea NOT NULL, PRIMARY KEY (saved_dataset_name, project_id));
-CREATE TABLE validation_references (validation_reference_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, validation_reference_proto bytea NOT NULL, PRIMARY KEY (validation_reference_name, project_id));
-CREATE TABLE managed_infra (infra_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, infra_proto bytea NOT NULL, PRIMARY KEY (infra_name, project_id));
-CREATE TABLE permissions (permission_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, permission_proto bytea NOT NULL, PRIMARY KEY (permission_name, project_id));
-CREATE TABLE feast_metadata (project_id varchar(255) NOT NULL, metadata_key varchar(50) NOT NULL, metadata_value text NOT NULL, last_updated_timestamp bigint NOT NULL, PRIMARY KEY (project_id, metadata_key));
-CREATE TABLE feature_view_version_history (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, version_number integer NOT NULL, feature_view_type varchar(50) NOT NULL, feature_view_proto bytea NOT NULL, created_timestamp bigint NOT NULL, description text, version_id varchar(36) NOT NULL, PRIMARY KEY (feature_view_name, project_id, version_number));
-CREATE INDEX idx_projects_project_id ON projects (project_id);
-CREATE INDEX idx_entities_project_id ON entities (project_id);
-CREATE INDEX idx_data_sources_project_id ON data_sources (project_id);
-CREATE INDEX idx_feature_views_project_id ON feature_views (project_id);
-CREATE INDEX idx_stream_feature_views_project_id ON stream_feature_views (project_id);
-CREATE INDEX idx_on_demand_feature_views_project_id ON on_demand_feature_views (project_id);
-CREATE INDEX idx_label_views_project_id ON label_views (project_id);
-CREATE INDEX idx_feature_services_project_id ON feature_services (project_id);
-CREATE INDEX idx_saved_datasets_project_id ON saved_datasets (project_id);
-CREATE INDEX idx_validation_references_project_id ON validation_references (project_id);
-CREATE INDEX idx_managed_infra_project_id ON managed_infra (project_id);
-CREATE INDEX idx_permissions_project_id ON permissions (project_id);
-CREATE INDEX idx_feast_metadata_project_id ON feast_metadata (project_id);
-CREATE INDEX idx_fv_version_history_project_id ON feature_view_version_history (project_id);
-"#;
+pub use crate::store::FEAST_SQL_SCHEMA;
 
 // --- objects ---------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ pub use file::FileRegistryStore;
 pub use memory::InMemoryRegistryStore;
 pub use object_store::{ObjectStore, ObjectStoreExt};
 pub use s3::{ObjectRegistryStore, s3_bucket};
-pub use sql::SqlRegistryStore;
+pub use sql::{FEAST_SQL_SCHEMA, SqlRegistryStore};
 
 use crate::{
     config::{RegistryLocation, RepoConfig},
@@ -182,7 +182,9 @@ pub async fn open(
     Ok(match &config.registry.location {
         RegistryLocation::File { path } => Arc::new(FileRegistryStore::new(path.clone())),
         RegistryLocation::S3 { url } => Arc::new(ObjectRegistryStore::s3(url, env)?),
-        RegistryLocation::Sql { url } => Arc::new(SqlRegistryStore::new(url)?),
+        RegistryLocation::Sql { url, schema_mode } => {
+            Arc::new(SqlRegistryStore::new(url)?.with_schema_mode(*schema_mode))
+        }
         RegistryLocation::Object { url } => {
             return Err(RegistryError::Unsupported(format!("object store {url}")));
         }

@@ -13,9 +13,45 @@ use super::{
     RegistryStore, Revision, StoredObjects, VersionKey, content_revision,
 };
 use crate::{
+    config::SqlSchemaMode,
     error::RegistryError,
     writeback::{MetaEdit, ViewField, edit_view},
 };
+
+/// Feast 0.67.0's SQL registry schema on PostgreSQL, as its `SqlRegistry` creates it
+/// (`schema_mode: auto`), read back with `pg_dump --schema-only`; every statement creates only
+/// what is missing. What a commit creates under `schema_mode: auto` and the SQL fixtures
+/// start from.
+pub const FEAST_SQL_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS projects (project_id varchar(255) NOT NULL, project_name varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, project_proto bytea NOT NULL, PRIMARY KEY (project_id));
+CREATE TABLE IF NOT EXISTS entities (entity_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, entity_proto bytea NOT NULL, PRIMARY KEY (entity_name, project_id));
+CREATE TABLE IF NOT EXISTS data_sources (data_source_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, data_source_proto bytea NOT NULL, PRIMARY KEY (data_source_name, project_id));
+CREATE TABLE IF NOT EXISTS feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, materialized_intervals bytea, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
+CREATE TABLE IF NOT EXISTS stream_feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
+CREATE TABLE IF NOT EXISTS on_demand_feature_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
+CREATE TABLE IF NOT EXISTS label_views (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_view_proto bytea NOT NULL, user_metadata bytea, PRIMARY KEY (feature_view_name, project_id));
+CREATE TABLE IF NOT EXISTS feature_services (feature_service_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, feature_service_proto bytea NOT NULL, PRIMARY KEY (feature_service_name, project_id));
+CREATE TABLE IF NOT EXISTS saved_datasets (saved_dataset_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, saved_dataset_proto bytea NOT NULL, PRIMARY KEY (saved_dataset_name, project_id));
+CREATE TABLE IF NOT EXISTS validation_references (validation_reference_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, validation_reference_proto bytea NOT NULL, PRIMARY KEY (validation_reference_name, project_id));
+CREATE TABLE IF NOT EXISTS managed_infra (infra_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, infra_proto bytea NOT NULL, PRIMARY KEY (infra_name, project_id));
+CREATE TABLE IF NOT EXISTS permissions (permission_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, last_updated_timestamp bigint NOT NULL, permission_proto bytea NOT NULL, PRIMARY KEY (permission_name, project_id));
+CREATE TABLE IF NOT EXISTS feast_metadata (project_id varchar(255) NOT NULL, metadata_key varchar(50) NOT NULL, metadata_value text NOT NULL, last_updated_timestamp bigint NOT NULL, PRIMARY KEY (project_id, metadata_key));
+CREATE TABLE IF NOT EXISTS feature_view_version_history (feature_view_name varchar(255) NOT NULL, project_id varchar(255) NOT NULL, version_number integer NOT NULL, feature_view_type varchar(50) NOT NULL, feature_view_proto bytea NOT NULL, created_timestamp bigint NOT NULL, description text, version_id varchar(36) NOT NULL, PRIMARY KEY (feature_view_name, project_id, version_number));
+CREATE INDEX IF NOT EXISTS idx_projects_project_id ON projects (project_id);
+CREATE INDEX IF NOT EXISTS idx_entities_project_id ON entities (project_id);
+CREATE INDEX IF NOT EXISTS idx_data_sources_project_id ON data_sources (project_id);
+CREATE INDEX IF NOT EXISTS idx_feature_views_project_id ON feature_views (project_id);
+CREATE INDEX IF NOT EXISTS idx_stream_feature_views_project_id ON stream_feature_views (project_id);
+CREATE INDEX IF NOT EXISTS idx_on_demand_feature_views_project_id ON on_demand_feature_views (project_id);
+CREATE INDEX IF NOT EXISTS idx_label_views_project_id ON label_views (project_id);
+CREATE INDEX IF NOT EXISTS idx_feature_services_project_id ON feature_services (project_id);
+CREATE INDEX IF NOT EXISTS idx_saved_datasets_project_id ON saved_datasets (project_id);
+CREATE INDEX IF NOT EXISTS idx_validation_references_project_id ON validation_references (project_id);
+CREATE INDEX IF NOT EXISTS idx_managed_infra_project_id ON managed_infra (project_id);
+CREATE INDEX IF NOT EXISTS idx_permissions_project_id ON permissions (project_id);
+CREATE INDEX IF NOT EXISTS idx_feast_metadata_project_id ON feast_metadata (project_id);
+CREATE INDEX IF NOT EXISTS idx_fv_version_history_project_id ON feature_view_version_history (project_id);
+"#;
 
 /// Feast's SQL registry (`registry_type: sql`) on PostgreSQL: one table per object kind, one
 /// serialized object proto per row, keyed by (name, project_id = project name) (spec §2.4).
@@ -24,6 +60,7 @@ pub struct SqlRegistryStore {
     /// The URL as configured (SQLAlchemy style), with the password masked, for messages.
     display_url: String,
     config: tokio_postgres::Config,
+    schema_mode: SqlSchemaMode,
 }
 
 impl SqlRegistryStore {
@@ -52,7 +89,16 @@ impl SqlRegistryStore {
         Ok(Self {
             display_url,
             config,
+            schema_mode: SqlSchemaMode::Auto,
         })
+    }
+
+    /// What a commit does about missing tables: under [`SqlSchemaMode::Auto`] (the default, as
+    /// in Feast) it creates Feast's schema first ([`FEAST_SQL_SCHEMA`], only what is missing);
+    /// otherwise a change to a missing table fails.
+    pub fn with_schema_mode(mut self, mode: SqlSchemaMode) -> Self {
+        self.schema_mode = mode;
+        self
     }
 
     fn sql_err(&self, source: tokio_postgres::Error) -> RegistryError {
@@ -232,7 +278,15 @@ impl RegistryStore for SqlRegistryStore {
                 .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 .await
                 .map_err(|e| self.sql_err(e))?;
-            let tables = self.existing_tables(&client).await?;
+            let mut tables = self.existing_tables(&client).await?;
+            if self.schema_mode == SqlSchemaMode::Auto && tables.len() < TABLES.len() {
+                // Inside the transaction: a commit that fails later creates nothing.
+                client
+                    .batch_execute(FEAST_SQL_SCHEMA)
+                    .await
+                    .map_err(|e| self.sql_err(e))?;
+                tables = self.existing_tables(&client).await?;
+            }
             for (key, _) in changes.iter() {
                 let (table, _, _) = table_of(key.kind());
                 if !tables.contains(table) {
@@ -516,7 +570,9 @@ impl SqlRegistryStore {
         let mut versions = String::new();
         for table in TABLES {
             if !read.tables.contains(table) {
-                versions.push_str(&format!("{table}:-;"));
+                // As an empty table reads: creating the table (`schema_mode: auto`) is no
+                // change of the registry.
+                versions.push_str(&format!("{table}:0:;"));
                 continue;
             }
             let sql = format!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use larder_protos::feast::core::FeatureViewState;
 use larder_registry::{
+    config::SqlSchemaMode,
     conformance::{self, Blob, FEAST_SQL_SCHEMA, Fixture},
     error::RegistryError,
     store::{ChangeSet, CommitOptions, ObjectKind, RegistryStore, SqlRegistryStore},
@@ -195,15 +196,20 @@ async fn commits_set_the_rows_and_the_projects_last_update() {
     assert_eq!(row.get::<_, i64>(1), 1_700_000_000);
 }
 
+/// `schema_mode: verify` (or `skip`): no DDL, a change to a missing table is refused.
 #[tokio::test]
-async fn a_kind_whose_table_is_missing_is_refused() {
+async fn a_kind_whose_table_is_missing_is_refused_without_schema_mode_auto() {
     let sql = Sql::new().await;
     connect(&sql.db)
         .await
         .batch_execute("DROP TABLE label_views")
         .await
         .unwrap();
-    let store = sql.handle();
+    let store: Arc<dyn RegistryStore> = Arc::new(
+        SqlRegistryStore::new(&sql.url)
+            .unwrap()
+            .with_schema_mode(SqlSchemaMode::Verify),
+    );
     let (_, revision) = store.load_revised().await.unwrap();
     let label_view = conformance::one_of_every_kind("conf")
         .into_iter()
@@ -230,6 +236,44 @@ async fn a_kind_whose_table_is_missing_is_refused() {
         )
         .await
         .expect("other kinds still commit");
+}
+
+/// `schema_mode: auto` (the default): a commit creates Feast's missing tables, here on a
+/// database with none at all, and its objects land.
+#[tokio::test]
+async fn schema_mode_auto_creates_the_missing_tables() {
+    let sql = Sql::new().await;
+    let all_tables = "projects, entities, data_sources, feature_views, stream_feature_views, \
+        on_demand_feature_views, label_views, feature_services, saved_datasets, \
+        validation_references, managed_infra, permissions, feast_metadata, \
+        feature_view_version_history";
+    connect(&sql.db)
+        .await
+        .batch_execute(&format!("DROP TABLE {all_tables}"))
+        .await
+        .unwrap();
+    let store = sql.handle();
+    let (_, revision) = store.load_revised().await.unwrap();
+    let all = conformance::one_of_every_kind("conf");
+    let mut set = ChangeSet::new();
+    for (kind, bytes) in &all {
+        set.upsert(*kind, bytes.clone()).unwrap();
+    }
+    store
+        .commit(revision.as_ref(), &set, &CommitOptions::default())
+        .await
+        .expect("the commit creates the schema");
+    assert_eq!(store.load_objects().await.unwrap().objects.len(), all.len());
+    let count: i64 = connect(&sql.db)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 14, "Feast's 14 tables");
 }
 
 /// Without `feast_metadata` (older schemas) a meta edit still lands: a failed statement would

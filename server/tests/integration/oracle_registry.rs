@@ -569,17 +569,37 @@ print(json.dumps(out, default=str))
 /// change of another) leaves both registries equal again, v1 recorded for the schema change.
 #[test]
 fn feast_apply_through_serve_registry_writes_what_feast_writes() {
+    apply_through_serve_registry(None);
+}
+
+/// As [`feast_apply_through_serve_registry_writes_what_feast_writes`], with Larder's store
+/// Feast's SQL registry on an empty PostgreSQL database (its tables created by the first
+/// commit, `schema_mode: auto`), read back through the server's `Proto`.
+#[test]
+fn feast_apply_through_serve_registry_into_a_sql_registry() {
+    let db = format!("larder_apply_{}", std::process::id());
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    apply_through_serve_registry(Some(&format!(
+        "registry:\n    registry_type: sql\n    path: postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    )));
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+}
+
+/// `served_registry`: the `registry:` section of Larder's side (`None`: a file registry).
+fn apply_through_serve_registry(served_registry: Option<&str>) {
     let oracle = Oracle::get();
     let dir = tempfile::tempdir().unwrap();
     let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "apply_feast");
     // Larder's side: the same feature_store.yaml over a registry not written yet.
     let served = dir.path().join("served");
     std::fs::create_dir_all(served.join("data")).unwrap();
-    std::fs::copy(
-        repo.join("feature_store.yaml"),
-        served.join("feature_store.yaml"),
-    )
-    .unwrap();
+    let yaml = std::fs::read_to_string(repo.join("feature_store.yaml")).unwrap();
+    let yaml = match served_registry {
+        Some(section) => yaml.replace("registry: data/registry.db", section),
+        None => yaml,
+    };
+    std::fs::write(served.join("feature_store.yaml"), yaml).unwrap();
     let server =
         crate::historical::OfflineServer::start_command(&served, "serve-registry", &[], &[]);
     // The client: the repo's definitions and data, its registry remote.
@@ -605,12 +625,31 @@ fn feast_apply_through_serve_registry_writes_what_feast_writes() {
         );
     std::fs::write(client.join("feature_store.yaml"), yaml).unwrap();
 
+    // Larder's registry as stored (a file) or as the server reads it back (SQL).
+    let served_bytes = served.join("data/registry.db");
+    let export = dir.path().join("served_registry.db");
+    let proto_script = dir.path().join("export.py");
+    std::fs::write(
+        &proto_script,
+        "import sys, warnings\nwarnings.filterwarnings('ignore')\nfrom feast import FeatureStore\n\
+         s = FeatureStore(repo_path=sys.argv[1])\n\
+         open(sys.argv[2], 'wb').write(s.registry.proto().SerializeToString())\n",
+    )
+    .unwrap();
+    let stored = || {
+        if served_registry.is_some() {
+            oracle.run_python_file(
+                &proto_script,
+                &[client.to_str().unwrap(), export.to_str().unwrap()],
+            );
+            export.clone()
+        } else {
+            served_bytes.clone()
+        }
+    };
     let compare = |what: &str, flags: &[&str]| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/registry_compare.py");
-        let (a, b) = (
-            repo.join("data/registry.db"),
-            served.join("data/registry.db"),
-        );
+        let (a, b) = (repo.join("data/registry.db"), stored());
         let mut args = vec![a.to_str().unwrap(), b.to_str().unwrap()];
         args.extend_from_slice(flags);
         let out: Json = serde_json::from_str(&oracle.run_python_file(&script, &args)).unwrap();
@@ -667,7 +706,7 @@ fn feast_apply_through_serve_registry_writes_what_feast_writes() {
              r = Registry(); r.ParseFromString(open(sys.argv[1], 'rb').read())\n\
              print(all(v.spec.batch_source.data_source_class_type for v in r.feature_views))",
         )
-        .arg(served.join("data/registry.db"))
+        .arg(stored())
         .output()
         .unwrap();
     assert_eq!(stdout_ok(classes, "class types").trim(), "True");
