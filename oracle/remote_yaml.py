@@ -1,12 +1,19 @@
 """The repo's feature_store.yaml with `online_store` replaced by `{type: remote, path: URL}`
-and/or `offline_store` by `{type: remote, host: 127.0.0.1, port: PORT}`, written beside it as
-feature_store_remote.yaml (for the SDK's `fs_yaml_file`)."""
+and/or `offline_store` by `{type: remote, host: 127.0.0.1, port: PORT}`, and, when the
+environment has REGISTRY_PORT, `registry` by `{registry_type: remote, path: 127.0.0.1:PORT}`,
+written beside it as feature_store_remote.yaml (for the SDK's `fs_yaml_file`)."""
 
+import os
 from pathlib import Path
 
 
 def remote_yaml(repo, url=None, offline_port=None):
     replaced = {}
+    registry_port = os.environ.get("REGISTRY_PORT")
+    if registry_port:
+        replaced["registry:"] = (
+            f"registry:\n  registry_type: remote\n  path: 127.0.0.1:{registry_port}"
+        )
     if url:
         replaced["online_store:"] = f"online_store:\n  type: remote\n  path: {url}"
     if offline_port:

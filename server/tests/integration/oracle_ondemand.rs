@@ -19,7 +19,14 @@ pub fn template(oracle: &Oracle, dir: &Path, name: &str) -> std::path::PathBuf {
 }
 
 /// The workflow's JSON from `oracle/template_workflow.py`.
-fn workflow(oracle: &Oracle, repo: &Path, now: &str, remote: Option<&str>) -> Vec<Json> {
+/// With `registry`, the SDK's registry is `remote` at that port too.
+fn workflow(
+    oracle: &Oracle,
+    repo: &Path,
+    now: &str,
+    remote: Option<&str>,
+    registry: Option<&str>,
+) -> Vec<Json> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/template_workflow.py");
     let mut cmd = std::process::Command::new(oracle.bin.join("python"));
     cmd.arg(script).arg(repo);
@@ -27,6 +34,9 @@ fn workflow(oracle: &Oracle, repo: &Path, now: &str, remote: Option<&str>) -> Ve
         Some(url) => cmd.args(["remote", url]),
         None => cmd.arg("local"),
     };
+    if let Some(port) = registry {
+        cmd.env("REGISTRY_PORT", port);
+    }
     let out = cmd
         .env("NOW", now)
         .env("PYTHONWARNINGS", "ignore")
@@ -88,9 +98,19 @@ fn feast_init_repo_online_workflow_through_larder_matches_feast() {
         larder(&larder_repo, &["materialize-incremental", &now], &[]),
         "larder materialize-incremental",
     );
+    // Every step through Larder's three servers: the SDK's registry, online store and
+    // offline store all `remote`.
     let server = larder_serve(&larder_repo);
-    let through_larder = workflow(&oracle, &larder_repo, &now, Some(&server.url));
-    let alone = workflow(&oracle, &feast_repo, &now, None);
+    let registry = OfflineServer::start_command(&larder_repo, "serve-registry", &[], &[]);
+    let registry_port = registry.port.to_string();
+    let through_larder = workflow(
+        &oracle,
+        &larder_repo,
+        &now,
+        Some(&server.url),
+        Some(&registry_port),
+    );
+    let alone = workflow(&oracle, &feast_repo, &now, None, None);
     assert_eq!(alone.len(), 6);
     // The on-demand outputs are there, computed from the pushed row after the push.
     assert_eq!(
@@ -109,19 +129,32 @@ fn feast_init_repo_online_workflow_through_larder_matches_feast() {
     // `larder serve-offline` as the SDK's remote offline store, against Feast's file store.
     let flight = OfflineServer::start(&larder_repo);
     let port = flight.port.to_string();
-    let via_larder = historical(&oracle, &larder_repo, &now, Some(&port));
-    let alone = historical(&oracle, &feast_repo, &now, None);
+    let via_larder = historical(
+        &oracle,
+        &larder_repo,
+        &now,
+        Some(&port),
+        Some(&registry_port),
+    );
+    let alone = historical(&oracle, &feast_repo, &now, None, None);
     assert_eq!(via_larder, alone, "get_historical_features through larder");
     assert_eq!(alone[0]["rows"].as_array().unwrap().len(), 3);
 }
 
-fn historical(oracle: &Oracle, repo: &Path, now: &str, port: Option<&str>) -> Json {
+fn historical(
+    oracle: &Oracle,
+    repo: &Path,
+    now: &str,
+    port: Option<&str>,
+    registry: Option<&str>,
+) -> Json {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/template_workflow.py");
     let out = std::process::Command::new(oracle.bin.join("python"))
         .arg(script)
         .arg(repo)
         .arg("historical")
         .args(port)
+        .envs(registry.map(|p| ("REGISTRY_PORT", p)))
         .env("NOW", now)
         .env("PYTHONWARNINGS", "ignore")
         .output()
