@@ -4,7 +4,7 @@
 //! client re-raises the class). Writes (`Apply*`, `Delete*`, `UpdateInfra`, `Commit`) go to
 //! [`crate::service::registry_writes`], staged per connection; a refused write drops the
 //! connection's staging, so a client's failed apply is never committed in part. Those not
-//! served yet (projects' deletion, lineage, features) answer UNIMPLEMENTED with a Feast error
+//! served yet (lineage, features) answer UNIMPLEMENTED with a Feast error
 //! naming the RPC.
 
 use std::sync::Arc;
@@ -676,9 +676,12 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn delete_project(
         &self,
-        _: Request<DeleteProjectRequest>,
+        request: Request<DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(not_served("DeleteProject"))
+        let client = client(&request)?;
+        let q = request.into_inner();
+        let done = self.writes.delete_project(&client, &q.name, q.commit).await;
+        self.answer(&client, done)
     }
 
     async fn apply_materialization(

@@ -119,6 +119,19 @@ impl Staged {
         }
     }
 
+    /// Deletes a version record the connection sees (as [`Self::unstage_or_delete`]); one it
+    /// does not see is left alone.
+    fn drop_version(&mut self, key: VersionKey) {
+        if self.current_version(&key).is_none() {
+            return;
+        }
+        if self.versions.contains_key(&key) {
+            self.changes.delete_version(key);
+        } else {
+            self.changes.remove_version(&key);
+        }
+    }
+
     /// Whether a view of `kind` named `name` is in `project` (any project when `None`).
     fn has_view(&self, kind: ObjectKind, project: Option<&str>, name: &str) -> bool {
         let candidates = self
@@ -166,6 +179,13 @@ fn timestamp(clock: &dyn Clock) -> Timestamp {
 
 /// Feast's not-found error for deleting an object of `kind` that is not there.
 fn missing(kind: ObjectKind, name: &str, project: &str) -> ServiceError {
+    if kind == ObjectKind::Project {
+        return ServiceError::feast(
+            ErrorCode::NotFound,
+            "ProjectNotFoundException",
+            format!("Project {name} does not exist in registry"),
+        );
+    }
     let class = match kind {
         ObjectKind::Entity => "EntityNotFoundException",
         ObjectKind::DataSource => "DataSourceNotFoundException",
@@ -650,11 +670,53 @@ impl RegistryWrites {
                 .ok_or_else(|| super::view_not_found(name, project))?;
             s.unstage_or_delete(key);
             for vkey in s.version_keys(project, name) {
-                if s.versions.contains_key(&vkey) {
-                    s.changes.delete_version(vkey);
-                } else {
-                    s.changes.remove_version(&vkey);
-                }
+                s.drop_version(vkey);
+            }
+            Ok(())
+        })?;
+        self.commit_if(client, commit).await
+    }
+
+    /// Stages (and with `commit`, commits) the deletion of a project with everything in it:
+    /// every object of every kind and the version records of its views (Feast's
+    /// `delete_project`; Feast's SQL registry leaves the version records behind).
+    pub async fn delete_project(
+        &self,
+        client: &Client,
+        name: &str,
+        commit: bool,
+    ) -> Result<(), ServiceError> {
+        self.staging(client).await?;
+        self.with_staged(client, |s| {
+            let key =
+                ObjectKey::project(name).map_err(|_| missing(ObjectKind::Project, name, name))?;
+            if s.current(&key).is_none() {
+                return Err(missing(ObjectKind::Project, name, name));
+            }
+            let keys: Vec<ObjectKey> = s
+                .objects
+                .keys()
+                .chain(s.changes.iter().map(|(k, _)| k))
+                .filter(|k| k.project_name() == name)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .filter(|k| s.current(k).is_some())
+                .collect();
+            for key in keys {
+                s.unstage_or_delete(key);
+            }
+            let versions: Vec<VersionKey> = s
+                .versions
+                .keys()
+                .chain(s.changes.versions().map(|(k, _)| k))
+                .filter(|k| k.project_name() == name)
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            for vkey in versions {
+                s.drop_version(vkey);
             }
             Ok(())
         })?;
@@ -1110,5 +1172,48 @@ mod tests {
         assert_eq!(registry(&store).infra, Some(infra));
         assert_eq!(registry(&store).projects.len(), 1);
         assert!(w.update_infra(&a, &[], "", true).await.is_err());
+    }
+
+    /// Deleting a project deletes every object in it and its views' version records, and
+    /// nothing of another project; a missing project is Feast's `ProjectNotFoundException`.
+    #[tokio::test]
+    async fn a_project_is_deleted_with_everything_in_it() {
+        let (w, store, _) = writes().await;
+        let (a, _a) = client();
+        for project in ["p", "q"] {
+            w.apply(&a, entity("driver", ""), project, false)
+                .await
+                .unwrap();
+            w.apply(
+                &a,
+                Apply::FeatureView(view("stats", &["x"], "", "")),
+                project,
+                false,
+            )
+            .await
+            .unwrap();
+        }
+        w.commit(&a).await.unwrap();
+        assert_eq!(records(&store, "stats").len(), 2);
+        w.delete_project(&a, "p", true).await.unwrap();
+        let r = registry(&store);
+        let projects: Vec<&str> = r
+            .projects
+            .iter()
+            .map(|p| p.spec.as_ref().unwrap().name.as_str())
+            .collect();
+        assert_eq!(projects, ["q"]);
+        assert!(
+            r.entities
+                .iter()
+                .all(|e| e.spec.as_ref().unwrap().project == "q")
+        );
+        assert_eq!(r.feature_views.len(), 1);
+        let history = r.feature_view_version_history.unwrap_or_default().records;
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].project_id, "q");
+        let e = w.delete_project(&a, "p", true).await.unwrap_err();
+        assert_eq!(e.feast_class, Some("ProjectNotFoundException"));
+        assert_eq!(e.message, "Project p does not exist in registry");
     }
 }

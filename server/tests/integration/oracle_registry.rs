@@ -725,4 +725,26 @@ fn apply_through_serve_registry(served_registry: Option<&str>) {
         versions.contains(&("driver_hourly_stats".to_owned(), 1)),
         "{versions:?}"
     );
+
+    // The SDK deletes the project through the server: nothing of it is left.
+    let script = dir.path().join("delete_project.py");
+    std::fs::write(
+        &script,
+        "import sys, warnings\nwarnings.filterwarnings('ignore')\nfrom feast import FeatureStore\n\
+         from feast.errors import ProjectNotFoundException\n\
+         s = FeatureStore(repo_path=sys.argv[1])\n\
+         s.registry.delete_project(s.project, commit=True)\n\
+         p = s.registry.proto()\n\
+         print(len(p.projects), len(p.feature_views), len(p.entities),\n\
+               len(p.feature_view_version_history.records))\n\
+         try:\n    s.registry.delete_project(s.project, commit=True)\n\
+         except ProjectNotFoundException as e:\n    print(type(e).__name__)\n",
+    )
+    .unwrap();
+    let out = oracle.run_python_file(&script, &[client.to_str().unwrap()]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "0", "0", "ProjectNotFoundException"],
+        "{out}"
+    );
 }
