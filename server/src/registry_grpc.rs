@@ -3,9 +3,8 @@
 //! registry snapshot, and encodes the answer; errors carry Feast's JSON detail (the remote
 //! client re-raises the class). Writes (`Apply*`, `Delete*`, `UpdateInfra`, `Commit`) go to
 //! [`crate::service::registry_writes`], staged per connection; a refused write drops the
-//! connection's staging, so a client's failed apply is never committed in part. Those not
-//! served yet (lineage, features) answer UNIMPLEMENTED with a Feast error
-//! naming the RPC.
+//! connection's staging, so a client's failed apply is never committed in part. Lineage and
+//! features come from [`crate::service::registry_lineage`].
 
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     error::{ErrorCode, ServiceError},
     service::{
+        registry_lineage as lineage,
         registry_reads::{
             RegistryReads, all_feature_views, any_feature_view, get, list, project, projects,
         },
@@ -769,29 +769,81 @@ impl registry_server_server::RegistryServer for RegistryGrpc {
 
     async fn get_registry_lineage(
         &self,
-        _: Request<GetRegistryLineageRequest>,
+        request: Request<GetRegistryLineageRequest>,
     ) -> Result<Response<GetRegistryLineageResponse>, Status> {
-        Err(not_served("GetRegistryLineage"))
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let l = lineage::filtered(
+            lineage::lineage(&snapshot.proto, &q.project),
+            &q.filter_object_type,
+            &q.filter_object_name,
+        );
+        let page = |items| {
+            lineage::paginate_protos(items, q.pagination.as_ref(), q.sorting.as_ref())
+                .map_err(status)
+        };
+        let (relationships, relationships_pagination) = page(l.direct)?;
+        let (indirect_relationships, indirect_relationships_pagination) = page(l.indirect)?;
+        Ok(Response::new(GetRegistryLineageResponse {
+            relationships,
+            indirect_relationships,
+            relationships_pagination: Some(relationships_pagination),
+            indirect_relationships_pagination: Some(indirect_relationships_pagination),
+        }))
     }
 
     async fn get_object_relationships(
         &self,
-        _: Request<GetObjectRelationshipsRequest>,
+        request: Request<GetObjectRelationshipsRequest>,
     ) -> Result<Response<GetObjectRelationshipsResponse>, Status> {
-        Err(not_served("GetObjectRelationships"))
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let all = lineage::object_relationships(
+            &snapshot.proto,
+            &q.project,
+            &q.object_type,
+            &q.object_name,
+            q.include_indirect,
+        )
+        .map_err(status)?;
+        let (relationships, pagination) =
+            lineage::paginate_protos(all, q.pagination.as_ref(), q.sorting.as_ref())
+                .map_err(status)?;
+        Ok(Response::new(GetObjectRelationshipsResponse {
+            relationships,
+            pagination: Some(pagination),
+        }))
     }
 
     async fn list_features(
         &self,
-        _: Request<ListFeaturesRequest>,
+        request: Request<ListFeaturesRequest>,
     ) -> Result<Response<ListFeaturesResponse>, Status> {
-        Err(not_served("ListFeatures"))
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        let filter = lineage::FeatureFilter {
+            feature_view: q.feature_view,
+            name: q.name,
+            kind: q.kind,
+        };
+        let features = lineage::features(&snapshot.proto, &q.project, &filter);
+        let (features, pagination) =
+            lineage::paginate_protos(features, q.pagination.as_ref(), q.sorting.as_ref())
+                .map_err(status)?;
+        Ok(Response::new(ListFeaturesResponse {
+            features,
+            pagination: Some(pagination),
+        }))
     }
 
     async fn get_feature(
         &self,
-        _: Request<GetFeatureRequest>,
+        request: Request<GetFeatureRequest>,
     ) -> Result<Response<Feature>, Status> {
-        Err(not_served("GetFeature"))
+        let q = request.into_inner();
+        let snapshot = self.reads.snapshot(q.allow_cache).await.map_err(status)?;
+        lineage::feature(&snapshot.proto, &q.project, &q.feature_view, &q.name)
+            .map(Response::new)
+            .map_err(status)
     }
 }

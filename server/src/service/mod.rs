@@ -9,6 +9,7 @@ pub mod ondemand;
 pub mod online;
 pub mod push;
 pub mod python_engine;
+pub mod registry_lineage;
 pub mod registry_reads;
 pub mod registry_views;
 pub mod registry_writes;
