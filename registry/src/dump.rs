@@ -213,7 +213,9 @@ fn sorted<T: prost::Message + Name>(items: Vec<(&str, &T)>) -> Result<Vec<Json>,
     sorted_objects(items).into_iter().map(object_json).collect()
 }
 
-fn object_json<T: prost::Message + Name>(item: &T) -> Result<Json, JsonError> {
+/// An object's proto3 JSON as Feast renders its Python object (`to_proto()` of what it read):
+/// without `spec.project`. (What the REST registry API and `registry-dump` show.)
+pub fn object_json<T: prost::Message + Name>(item: &T) -> Result<Json, JsonError> {
     let mut json = to_json(item)?;
     if let Some(Json::Object(spec)) = json.get_mut("spec") {
         spec.remove("project");
@@ -221,21 +223,22 @@ fn object_json<T: prost::Message + Name>(item: &T) -> Result<Json, JsonError> {
     Ok(json)
 }
 
-/// Top-level data sources, as Python's `DataSource.to_proto()` renders them: without
-/// `project` and without `dataSourceClassType`.
+/// Top-level data sources, as Python's `DataSource.to_proto()` renders them, sorted by name.
 fn data_sources<'a>(items: impl Iterator<Item = &'a DataSource>) -> Result<Vec<Json>, JsonError> {
     let mut v: Vec<&DataSource> = items.collect();
     v.sort_by(|a, b| a.name.cmp(&b.name));
-    v.into_iter()
-        .map(|d| {
-            let mut json = to_json(d)?;
-            if let Json::Object(m) = &mut json {
-                m.remove("project");
-                m.remove("dataSourceClassType");
-            }
-            Ok(json)
-        })
-        .collect()
+    v.into_iter().map(data_source_json).collect()
+}
+
+/// A top-level data source as Python's `DataSource.to_proto()` renders it: without `project`
+/// and without `dataSourceClassType`.
+pub fn data_source_json(d: &DataSource) -> Result<Json, JsonError> {
+    let mut json = to_json(d)?;
+    if let Json::Object(m) = &mut json {
+        m.remove("project");
+        m.remove("dataSourceClassType");
+    }
+    Ok(json)
 }
 
 /// Python's `InfraObject.to_proto()` returns the table message itself (`SqliteTable`,

@@ -422,6 +422,8 @@ pub struct ServeRegistryOptions {
     pub host: String,
     pub port: u16,
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The REST API's port, when it is served.
+    pub rest_port: Option<u16>,
 }
 
 /// `larder serve-registry`: Feast's registry server (`feast.registry.RegistryServer`, reads)
@@ -449,6 +451,33 @@ pub async fn serve_registry(
         Arc::new(SystemClock),
     ));
     let (addr, tls) = listen_on(&opts.host, opts.port, opts.tls.as_ref()).await?;
+    let rest = match opts.rest_port {
+        Some(port) => {
+            let (addr, tls) = listen_on(&opts.host, port, opts.tls.as_ref()).await?;
+            let (reads, gate) = (reads.clone(), gate.clone());
+            let handlers =
+                move || -> net::BoxFuture<anyhow::Result<net::Handlers<net::RouterOnly>>> {
+                    let (reads, gate) = (reads.clone(), gate.clone());
+                    Box::pin(async move {
+                        Ok(net::Handlers {
+                            router: crate::registry_rest::router(reads),
+                            fast: net::RouterOnly,
+                            gate,
+                        })
+                    })
+                };
+            Some(net::Endpoint {
+                name: "the registry (REST)",
+                addr,
+                threads: 1,
+                tls,
+                limits: net::Limits::from_config(&config.larder.server),
+                handlers: Arc::new(handlers),
+                release_memory: None,
+            })
+        }
+        None => None,
+    };
     let routes = move || -> net::BoxFuture<anyhow::Result<tonic::service::Routes>> {
         let reads = reads.clone();
         let writes = writes.clone();
@@ -485,8 +514,23 @@ pub async fn serve_registry(
         "larder serving {} for project {} on {scheme}://{}",
         running.name, config.project, running.addr
     );
+    let rest = match rest {
+        Some(endpoint) => {
+            let running = endpoint.start().await?;
+            let scheme = if running.tls { "https" } else { "http" };
+            eprintln!(
+                "larder serving {} for project {} on {scheme}://{}/api/v1",
+                running.name, config.project, running.addr
+            );
+            Some(running)
+        }
+        None => None,
+    };
     stop.await;
     running.stop().await;
+    if let Some(rest) = rest {
+        rest.stop().await;
+    }
     Ok(())
 }
 

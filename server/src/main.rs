@@ -12,6 +12,7 @@ mod grpc_tests;
 mod http;
 mod net;
 mod registry_grpc;
+mod registry_rest;
 mod service;
 mod telemetry;
 

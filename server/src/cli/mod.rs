@@ -73,7 +73,7 @@ pub enum Command {
     /// serve_offline`) does, for `offline_store: {type: remote}` clients.
     ServeOffline(ServeOfflineArgs),
     /// Serve the registry to Feast clients (`registry_type: remote`), as `feast
-    /// serve_registry` does (reads only, yet).
+    /// serve_registry` does: reads and writes over gRPC, the REST API with `--rest-api`.
     ServeRegistry(ServeRegistryArgs),
     /// Materialize the views' latest values in [START, END] into the online store.
     Materialize(MaterializeArgs),
@@ -161,6 +161,12 @@ pub struct ServeRegistryArgs {
     /// TLS certificate chain (PEM).
     #[arg(short = 'c', long = "cert", requires = "key")]
     pub cert: Option<PathBuf>,
+    /// Also serve the REST API (`/api/v1`, what the Feast UI reads) on `--rest-port`.
+    #[arg(short = 'r', long)]
+    pub rest_api: bool,
+    /// Port of the REST API; 0 picks a free port.
+    #[arg(long, default_value_t = 6572)]
+    pub rest_port: u16,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -263,6 +269,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             host: a.host,
             port: a.port,
             tls: a.key.zip(a.cert),
+            rest_port: a.rest_api.then_some(a.rest_port),
         };
         return crate::app::serve_registry(config, env, opts).await;
     }

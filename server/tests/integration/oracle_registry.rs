@@ -804,3 +804,169 @@ fn lineage_and_features_match_feasts_registry_server() {
             .is_empty()
     );
 }
+
+/// A child process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "{what} exited");
+        assert!(std::time::Instant::now() < deadline, "{what} not listening");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The REST API of `larder serve-registry --rest-api` answers what Feast's own REST registry
+/// server (`feast serve_registry --rest-api`) answers on `feast init`'s repo, route by route:
+/// projects, entities (with the data sources they feed), data sources, feature views of every
+/// kind, label views, feature services, features (paged and sorted), saved datasets,
+/// permissions, lineage, `include_relationships`, the `/all` routes, and the status and error
+/// type of a missing object and of a missing `project` (Feast's rendered `featureDefinition`
+/// code snippets aside).
+#[test]
+fn the_rest_api_answers_what_feasts_rest_registry_server_answers() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "rest");
+    let feast_port = crate::support::free_port();
+    let mut feast = Child(
+        Command::new(oracle.bin.join("feast"))
+            .current_dir(&repo)
+            .args(["serve_registry", "--rest-api", "--no-grpc", "--rest-port"])
+            .arg(feast_port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rest_port = crate::support::free_port();
+    let rest = rest_port.to_string();
+    let larder = crate::historical::OfflineServer::start_command(
+        &repo,
+        "serve-registry",
+        &["--rest-api", "--rest-port", &rest],
+        &[],
+    );
+    wait_for_port(rest_port, &mut feast.0, "larder's REST API");
+    wait_for_port(feast_port, &mut feast.0, "feast serve_registry --rest-api");
+    let _ = larder.port;
+    let paths = [
+        "projects",
+        "projects/rest",
+        "entities?project=rest",
+        "entities/driver?project=rest",
+        "entities/all",
+        "data_sources?project=rest",
+        "data_sources/driver_hourly_stats_source?project=rest",
+        "data_sources/vals_to_add?project=rest&include_relationships=true",
+        "feature_views?project=rest",
+        "feature_views?project=rest&tags=team:driver_performance",
+        "feature_views/driver_hourly_stats?project=rest&include_relationships=true",
+        "feature_views/transformed_conv_rate?project=rest",
+        "feature_views/all?limit=3&page=2",
+        "label_views?project=rest",
+        "feature_services?project=rest&include_relationships=true",
+        "feature_services/driver_activity_v1?project=rest",
+        "features?project=rest",
+        "features?project=rest&page=2&limit=3&sort_by=name&sort_order=desc",
+        "features/driver_hourly_stats/conv_rate?project=rest",
+        "features/all",
+        "saved_datasets?project=rest",
+        "permissions?project=rest",
+        "lineage/registry?project=rest",
+        "lineage/objects/entity/driver?project=rest&include_indirect=true",
+        "lineage/objects/featureService/driver_activity_v1?project=rest",
+        "entities/nope?project=rest",
+        "feature_views/nope?project=rest",
+        "entities",
+        "lineage/objects/labelView/x?project=rest",
+    ];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oracle/registry_rest.py");
+    let mut args = vec![feast_port.to_string(), rest.clone()];
+    args.extend(paths.iter().map(|p| p.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out: Json = serde_json::from_str(&oracle.run_python_file(&script, &args)).unwrap();
+    // Feast renders Python snippets of the definitions; an on-demand view's sources come in
+    // Feast's protobuf-map order, in Larder's by name (lineage lists compared as sets).
+    fn normalized(mut doc: Json, path: &str) -> Json {
+        fn strip(v: &mut Json) {
+            match v {
+                Json::Object(m) => {
+                    m.remove("featureDefinition");
+                    // Feast stamps a request source read inside an on-demand view with the
+                    // time of the read (as registry-dump shows).
+                    if let Some(Json::Object(rs)) = m.get_mut("requestDataSource") {
+                        rs.remove("meta");
+                    }
+                    // Feast re-pickles a UDF it read (from its source text); Larder answers
+                    // the stored pickle.
+                    if let Some(Json::Object(udf)) = m.get_mut("userDefinedFunction") {
+                        udf.remove("body");
+                    }
+                    m.values_mut().for_each(strip);
+                }
+                Json::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        strip(&mut doc);
+        if doc["status"] != 200 {
+            return serde_json::json!({"status": doc["status"], "error_type": doc["body"]["error_type"]});
+        }
+        let body = &mut doc["body"];
+        if !path.contains("sort_by") {
+            fn sort_relations(v: &mut Json) {
+                match v {
+                    Json::Object(m) => {
+                        for (k, x) in m.iter_mut() {
+                            if k.to_lowercase().contains("relationships") {
+                                match x {
+                                    Json::Array(a) => a.sort_by_key(|r| r.to_string()),
+                                    // By object name.
+                                    Json::Object(by_name) => {
+                                        for a in by_name.values_mut() {
+                                            if let Json::Array(a) = a {
+                                                a.sort_by_key(|r| r.to_string());
+                                            }
+                                        }
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            sort_relations(x);
+                        }
+                    }
+                    Json::Array(a) => a.iter_mut().for_each(sort_relations),
+                    _ => {}
+                }
+            }
+            sort_relations(body);
+        }
+        doc
+    }
+    let answers = out.as_array().unwrap();
+    assert_eq!(answers.len(), paths.len());
+    for a in answers {
+        let path = a["path"].as_str().unwrap();
+        assert_json_eq(
+            &normalized(a["feast"].clone(), path),
+            &normalized(a["larder"].clone(), path),
+            path,
+        );
+    }
+    assert_eq!(
+        answers[2]["larder"]["body"]["entities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
