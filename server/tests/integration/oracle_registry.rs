@@ -569,7 +569,21 @@ print(json.dumps(out, default=str))
 /// change of another) leaves both registries equal again, v1 recorded for the schema change.
 #[test]
 fn feast_apply_through_serve_registry_writes_what_feast_writes() {
-    apply_through_serve_registry(None);
+    apply_through_serve_registry(None, &[]);
+}
+
+/// As [`feast_apply_through_serve_registry_writes_what_feast_writes`], with Larder's store a
+/// registry object in S3 (moto) not written yet.
+#[test]
+fn feast_apply_through_serve_registry_into_an_s3_registry() {
+    let s3 = crate::support::S3::get();
+    let oracle = Oracle::get();
+    let bucket = format!("apply-{}", std::process::id());
+    s3.create_bucket(&oracle, &bucket);
+    apply_through_serve_registry(
+        Some(&format!("registry: s3://{bucket}/feast/registry.pb")),
+        &s3.env(),
+    );
 }
 
 /// As [`feast_apply_through_serve_registry_writes_what_feast_writes`], with Larder's store
@@ -580,14 +594,18 @@ fn feast_apply_through_serve_registry_into_a_sql_registry() {
     let db = format!("larder_apply_{}", std::process::id());
     psql(&format!("DROP DATABASE IF EXISTS {db}"));
     psql(&format!("CREATE DATABASE {db}"));
-    apply_through_serve_registry(Some(&format!(
-        "registry:\n    registry_type: sql\n    path: postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-    )));
+    apply_through_serve_registry(
+        Some(&format!(
+            "registry:\n    registry_type: sql\n    path: postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+        )),
+        &[],
+    );
     psql(&format!("DROP DATABASE IF EXISTS {db}"));
 }
 
-/// `served_registry`: the `registry:` section of Larder's side (`None`: a file registry).
-fn apply_through_serve_registry(served_registry: Option<&str>) {
+/// `served_registry`: the `registry:` section of Larder's side (`None`: a file registry);
+/// `env`: the server's environment (an S3 endpoint).
+fn apply_through_serve_registry(served_registry: Option<&str>, env: &[(&str, &str)]) {
     let oracle = Oracle::get();
     let dir = tempfile::tempdir().unwrap();
     let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "apply_feast");
@@ -601,7 +619,7 @@ fn apply_through_serve_registry(served_registry: Option<&str>) {
     };
     std::fs::write(served.join("feature_store.yaml"), yaml).unwrap();
     let server =
-        crate::historical::OfflineServer::start_command(&served, "serve-registry", &[], &[]);
+        crate::historical::OfflineServer::start_command(&served, "serve-registry", &[], env);
     // The client: the repo's definitions and data, its registry remote.
     let client = dir.path().join("client");
     std::fs::create_dir_all(client.join("data")).unwrap();
