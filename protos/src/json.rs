@@ -66,6 +66,26 @@ pub fn bytes_to_json(full_name: &str, bytes: &[u8]) -> Result<serde_json::Value,
         })
 }
 
+/// Like [`to_json`] with the fields under their proto names (`join_key`, not `joinKey`).
+pub fn to_json_proto_names<M: Message + Name>(msg: &M) -> Result<serde_json::Value, JsonError> {
+    let name = M::full_name();
+    let desc = descriptor(&name)?;
+    let dynamic =
+        DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).map_err(|source| {
+            JsonError::Decode {
+                message: name.clone(),
+                source,
+            }
+        })?;
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(|source| JsonError::Parse {
+            message: name,
+            source,
+        })
+}
+
 /// Parses proto3 JSON (either camelCase or original field names) into a message.
 pub fn from_json<M: Message + Name + Default>(json: &str) -> Result<M, JsonError> {
     let name = M::full_name();

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod definitions;
 pub mod dump;
 pub mod envexpand;
 pub mod error;

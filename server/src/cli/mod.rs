@@ -84,6 +84,14 @@ pub enum Command {
     GetHistoricalFeatures(historical::HistoricalArgs),
     /// Print the project's registry as JSON (the same document as `feast registry-dump`).
     RegistryDump,
+    /// Show what `apply` would change in the registry: the repo's YAML definitions (`*.yaml`
+    /// beside feature_store.yaml) against the registry, as `feast plan` prints it.
+    Plan,
+    /// Apply the repo's YAML definitions to the registry (objects no file defines are
+    /// deleted), in one revision-checked commit.
+    Apply,
+    /// Write the project's registry objects as YAML definitions (stdout, or --output FILE).
+    ExportDefinitions(ExportArgs),
     /// Print the resolved feature_store.yaml.
     Configuration,
     /// Print the Larder version and the Feast version it is compatible with.
@@ -144,6 +152,13 @@ pub struct ServeArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The file to write (e.g. definitions.yaml beside feature_store.yaml); stdout if none.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,12 +325,27 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             }
             std::process::exit(1);
         }
+        Command::Plan | Command::Apply => {
+            use crate::service::definitions::{plan, render};
+            let apply = matches!(cli.command, Command::Apply);
+            let steps = plan(&config, store::open(&config, &env).await?, apply).await?;
+            print!("{}", render(&steps));
+            return Ok(());
+        }
         _ => {}
     }
     let registry = store::open(&config, &env).await?;
     let snapshot = registry.load().await?;
     let project = config.project.as_str();
     match cli.command {
+        Command::ExportDefinitions(a) => {
+            let yaml = larder_registry::definitions::export(&snapshot, project)?;
+            match a.output {
+                Some(path) => std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{yaml}"),
+            }
+        }
         Command::RegistryDump => {
             let doc = dump::registry_dump(&snapshot, project).with_context(|| {
                 format!(
@@ -338,6 +368,8 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Projects(a) => list::projects(&snapshot, &tags(&a)?)?,
         Command::Version
         | Command::Check
+        | Command::Plan
+        | Command::Apply
         | Command::Configuration
         | Command::Serve(_)
         | Command::ServeOffline(_)

@@ -1,6 +1,7 @@
 //! Transport-independent services; HTTP and gRPC adapters call these.
 
 pub mod batching;
+pub mod definitions;
 pub mod feature_log;
 pub mod historical;
 pub mod materialize;

@@ -988,3 +988,118 @@ fn the_rest_api_answers_what_feasts_rest_registry_server_answers() {
         2
     );
 }
+
+/// YAML definitions: `larder export-definitions` of the registry Feast's `feast apply` wrote
+/// for `feast init`'s repo, applied with `larder apply` into a repo with no registry, gives
+/// the registry Feast wrote (`registry-dump`, times and ids aside) — which the Feast CLI reads
+/// —, and a second plan has nothing to do; an edit of the YAML plans and applies as `feast
+/// plan` would print it (updated, deleted), and a file naming an unknown field is refused with
+/// its file, line and field.
+#[test]
+fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "yaml_defs");
+    let yaml_repo = dir.path().join("yaml_repo");
+    std::fs::create_dir_all(yaml_repo.join("data")).unwrap();
+    std::fs::copy(
+        repo.join("feature_store.yaml"),
+        yaml_repo.join("feature_store.yaml"),
+    )
+    .unwrap();
+    let defs = yaml_repo.join("definitions.yaml");
+    stdout_ok(
+        larder(
+            &repo,
+            &["export-definitions", "-o", defs.to_str().unwrap()],
+            &[],
+        ),
+        "larder export-definitions",
+    );
+    let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
+    assert!(
+        plan.contains("Created entity driver")
+            && plan.contains("Created feature view driver_hourly_stats\n"),
+        "{plan}"
+    );
+    assert!(
+        !yaml_repo.join("data/registry.db").exists(),
+        "plan writes nothing"
+    );
+    stdout_ok(larder(&yaml_repo, &["apply"], &[]), "larder apply");
+
+    fn without_times(v: &mut Json) {
+        match v {
+            Json::Object(m) => {
+                for k in [
+                    "createdTimestamp",
+                    "lastUpdatedTimestamp",
+                    "versionId",
+                    "projectMetadata",
+                    "infra",
+                ] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(without_times);
+            }
+            Json::Array(a) => a.iter_mut().for_each(without_times),
+            _ => {}
+        }
+    }
+    let dump = |repo: &Path| -> Json {
+        let mut d = normalize_dump(
+            serde_json::from_str(&oracle.feast(repo, &["registry-dump"], &[])).unwrap(),
+        );
+        without_times(&mut d);
+        d
+    };
+    assert_json_eq(
+        &dump(&repo),
+        &dump(&yaml_repo),
+        "feast registry-dump after larder apply of the exported definitions",
+    );
+    let listed = oracle.feast(&yaml_repo, &["feature-views", "list"], &[]);
+    assert!(listed.contains("driver_hourly_stats_fresh "), "{listed}");
+    let again = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
+    assert_eq!(again, "No changes to registry\n");
+
+    // An edit: a description, and a feature service removed.
+    let text = std::fs::read_to_string(&defs).unwrap();
+    let edited = text.replacen(
+        "join_key: driver_id",
+        "join_key: driver_id\n  description: edited",
+        1,
+    );
+    let start = edited
+        .find("- name: driver_activity_v3")
+        .expect("the service is exported");
+    let end = edited[start + 1..]
+        .find("\n- name: ")
+        .map_or(edited.len(), |i| start + 1 + i + 1);
+    let edited = format!("{}{}", &edited[..start], &edited[end..]);
+    std::fs::write(&defs, &edited).unwrap();
+    let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
+    assert_eq!(
+        plan, "Updated entity driver\nDeleted feature service driver_activity_v3\n",
+        "{edited}"
+    );
+    stdout_ok(larder(&yaml_repo, &["apply"], &[]), "larder apply");
+    let services = oracle.feast(&yaml_repo, &["feature-services", "list"], &[]);
+    assert!(
+        services.contains("driver_activity_v1") && !services.contains("driver_activity_v3"),
+        "{services}"
+    );
+
+    std::fs::write(
+        yaml_repo.join("extra.yaml"),
+        "entities:\n- name: rider\n  joinkey: rider_id\n",
+    )
+    .unwrap();
+    let out = larder(&yaml_repo, &["plan"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("extra.yaml:2") && err.contains("rider") && err.contains("joinkey"),
+        "{err}"
+    );
+}
