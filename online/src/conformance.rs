@@ -97,6 +97,7 @@ pub async fn run_all(store: &dyn OnlineStore, tag: &str) {
     not_newer_writes_follow_the_backend_rule(store, tag).await;
     views_and_projects_are_isolated(store, tag).await;
     drop_view_removes_only_that_view(store, tag).await;
+    prepared_views_read_empty_and_keep_values(store, tag).await;
     many_keys_keep_alignment(store, tag).await;
 }
 
@@ -255,6 +256,28 @@ pub async fn views_and_projects_are_isolated(store: &dyn OnlineStore, tag: &str)
         .unwrap();
     assert_eq!(got[0][0].as_ref().unwrap().values, vec![Some(i64v(1))]);
     assert_eq!(got[1][0].as_ref().unwrap().values, vec![Some(f32v(7.0))]);
+}
+
+/// A view prepared and never written reads as missing; preparing a written view again
+/// keeps its values.
+pub async fn prepared_views_read_empty_and_keep_values(store: &dyn OnlineStore, tag: &str) {
+    let project = format!("prep_{tag}");
+    let a = layout(&project, "stats");
+    store.prepare_view(&a).await.unwrap();
+    assert_eq!(
+        read_one(store, &a, &[0], &[key(1)]).await,
+        vec![None],
+        "{}",
+        store.describe()
+    );
+    let t = ts(1_700_000_000, 0);
+    store.write(&a, &[row(1, 0.5, 1, "a", t)]).await.unwrap();
+    store.prepare_view(&a).await.unwrap();
+    assert!(
+        read_one(store, &a, &[0], &[key(1)]).await[0].is_some(),
+        "{}: prepare_view kept the values",
+        store.describe()
+    );
 }
 
 pub async fn drop_view_removes_only_that_view(store: &dyn OnlineStore, tag: &str) {

@@ -296,6 +296,19 @@ impl OnlineStore for SqliteOnlineStore {
         .await
     }
 
+    async fn prepare_view(&self, layout: &ViewLayout) -> Result<(), OnlineError> {
+        let table = layout.sqlite_table.clone();
+        let describe = self.describe();
+        self.with_conn(move |conn| {
+            conn.execute_batch(&create_table_sql(&table))
+                .map_err(|e| OnlineError::Backend {
+                    store: describe,
+                    message: e.to_string(),
+                })
+        })
+        .await
+    }
+
     async fn check(&self) -> Result<(), OnlineError> {
         let describe = self.describe();
         self.with_conn(move |conn| {

@@ -94,6 +94,9 @@ pub enum OlderWrites {
 /// - `write` applies rows in order; what happens to a row whose event time is not newer than
 ///   the stored one is the backend's [`OlderWrites`] rule.
 /// - `drop_view` removes every value of the view (other views of the same entities stay).
+/// - `prepare_view` makes what a view's values need before any is written (SQLite: the
+///   table, as `feast apply` creates it), so a read of a view applied but not materialized
+///   finds nothing rather than failing; it keeps what is there.
 #[async_trait::async_trait]
 pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     /// A short description (kind and address) for messages.
@@ -111,6 +114,11 @@ pub trait OnlineStore: Send + Sync + std::fmt::Debug {
     ) -> Result<WriteOutcome, OnlineError>;
 
     async fn drop_view(&self, layout: &ViewLayout) -> Result<(), OnlineError>;
+
+    /// See the contract above; nothing to do for stores whose keys need no schema.
+    async fn prepare_view(&self, _layout: &ViewLayout) -> Result<(), OnlineError> {
+        Ok(())
+    }
 
     /// How many `write` calls of *disjoint* key sets may be in flight at once with the same
     /// result as one after another (materialization, whose keys are unique, uses this to keep

@@ -132,6 +132,10 @@ impl Servers {
                     "yes",
                     "--cluster-config-file",
                     &format!("nodes-{p}.conf"),
+                    // The bus port is free too (by default it is port + 10000, which another
+                    // process may hold, or which may not exist above 55535).
+                    "--cluster-port",
+                    &free_port().to_string(),
                 ]
                 .iter()
                 .map(|s| s.to_string()),

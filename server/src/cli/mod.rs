@@ -328,7 +328,11 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Plan | Command::Apply => {
             use crate::service::definitions::{plan, render};
             let apply = matches!(cli.command, Command::Apply);
-            let steps = plan(&config, store::open(&config, &env).await?, apply).await?;
+            let online = match (&config.online_store, apply) {
+                (Some(_), true) => Some(crate::app::online_store(&config).await?),
+                _ => None,
+            };
+            let steps = plan(&config, store::open(&config, &env).await?, online, apply).await?;
             print!("{}", render(&steps));
             return Ok(());
         }

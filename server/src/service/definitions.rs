@@ -8,15 +8,20 @@
 //! The plan is printed as Feast's `feast plan` prints its registry diff (data sources are not
 //! listed, as in Feast).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
+use larder_online::{layout::ViewLayout, store::OnlineStore};
 use larder_protos::feast::core as pb;
 use larder_registry::{
     cache::RegistryCache,
     clock::SystemClock,
-    config::RepoConfig,
+    config::{OnlineStoreConfig, RepoConfig},
     definitions::{self, Definition, SECTIONS},
-    store::{ObjectKind, RegistryStore},
+    model::{Catalog, ViewKind},
+    store::{ObjectKind, RegistrySnapshot, RegistryStore},
 };
 use prost::Message;
 
@@ -40,6 +45,20 @@ pub struct Step {
     pub transition: Transition,
     pub kind: ObjectKind,
     pub name: String,
+}
+
+/// One change of the online infra: a SQLite table created or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfraStep {
+    pub transition: Transition,
+    pub table: String,
+}
+
+/// A plan: the registry's changes, then the infra's.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub registry: Vec<Step>,
+    pub infra: Vec<InfraStep>,
 }
 
 impl std::fmt::Display for Step {
@@ -90,12 +109,86 @@ fn apply_of(kind: ObjectKind, bytes: &[u8]) -> Result<Apply, ServiceError> {
     })
 }
 
-/// Plans (and with `apply`, applies) the repo's definitions; the steps, in order.
+/// The online layouts of a registry's feature and stream views of the project, and of its
+/// online label views (what Feast's SQLite store `plan` lists as tables).
+fn view_layouts(
+    config: &RepoConfig,
+    snapshot: &RegistrySnapshot,
+) -> anyhow::Result<BTreeMap<String, ViewLayout>> {
+    let Ok(catalog) = Catalog::new(snapshot, config.project.as_str()) else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(catalog
+        .feature_views
+        .iter()
+        .filter(|v| match v.kind {
+            ViewKind::FeatureView | ViewKind::StreamFeatureView => true,
+            ViewKind::LabelView => v.online,
+            ViewKind::OnDemandFeatureView => false,
+        })
+        .map(|v| {
+            let l = super::repo_layout(config, v);
+            (l.sqlite_table.clone(), l)
+        })
+        .collect())
+}
+
+/// The infra Feast records for these layouts on a SQLite online store (none for others).
+fn sqlite_infra(config: &RepoConfig, layouts: &BTreeMap<String, ViewLayout>) -> Option<pb::Infra> {
+    let Some(OnlineStoreConfig::Sqlite(s)) = &config.online_store else {
+        return None;
+    };
+    Some(pb::Infra {
+        infra_objects: layouts
+            .keys()
+            .map(|table| pb::InfraObject {
+                infra_object_class_type: "feast.infra.online_stores.sqlite.SqliteTable".into(),
+                infra_object: Some(pb::infra_object::InfraObject::SqliteTable(
+                    pb::SqliteTable {
+                        path: s.path.display().to_string(),
+                        name: table.clone(),
+                    },
+                )),
+            })
+            .collect(),
+    })
+}
+
+fn infra_tables(infra: &pb::Infra) -> BTreeSet<String> {
+    infra
+        .infra_objects
+        .iter()
+        .filter_map(|o| match &o.infra_object {
+            Some(pb::infra_object::InfraObject::SqliteTable(t)) => Some(t.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn infra_steps(old: &BTreeSet<String>, new: &BTreeSet<String>) -> Vec<InfraStep> {
+    new.difference(old)
+        .map(|t| InfraStep {
+            transition: Transition::Create,
+            table: t.clone(),
+        })
+        .chain(old.difference(new).map(|t| InfraStep {
+            transition: Transition::Delete,
+            table: t.clone(),
+        }))
+        .collect()
+}
+
+/// Plans (and with `apply`, applies) the repo's definitions: the registry's changes in one
+/// revision-checked commit, then the online infra as `feast apply` updates it — the tables of
+/// the project's feature and stream views prepared, those of deleted views dropped, and (on
+/// SQLite) the tables recorded as the project's infra in a second commit, as Feast records
+/// them after its registry commit.
 pub async fn plan(
     config: &RepoConfig,
     store: Arc<dyn RegistryStore>,
+    online: Option<Arc<dyn OnlineStore>>,
     apply: bool,
-) -> anyhow::Result<Vec<Step>> {
+) -> anyhow::Result<Plan> {
     let project = config.project.as_str();
     let defs = definitions::load(&config.repo_path, project)?;
     let cache = Arc::new(
@@ -175,25 +268,104 @@ pub async fn plan(
             });
         }
     }
-    if apply {
-        writes.commit(&client).await?;
-    } else {
+    let old_layouts = view_layouts(config, &snapshot)?;
+    let old_tables = infra_tables(&snapshot.infra(project));
+    if !apply {
         writes.abandon(&client);
+        // The views the definitions leave, under the names they have now.
+        let mut desired = snapshot.proto.clone();
+        desired
+            .feature_views
+            .retain(|v| v.spec.as_ref().is_some_and(|s| s.project != project));
+        desired
+            .stream_feature_views
+            .retain(|v| v.spec.as_ref().is_some_and(|s| s.project != project));
+        desired
+            .label_views
+            .retain(|v| v.spec.as_ref().is_some_and(|s| s.project != project));
+        for d in &defs.objects {
+            match d.kind {
+                ObjectKind::FeatureView => desired
+                    .feature_views
+                    .push(pb::FeatureView::decode(d.bytes.as_slice())?),
+                ObjectKind::StreamFeatureView => desired
+                    .stream_feature_views
+                    .push(pb::StreamFeatureView::decode(d.bytes.as_slice())?),
+                ObjectKind::LabelView => desired
+                    .label_views
+                    .push(pb::LabelView::decode(d.bytes.as_slice())?),
+                _ => {}
+            }
+        }
+        if !desired
+            .projects
+            .iter()
+            .any(|p| p.spec.as_ref().is_some_and(|s| s.name == project))
+        {
+            desired.projects.push(defs.project.clone());
+        }
+        let layouts = view_layouts(config, &RegistrySnapshot::from_proto(desired))?;
+        let infra = match sqlite_infra(config, &layouts) {
+            Some(infra) => infra_steps(&old_tables, &infra_tables(&infra)),
+            None => Vec::new(),
+        };
+        return Ok(Plan {
+            registry: steps,
+            infra,
+        });
     }
-    Ok(steps)
+    writes.commit(&client).await?;
+    let snapshot = writes.reads.cache.current().snapshot.clone();
+    let layouts = view_layouts(config, &snapshot)?;
+    if let Some(online) = &online {
+        for l in layouts.values() {
+            online.prepare_view(l).await?;
+        }
+        for (table, l) in &old_layouts {
+            if !layouts.contains_key(table) {
+                online.drop_view(l).await?;
+            }
+        }
+    }
+    let mut infra = Vec::new();
+    if let Some(desired) = sqlite_infra(config, &layouts) {
+        infra = infra_steps(&old_tables, &infra_tables(&desired));
+        if desired != snapshot.infra(project) {
+            writes
+                .update_infra(&client, &desired.encode_to_vec(), project, true)
+                .await?;
+        }
+    }
+    Ok(Plan {
+        registry: steps,
+        infra,
+    })
 }
 
 /// Feast's plan text: a line per object changed (data sources and the dummy entity not
-/// listed), or "No changes to registry".
-pub fn render(steps: &[Step]) -> String {
-    let lines: Vec<String> = steps
+/// listed), or "No changes to registry"; then a line per table, or "No changes to
+/// infrastructure".
+pub fn render(plan: &Plan) -> String {
+    let lines: Vec<String> = plan
+        .registry
         .iter()
         .filter(|s| s.kind != ObjectKind::DataSource && s.name != "__dummy")
         .map(|s| s.to_string())
         .collect();
-    if lines.is_empty() {
+    let mut out = if lines.is_empty() {
         "No changes to registry\n".to_owned()
     } else {
         lines.join("\n") + "\n"
+    };
+    if plan.infra.is_empty() {
+        out.push_str("No changes to infrastructure\n");
     }
+    for s in &plan.infra {
+        let action = match s.transition {
+            Transition::Delete => "Deleted",
+            _ => "Created",
+        };
+        out.push_str(&format!("{action} sqlite table {}\n", s.table));
+    }
+    out
 }

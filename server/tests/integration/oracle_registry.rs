@@ -1019,7 +1019,8 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
     let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
     assert!(
         plan.contains("Created entity driver")
-            && plan.contains("Created feature view driver_hourly_stats\n"),
+            && plan.contains("Created feature view driver_hourly_stats\n")
+            && plan.contains("Created sqlite table yaml_defs_driver_hourly_stats\n"),
         "{plan}"
     );
     assert!(
@@ -1036,9 +1037,18 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
                     "lastUpdatedTimestamp",
                     "versionId",
                     "projectMetadata",
-                    "infra",
                 ] {
                     m.remove(k);
+                }
+                // The online store is each repo's own file.
+                if let Some(Json::String(p)) = m.get_mut("path")
+                    && p.ends_with(".db")
+                {
+                    *p = Path::new(p.as_str())
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
                 }
                 m.values_mut().for_each(without_times);
             }
@@ -1061,7 +1071,22 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
     let listed = oracle.feast(&yaml_repo, &["feature-views", "list"], &[]);
     assert!(listed.contains("driver_hourly_stats_fresh "), "{listed}");
     let again = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
-    assert_eq!(again, "No changes to registry\n");
+    assert_eq!(
+        again,
+        "No changes to registry\nNo changes to infrastructure\n"
+    );
+    // The tables exist: the SDK reads the applied views before any materialization.
+    let read = oracle.python(
+        &format!(
+            "import warnings; warnings.filterwarnings('ignore')\nfrom feast import FeatureStore\n\
+             s = FeatureStore(repo_path={:?})\n\
+             print(s.get_online_features(features=['driver_hourly_stats:conv_rate'], \
+             entity_rows=[{{'driver_id': 1001}}]).to_dict())",
+            yaml_repo.to_str().unwrap()
+        ),
+        &[],
+    );
+    assert!(read.contains("'conv_rate': [None]"), "{read}");
 
     // An edit: a description, and a feature service removed.
     let text = std::fs::read_to_string(&defs).unwrap();
@@ -1080,7 +1105,8 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
     std::fs::write(&defs, &edited).unwrap();
     let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
     assert_eq!(
-        plan, "Updated entity driver\nDeleted feature service driver_activity_v3\n",
+        plan,
+        "Updated entity driver\nDeleted feature service driver_activity_v3\nNo changes to infrastructure\n",
         "{edited}"
     );
     stdout_ok(larder(&yaml_repo, &["apply"], &[]), "larder apply");
