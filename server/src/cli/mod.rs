@@ -3,6 +3,7 @@
 
 mod check;
 mod historical;
+mod init;
 mod list;
 mod materialize;
 
@@ -90,6 +91,12 @@ pub enum Command {
     /// Apply the repo's YAML definitions to the registry (objects no file defines are
     /// deleted), in one revision-checked commit.
     Apply,
+    /// Remove the project: its online values and its registry objects (refused for a
+    /// protected project), as `feast teardown`.
+    Teardown,
+    /// Create a new feature repo NAME/feature_repo defined in YAML, with example data up to
+    /// now (then: `larder -c NAME/feature_repo apply`, `materialize-incremental now`, `serve`).
+    Init(InitArgs),
     /// Write the project's registry objects as YAML definitions (stdout, or --output FILE).
     ExportDefinitions(ExportArgs),
     /// Print the resolved feature_store.yaml.
@@ -152,6 +159,12 @@ pub struct ServeArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// The project's name (and the repo's directory).
+    pub name: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -257,6 +270,17 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    if let Command::Init(a) = &cli.command {
+        let dir = cli.chdir.clone().unwrap_or_else(|| PathBuf::from("."));
+        let repo = init::init(&dir, &a.name)?;
+        println!(
+            "Created a new feature repo in {}: `larder -c {} apply`, then \
+             `materialize-incremental now` and `serve`.",
+            repo.display(),
+            repo.display()
+        );
+        return Ok(());
+    }
     let location = ConfigLocation {
         repo_dir: cli.chdir.clone(),
         yaml_path: cli.feature_store_yaml.clone(),
@@ -336,6 +360,22 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             print!("{}", render(&steps));
             return Ok(());
         }
+        Command::Teardown => {
+            let online = match &config.online_store {
+                Some(_) => Some(crate::app::online_store(&config).await?),
+                None => None,
+            };
+            let lines = crate::service::definitions::teardown(
+                &config,
+                store::open(&config, &env).await?,
+                online,
+            )
+            .await?;
+            for l in lines {
+                println!("{l}");
+            }
+            return Ok(());
+        }
         _ => {}
     }
     let registry = store::open(&config, &env).await?;
@@ -374,6 +414,8 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         | Command::Check
         | Command::Plan
         | Command::Apply
+        | Command::Teardown
+        | Command::Init(_)
         | Command::Configuration
         | Command::Serve(_)
         | Command::ServeOffline(_)

@@ -178,6 +178,39 @@ fn infra_steps(old: &BTreeSet<String>, new: &BTreeSet<String>) -> Vec<InfraStep>
         .collect()
 }
 
+/// The registry as read now, and a writer staging over it as one client.
+struct Session {
+    snapshot: Arc<RegistrySnapshot>,
+    writes: RegistryWrites,
+    client: Client,
+    _alive: Arc<()>,
+}
+
+impl Session {
+    async fn open(store: Arc<dyn RegistryStore>) -> anyhow::Result<Self> {
+        let cache = Arc::new(
+            RegistryCache::open_allowing_missing(store.clone(), 0, Arc::new(SystemClock)).await?,
+        );
+        let snapshot = cache.current().snapshot.clone();
+        let writes = RegistryWrites::new(
+            store,
+            Arc::new(RegistryReads { cache }),
+            Arc::new(SystemClock),
+        );
+        let alive = Arc::new(());
+        let client = Client {
+            id: 0,
+            alive: Arc::downgrade(&alive),
+        };
+        Ok(Self {
+            snapshot,
+            writes,
+            client,
+            _alive: alive,
+        })
+    }
+}
+
 /// Plans (and with `apply`, applies) the repo's definitions: the registry's changes in one
 /// revision-checked commit, then the online infra as `feast apply` updates it — the tables of
 /// the project's feature and stream views prepared, those of deleted views dropped, and (on
@@ -191,17 +224,8 @@ pub async fn plan(
 ) -> anyhow::Result<Plan> {
     let project = config.project.as_str();
     let defs = definitions::load(&config.repo_path, project)?;
-    let cache = Arc::new(
-        RegistryCache::open_allowing_missing(store.clone(), 0, Arc::new(SystemClock)).await?,
-    );
-    let snapshot = cache.current().snapshot.clone();
-    let reads = Arc::new(RegistryReads { cache });
-    let writes = RegistryWrites::new(store, reads, Arc::new(SystemClock));
-    let alive = Arc::new(());
-    let client = Client {
-        id: 0,
-        alive: Arc::downgrade(&alive),
-    };
+    let session = Session::open(store).await?;
+    let (snapshot, writes, client) = (&session.snapshot, &session.writes, &session.client);
     let r = &snapshot.proto;
     let mut steps = Vec::new();
     let stored_project = r
@@ -212,7 +236,7 @@ pub async fn plan(
     if stored_project.as_ref() != defs.project.spec.as_ref() {
         writes
             .apply(
-                &client,
+                client,
                 Apply::Project(defs.project.clone()),
                 project,
                 false,
@@ -236,7 +260,7 @@ pub async fn plan(
                 Some(_) => continue,
             };
             writes
-                .apply(&client, apply_of(kind, &d.bytes)?, project, false)
+                .apply(client, apply_of(kind, &d.bytes)?, project, false)
                 .await
                 .map_err(|e| anyhow::anyhow!("{} ({}): {e}", d.name, d.origin))?;
             steps.push(Step {
@@ -255,10 +279,10 @@ pub async fn plan(
                 | ObjectKind::OnDemandFeatureView
                 | ObjectKind::LabelView => {
                     writes
-                        .delete_feature_view(&client, name, project, false)
+                        .delete_feature_view(client, name, project, false)
                         .await
                 }
-                _ => writes.delete(&client, kind, name, project, false).await,
+                _ => writes.delete(client, kind, name, project, false).await,
             };
             done?;
             steps.push(Step {
@@ -268,10 +292,10 @@ pub async fn plan(
             });
         }
     }
-    let old_layouts = view_layouts(config, &snapshot)?;
+    let old_layouts = view_layouts(config, snapshot)?;
     let old_tables = infra_tables(&snapshot.infra(project));
     if !apply {
-        writes.abandon(&client);
+        writes.abandon(client);
         // The views the definitions leave, under the names they have now.
         let mut desired = snapshot.proto.clone();
         desired
@@ -314,7 +338,7 @@ pub async fn plan(
             infra,
         });
     }
-    writes.commit(&client).await?;
+    writes.commit(client).await?;
     let snapshot = writes.reads.cache.current().snapshot.clone();
     let layouts = view_layouts(config, &snapshot)?;
     if let Some(online) = &online {
@@ -332,7 +356,7 @@ pub async fn plan(
         infra = infra_steps(&old_tables, &infra_tables(&desired));
         if desired != snapshot.infra(project) {
             writes
-                .update_infra(&client, &desired.encode_to_vec(), project, true)
+                .update_infra(client, &desired.encode_to_vec(), project, true)
                 .await?;
         }
     }
@@ -368,4 +392,69 @@ pub fn render(plan: &Plan) -> String {
         out.push_str(&format!("{action} sqlite table {}\n", s.table));
     }
     out
+}
+
+/// `larder teardown`: the project's online values (every view's table or keys dropped) and its
+/// registry objects (the project deleted with everything in it), refused for a protected
+/// project, as Feast's `teardown`. Unlike Feast, the registry's other projects and the other
+/// projects' tables of a shared SQLite file stay (Feast deletes every project listed and the
+/// whole database file). What was removed, as lines.
+pub async fn teardown(
+    config: &RepoConfig,
+    store: Arc<dyn RegistryStore>,
+    online: Option<Arc<dyn OnlineStore>>,
+) -> anyhow::Result<Vec<String>> {
+    let project = config.project.as_str();
+    let session = Session::open(store).await?;
+    let (snapshot, writes, client) = (&session.snapshot, &session.writes, &session.client);
+    let stored = snapshot
+        .proto
+        .projects
+        .iter()
+        .filter_map(|p| p.spec.as_ref())
+        .find(|s| s.name == project);
+    if stored.is_some_and(|s| {
+        s.tags
+            .get("feast.dev/protected-project")
+            .map(String::as_str)
+            == Some("true")
+    }) {
+        anyhow::bail!(
+            "Teardown is not allowed on protected project \"{project}\". Protected projects are \
+             managed externally and cannot be torn down via Feast."
+        );
+    }
+    let mut lines = Vec::new();
+    if let Some(online) = &online {
+        let catalog = Catalog::new(snapshot, project).ok();
+        for v in catalog.iter().flat_map(|c| c.feature_views.iter()) {
+            if v.kind == ViewKind::OnDemandFeatureView
+                && v.odfv.as_ref().is_none_or(|o| !o.write_to_online_store)
+            {
+                continue;
+            }
+            let l = super::repo_layout(config, v);
+            online.drop_view(&l).await?;
+            lines.push(format!("Deleted the online values of view {}", v.name));
+        }
+    }
+    if stored.is_some() {
+        // The tables are gone: so is the infra that recorded them.
+        if snapshot.infra(project) != pb::Infra::default() {
+            writes
+                .update_infra(
+                    client,
+                    &pb::Infra::default().encode_to_vec(),
+                    project,
+                    false,
+                )
+                .await?;
+        }
+        writes.delete_project(client, project, true).await?;
+        lines.push(format!("Deleted project {project}"));
+    }
+    if lines.is_empty() {
+        lines.push(format!("Nothing to tear down for project {project}"));
+    }
+    Ok(lines)
 }

@@ -1116,6 +1116,24 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
         "{services}"
     );
 
+    // Teardown: the project's tables and objects are gone; a plan would create them again.
+    let down = stdout_ok(larder(&yaml_repo, &["teardown"], &[]), "larder teardown");
+    assert!(down.contains("Deleted project yaml_defs"), "{down}");
+    let tables = oracle.python(
+        &format!(
+            "import sqlite3; c = sqlite3.connect({:?}); \
+             print(sorted(r[0] for r in c.execute(\"select name from sqlite_master where type='table'\")))",
+            yaml_repo.join("data/online_store.db").to_str().unwrap()
+        ),
+        &[],
+    );
+    assert_eq!(tables.trim(), "[]", "{tables}");
+    let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
+    assert!(
+        plan.contains("Created entity driver") && plan.contains("Created sqlite table"),
+        "{plan}"
+    );
+
     std::fs::write(
         yaml_repo.join("extra.yaml"),
         "entities:\n- name: rider\n  joinkey: rider_id\n",
@@ -1128,4 +1146,54 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
         err.contains("extra.yaml:2") && err.contains("rider") && err.contains("joinkey"),
         "{err}"
     );
+}
+
+/// `larder init`: a new repo defined in YAML that `larder apply`, `larder
+/// materialize-incremental now` and the Feast SDK work with at once (the SDK reads today's
+/// values of the example data); a second `init` of the same name is refused.
+#[test]
+fn larder_init_writes_a_repo_that_applies_materializes_and_serves() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let init = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(dir.path())
+        .args(["init", "starter"])
+        .output()
+        .unwrap();
+    stdout_ok(init, "larder init");
+    let repo = dir.path().join("starter/feature_repo");
+    let plan = stdout_ok(larder(&repo, &["plan"], &[]), "larder plan");
+    assert!(
+        plan.contains("Created feature view driver_hourly_stats\n")
+            && plan.contains("Created feature service driver_activity\n"),
+        "{plan}"
+    );
+    stdout_ok(larder(&repo, &["apply"], &[]), "larder apply");
+    stdout_ok(
+        larder(&repo, &["materialize-incremental", "now"], &[]),
+        "larder materialize-incremental",
+    );
+    let listed = oracle.feast(&repo, &["feature-views", "list"], &[]);
+    assert!(listed.contains("driver_hourly_stats "), "{listed}");
+    let read = oracle.python(
+        &format!(
+            "import warnings; warnings.filterwarnings('ignore')\nfrom feast import FeatureStore\n\
+             s = FeatureStore(repo_path={:?})\n\
+             d = s.get_online_features(features=s.get_feature_service('driver_activity'), \
+             entity_rows=[{{'driver_id': 1001}}, {{'driver_id': 1005}}]).to_dict()\n\
+             print(all(v is not None for k in ('conv_rate', 'avg_daily_trips') for v in d[k]))",
+            repo.to_str().unwrap()
+        ),
+        &[],
+    );
+    assert_eq!(read.trim(), "True", "{read}");
+    let again = Command::new(env!("CARGO_BIN_EXE_larder"))
+        .arg("-c")
+        .arg(dir.path())
+        .args(["init", "starter"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }

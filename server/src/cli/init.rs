@@ -1,0 +1,203 @@
+//! `larder init NAME`: a new feature repo defined in YAML, like the one `feast init` writes —
+//! `NAME/feature_repo/` with `feature_store.yaml` (SQLite online store, file registry), a
+//! `definitions.yaml` (the driver entity, its Parquet source, the `driver_hourly_stats` view
+//! and a feature service) and `data/driver_stats.parquet`: hourly rows of five drivers over the
+//! last 15 days up to now, so `larder apply`, `larder materialize-incremental now` and `larder
+//! serve` work at once.
+
+use std::{path::Path, sync::Arc};
+
+use anyhow::Context;
+use larder_offline::{
+    arrow::{
+        array::{Float32Array, Int64Array, TimestampMicrosecondArray},
+        datatypes::{DataType, Field, Schema, TimeUnit},
+        record_batch::RecordBatch,
+    },
+    datafusion::parquet::arrow::ArrowWriter,
+};
+use larder_protos::feast::{core as pb, types::value_type::Enum as V};
+use larder_registry::store::RegistrySnapshot;
+
+const DRIVERS: [i64; 5] = [1001, 1002, 1003, 1004, 1005];
+const DAYS: i64 = 15;
+
+fn feature(name: &str, t: V) -> pb::FeatureSpecV2 {
+    pb::FeatureSpecV2 {
+        name: name.into(),
+        value_type: t as i32,
+        ..Default::default()
+    }
+}
+
+/// The repo's objects, as Feast's `feast apply` of the equivalent Python would store them.
+fn objects(project: &str) -> pb::Registry {
+    let source = pb::DataSource {
+        name: "driver_hourly_stats_source".into(),
+        project: project.into(),
+        r#type: pb::data_source::SourceType::BatchFile as i32,
+        timestamp_field: "event_timestamp".into(),
+        created_timestamp_column: "created".into(),
+        description: "Hourly statistics of each driver".into(),
+        options: Some(pb::data_source::Options::FileOptions(
+            pb::data_source::FileOptions {
+                uri: "data/driver_stats.parquet".into(),
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    };
+    let mut embedded = source.clone();
+    embedded.project.clear();
+    embedded.data_source_class_type = "feast.infra.offline_stores.file_source.FileSource".into();
+    let features = vec![
+        feature("conv_rate", V::Float),
+        feature("acc_rate", V::Float),
+        feature("avg_daily_trips", V::Int64),
+    ];
+    pb::Registry {
+        projects: vec![pb::Project {
+            spec: Some(pb::ProjectSpec {
+                name: project.into(),
+                description: "A project for driver statistics".into(),
+                ..Default::default()
+            }),
+            meta: None,
+        }],
+        entities: vec![pb::Entity {
+            spec: Some(pb::EntitySpecV2 {
+                name: "driver".into(),
+                project: project.into(),
+                value_type: V::Int64 as i32,
+                description: "A driver".into(),
+                join_key: "driver_id".into(),
+                ..Default::default()
+            }),
+            meta: None,
+        }],
+        data_sources: vec![source],
+        feature_views: vec![pb::FeatureView {
+            spec: Some(pb::FeatureViewSpec {
+                name: "driver_hourly_stats".into(),
+                project: project.into(),
+                entities: vec!["driver".into()],
+                features: features.clone(),
+                tags: [("team".to_owned(), "driver_performance".to_owned())].into(),
+                ttl: Some(prost_types::Duration {
+                    seconds: 86_400,
+                    nanos: 0,
+                }),
+                batch_source: Some(embedded),
+                online: true,
+                offline: false,
+                entity_columns: vec![feature("driver_id", V::Int64)],
+                version: "latest".into(),
+                ..Default::default()
+            }),
+            meta: None,
+        }],
+        feature_services: vec![pb::FeatureService {
+            spec: Some(pb::FeatureServiceSpec {
+                name: "driver_activity".into(),
+                project: project.into(),
+                features: vec![pb::FeatureViewProjection {
+                    feature_view_name: "driver_hourly_stats".into(),
+                    feature_columns: features,
+                    ..Default::default()
+                }],
+                description: "The driver's hourly statistics".into(),
+                ..Default::default()
+            }),
+            meta: None,
+        }],
+        ..Default::default()
+    }
+}
+
+/// Hourly rows of each driver over the last [`DAYS`] days up to the last full hour, with
+/// values from a fixed pseudo-random sequence.
+fn driver_stats(now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<RecordBatch> {
+    let end = now.timestamp() / 3600 * 3600;
+    let hours = DAYS * 24;
+    let (mut ids, mut ts, mut conv, mut acc, mut trips) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    for h in (0..hours).rev() {
+        for d in DRIVERS {
+            ids.push(d);
+            ts.push((end - h * 3600) * 1_000_000);
+            conv.push(next());
+            acc.push(next());
+            trips.push((next() * 1000.0) as i64);
+        }
+    }
+    let utc = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("driver_id", DataType::Int64, false),
+        Field::new("event_timestamp", utc(), false),
+        Field::new("created", utc(), false),
+        Field::new("conv_rate", DataType::Float32, false),
+        Field::new("acc_rate", DataType::Float32, false),
+        Field::new("avg_daily_trips", DataType::Int64, false),
+    ]));
+    let stamps = || TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC");
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(stamps()),
+            Arc::new(stamps()),
+            Arc::new(Float32Array::from(conv)),
+            Arc::new(Float32Array::from(acc)),
+            Arc::new(Int64Array::from(trips)),
+        ],
+    )?)
+}
+
+const FEATURE_STORE_YAML: &str = "project: {project}
+# The registry is a file; `larder apply` writes it from the YAML definitions beside this file.
+registry: data/registry.db
+provider: local
+online_store:
+    type: sqlite
+    path: data/online_store.db
+entity_key_serialization_version: 3
+auth:
+    type: no_auth
+";
+
+/// Writes the new repo under `dir/name`; refuses a name Feast would refuse or a directory
+/// that exists.
+pub fn init(dir: &Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        anyhow::bail!(
+            "project name {name:?}: use letters, digits and underscores only (it names tables)"
+        );
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        anyhow::bail!("{} exists already", root.display());
+    }
+    let repo = root.join("feature_repo");
+    std::fs::create_dir_all(repo.join("data"))
+        .with_context(|| format!("creating {}", repo.display()))?;
+    std::fs::write(
+        repo.join("feature_store.yaml"),
+        FEATURE_STORE_YAML.replace("{project}", name),
+    )?;
+    let yaml =
+        larder_registry::definitions::export(&RegistrySnapshot::from_proto(objects(name)), name)?;
+    std::fs::write(repo.join("definitions.yaml"), yaml)?;
+    let batch = driver_stats(chrono::Utc::now())?;
+    let file = std::fs::File::create(repo.join("data/driver_stats.parquet"))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None)?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(repo)
+}
