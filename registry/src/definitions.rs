@@ -29,7 +29,7 @@
 //! field.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
 };
 
@@ -123,6 +123,7 @@ pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError>
         ..Default::default()
     };
     let mut objects: Vec<Definition> = Vec::new();
+    let mut raw: Vec<Raw> = Vec::new();
     let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|e| DefinitionsError::File {
@@ -190,15 +191,34 @@ pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError>
                 if !seen.insert((section, name.clone())) {
                     return Err(err(format!("{name} is defined twice")));
                 }
-                let bytes = object_bytes(*kind, item, project).map_err(err)?;
-                objects.push(Definition {
+                raw.push(Raw {
                     kind: *kind,
-                    name: name.clone(),
-                    bytes,
-                    origin: format!("{}:{line}", file.display()),
+                    section,
+                    name,
+                    item,
+                    file: file.clone(),
+                    line,
                 });
             }
         }
+    }
+    let index = Index::of(&raw);
+    for r in &raw {
+        let err = |message: String| DefinitionsError::Object {
+            file: r.file.clone(),
+            line: r.line,
+            section: r.section,
+            name: r.name.clone(),
+            message,
+        };
+        let item = desugar(r.kind, r.item.clone(), &index).map_err(err)?;
+        let bytes = object_bytes(r.kind, item, project).map_err(err)?;
+        objects.push(Definition {
+            kind: r.kind,
+            name: r.name.clone(),
+            bytes,
+            origin: format!("{}:{}", r.file.display(), r.line),
+        });
     }
     Ok(Definitions {
         project: pb::Project {
@@ -207,6 +227,399 @@ pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError>
         },
         objects,
     })
+}
+
+/// A section entry as read, before its shorthand is expanded.
+struct Raw {
+    kind: ObjectKind,
+    section: &'static str,
+    name: String,
+    item: Json,
+    file: PathBuf,
+    line: usize,
+}
+
+/// What shorthand refers to: the defined data sources, entities and feature views by name.
+struct Index {
+    sources: BTreeMap<String, Json>,
+    entities: BTreeMap<String, Json>,
+    views: BTreeMap<String, Json>,
+    labels: BTreeSet<String>,
+}
+
+impl Index {
+    fn of(raw: &[Raw]) -> Self {
+        let by = |kind: ObjectKind| -> BTreeMap<String, Json> {
+            raw.iter()
+                .filter(|r| r.kind == kind)
+                .map(|r| (r.name.clone(), r.item.clone()))
+                .collect()
+        };
+        let mut index = Self {
+            sources: BTreeMap::new(),
+            entities: by(ObjectKind::Entity),
+            views: BTreeMap::new(),
+            labels: by(ObjectKind::LabelView).into_keys().collect(),
+        };
+        // Sources first (views embed them), then views (services project them).
+        let sources = by(ObjectKind::DataSource);
+        for (name, item) in &sources {
+            if let Ok(d) = desugar_source(item.clone(), &sources) {
+                index.sources.insert(name.clone(), d);
+            }
+        }
+        for kind in [ObjectKind::FeatureView, ObjectKind::StreamFeatureView] {
+            for (name, item) in by(kind) {
+                if let Ok(v) = desugar(kind, item, &index) {
+                    index.views.insert(name, v);
+                }
+            }
+        }
+        for (name, item) in by(ObjectKind::OnDemandFeatureView)
+            .into_iter()
+            .chain(by(ObjectKind::LabelView))
+        {
+            index.views.insert(name, item);
+        }
+        index
+    }
+}
+
+/// A Feast type name (`Float32`, `Array(Int64)`, `Set(String)`) as its `ValueType` name.
+fn value_type_of(dtype: &str) -> Result<String, String> {
+    let (outer, inner) = match dtype.strip_suffix(')').and_then(|d| d.split_once('(')) {
+        Some(("Array", inner)) => (Some("LIST"), inner),
+        Some(("Set", inner)) => (Some("SET"), inner),
+        _ => (None, dtype),
+    };
+    let base = match inner {
+        "String" => "STRING",
+        "Bytes" => "BYTES",
+        "Bool" => "BOOL",
+        "Int32" => "INT32",
+        "Int64" => "INT64",
+        "Float32" => "FLOAT",
+        "Float64" => "DOUBLE",
+        "UnixTimestamp" => "UNIX_TIMESTAMP",
+        "Json" => "JSON",
+        "Map" => "MAP",
+        "Uuid" => "UUID",
+        "TimeUuid" => "TIME_UUID",
+        "Decimal" => "DECIMAL",
+        "ScalarMap" if outer.is_none() => "SCALAR_MAP",
+        "ZonedTimestamp" if outer.is_none() => "ZONED_TIMESTAMP",
+        _ => {
+            return Err(format!(
+                "dtype {dtype:?}: expected a Feast type such as Float32, Int64, String, Bool, \
+                 UnixTimestamp, Json, Map or Array(…)/Set(…) of one (structs: give value_type \
+                 and tags as Feast stores them)"
+            ));
+        }
+    };
+    Ok(match outer {
+        Some(o) => format!("{base}_{o}"),
+        None => base.to_owned(),
+    })
+}
+
+/// A field entry: `dtype: Float32` becomes `value_type: FLOAT`.
+fn desugar_field(f: Json) -> Result<Json, String> {
+    let Json::Object(mut m) = f else {
+        return Err("a field must be a mapping with a name".into());
+    };
+    if let Some(d) = m.remove("dtype") {
+        let d = d.as_str().ok_or("dtype must be a type name")?;
+        m.insert("value_type".into(), Json::String(value_type_of(d)?));
+    }
+    Ok(Json::Object(m))
+}
+
+fn desugar_fields(v: Json) -> Result<Vec<Json>, String> {
+    match v {
+        Json::Array(a) => a.into_iter().map(desugar_field).collect(),
+        _ => Err("expected a list of fields".into()),
+    }
+}
+
+/// `ttl: 1d` / `12h` / `30m` / `45s` / seconds as a number → proto3 JSON `"86400s"`.
+fn desugar_ttl(v: &Json) -> Result<Json, String> {
+    let bad = || format!("ttl {v}: expected seconds or a duration such as 1d, 12h, 30m, 45s");
+    let seconds = match v {
+        Json::Number(n) => n.as_u64().ok_or_else(bad)?,
+        Json::String(s) => {
+            let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = n.parse().map_err(|_| bad())?;
+            n * match unit {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                "w" => 604_800,
+                _ => return Err(bad()),
+            }
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Json::String(format!("{seconds}s")))
+}
+
+/// Feast's class of a source type, as `feast apply` stores it with the source.
+fn source_class(source_type: &str) -> Option<&'static str> {
+    Some(match source_type {
+        "BATCH_FILE" => "feast.infra.offline_stores.file_source.FileSource",
+        "PUSH_SOURCE" => "feast.data_source.PushSource",
+        "REQUEST_SOURCE" => "feast.data_source.RequestSource",
+        _ => return None,
+    })
+}
+
+/// A data source's shorthand: `type: file|push|request`, `path:` (file), `batch_source:
+/// NAME` (push), `schema:` (request).
+fn desugar_source(item: Json, sources: &BTreeMap<String, Json>) -> Result<Json, String> {
+    let Json::Object(mut m) = item else {
+        return Err("expected a mapping".into());
+    };
+    if let Some(Json::String(t)) = m.get("type") {
+        let full = match t.as_str() {
+            "file" => "BATCH_FILE",
+            "push" => "PUSH_SOURCE",
+            "request" => "REQUEST_SOURCE",
+            other => other,
+        };
+        m.insert("type".into(), Json::String(full.into()));
+    }
+    if let Some(path) = m.remove("path") {
+        m.insert("file_options".into(), serde_json::json!({ "uri": path }));
+    }
+    if let Some(schema) = m.remove("schema") {
+        m.insert(
+            "request_data_options".into(),
+            serde_json::json!({ "schema": desugar_fields(schema)? }),
+        );
+    }
+    if let Some(Json::String(batch)) = m.get("batch_source").cloned() {
+        let b = sources
+            .get(&batch)
+            .ok_or_else(|| format!("batch_source {batch:?}: no data source of that name"))?;
+        let b = desugar_source(b.clone(), sources)?;
+        // A push source takes its batch source's time columns, as Feast's PushSource does.
+        for key in ["timestamp_field", "created_timestamp_column"] {
+            if let Some(v) = b.get(key).filter(|_| !m.contains_key(key)) {
+                m.insert(key.into(), v.clone());
+            }
+        }
+        m.insert("batch_source".into(), b);
+    }
+    Ok(Json::Object(m))
+}
+
+/// A source as embedded in another object: with Feast's class, as `to_proto` writes it.
+fn embedded(mut source: Json) -> Json {
+    if let Json::Object(m) = &mut source
+        && !m.contains_key("data_source_class_type")
+        && let Some(class) = m.get("type").and_then(Json::as_str).and_then(source_class)
+    {
+        m.insert("data_source_class_type".into(), Json::String(class.into()));
+    }
+    source
+}
+
+/// Expands an entry's shorthand (full entries, as exported, are left as they are):
+/// - entity: `join_keys: [k]` → `join_key`, `value_type: Int64` → `INT64`;
+/// - data source: see [`desugar_source`];
+/// - feature or stream view: `ttl: 1d`, `dtype:` in fields, `schema:` (fields; the entities'
+///   join keys become entity columns), `source: NAME` (a push source: it is the stream
+///   source and its batch source the batch source), `batch_source: NAME`, entity columns
+///   from the entities when not given, `version: latest` by default;
+/// - feature service: `features: [VIEW, {view: VIEW, features: [F, …]}]`.
+fn desugar(kind: ObjectKind, item: Json, index: &Index) -> Result<Json, String> {
+    let Json::Object(mut m) = item else {
+        return Err("expected a mapping".into());
+    };
+    match kind {
+        ObjectKind::Entity => {
+            if let Some(keys) = m.remove("join_keys") {
+                let keys: Vec<String> = serde_json::from_value(keys)
+                    .map_err(|_| "join_keys must be a list of names")?;
+                match keys.as_slice() {
+                    [k] => {
+                        m.insert("join_key".into(), Json::String(k.clone()));
+                    }
+                    _ => return Err("join_keys: Feast entities have exactly one join key".into()),
+                }
+            }
+            if let Some(Json::String(t)) = m.get("value_type")
+                && t.chars().any(|c| c.is_ascii_lowercase())
+            {
+                let t = value_type_of(t)?;
+                m.insert("value_type".into(), Json::String(t));
+            }
+            Ok(Json::Object(m))
+        }
+        ObjectKind::DataSource => desugar_source(Json::Object(m), &index.sources),
+        ObjectKind::FeatureView | ObjectKind::StreamFeatureView => {
+            if let Some(ttl) = m.get("ttl").cloned() {
+                m.insert("ttl".into(), desugar_ttl(&ttl)?);
+            }
+            let entities: Vec<String> = m
+                .get("entities")
+                .map(|e| {
+                    serde_json::from_value(e.clone())
+                        .map_err(|_| "entities must be a list of names")
+                })
+                .transpose()?
+                .unwrap_or_default();
+            let needs_keys = m.contains_key("schema") || !m.contains_key("entity_columns");
+            let join_keys: Vec<(String, Json)> = entities
+                .iter()
+                .filter(|_| needs_keys)
+                .map(|e| {
+                    let entity = index
+                        .entities
+                        .get(e)
+                        .ok_or_else(|| format!("entity {e:?}: no entity of that name"))?;
+                    let key = entity
+                        .get("join_key")
+                        .or_else(|| entity.get("join_keys").and_then(|k| k.get(0)))
+                        .and_then(Json::as_str)
+                        .unwrap_or(e)
+                        .to_owned();
+                    let vt = match entity.get("value_type").and_then(Json::as_str) {
+                        Some(t) if t.chars().any(|c| c.is_ascii_lowercase()) => value_type_of(t)?,
+                        Some(t) => t.to_owned(),
+                        None => "STRING".to_owned(),
+                    };
+                    Ok((key, Json::String(vt)))
+                })
+                .collect::<Result<_, String>>()?;
+            if let Some(schema) = m.remove("schema") {
+                let (cols, feats): (Vec<Json>, Vec<Json>) =
+                    desugar_fields(schema)?.into_iter().partition(|f| {
+                        let n = f.get("name").and_then(Json::as_str).unwrap_or_default();
+                        join_keys.iter().any(|(k, _)| k == n)
+                    });
+                m.insert("features".into(), Json::Array(feats));
+                if !cols.is_empty() {
+                    m.insert("entity_columns".into(), Json::Array(cols));
+                }
+            } else if let Some(f) = m.remove("features") {
+                m.insert("features".into(), Json::Array(desugar_fields(f)?));
+            }
+            if let Some(c) = m.remove("entity_columns") {
+                m.insert("entity_columns".into(), Json::Array(desugar_fields(c)?));
+            } else if !join_keys.is_empty() {
+                let cols = join_keys
+                    .iter()
+                    .map(|(k, vt)| serde_json::json!({"name": k, "value_type": vt}))
+                    .collect();
+                m.insert("entity_columns".into(), Json::Array(cols));
+            }
+            let named = |key: &str, m: &Map<String, Json>| -> Result<Option<Json>, String> {
+                match m.get(key) {
+                    Some(Json::String(n)) => index
+                        .sources
+                        .get(n)
+                        .cloned()
+                        .map(Some)
+                        .ok_or_else(|| format!("{key} {n:?}: no data source of that name")),
+                    _ => Ok(None),
+                }
+            };
+            if let Some(src) = named("source", &m)? {
+                m.remove("source");
+                if src.get("type").and_then(Json::as_str) == Some("PUSH_SOURCE") {
+                    if let Some(b) = src.get("batch_source").cloned() {
+                        m.insert("batch_source".into(), embedded(b));
+                    }
+                    m.insert("stream_source".into(), embedded(src));
+                } else {
+                    m.insert("batch_source".into(), embedded(src));
+                }
+            }
+            for key in ["batch_source", "stream_source"] {
+                if let Some(src) = named(key, &m)? {
+                    m.insert(key.into(), embedded(src));
+                }
+            }
+            m.entry("version")
+                .or_insert_with(|| Json::String("latest".into()));
+            // Feast's `FeatureView(online=True)` default.
+            m.entry("online").or_insert(Json::Bool(true));
+            Ok(Json::Object(m))
+        }
+        ObjectKind::FeatureService => {
+            if let Some(Json::Array(items)) = m.get("features").cloned() {
+                let projections = items
+                    .into_iter()
+                    .map(|p| {
+                        let (view, only): (String, Option<Vec<String>>) = match &p {
+                            Json::String(v) => (v.clone(), None),
+                            Json::Object(o) if o.contains_key("view") => (
+                                o["view"].as_str().unwrap_or_default().to_owned(),
+                                o.get("features")
+                                    .map(|f| serde_json::from_value(f.clone()))
+                                    .transpose()
+                                    .map_err(|_| "features must be a list of names")?,
+                            ),
+                            _ => return Ok(p),
+                        };
+                        let v = index.views.get(&view).ok_or_else(|| {
+                            format!("view {view:?}: no feature view of that name")
+                        })?;
+                        let all: Vec<Json> = v
+                            .get("features")
+                            .and_then(Json::as_array)
+                            .cloned()
+                            .unwrap_or_default();
+                        let columns: Vec<Json> = match &only {
+                            None => all,
+                            Some(names) => names
+                                .iter()
+                                .map(|n| {
+                                    all.iter()
+                                        .find(|f| f.get("name").and_then(Json::as_str) == Some(n))
+                                        .cloned()
+                                        .ok_or_else(|| {
+                                            format!("view {view:?} has no feature {n:?}")
+                                        })
+                                })
+                                .collect::<Result<_, String>>()?,
+                        };
+                        // What Feast's `FeatureViewProjection.from_definition` adds: the view's
+                        // batch source, with its created column also as the timestamp field.
+                        let view_type = if index.labels.contains(&view) {
+                            "labelView"
+                        } else {
+                            "featureView"
+                        };
+                        let mut p = serde_json::json!({
+                            "feature_view_name": view,
+                            "feature_columns": columns,
+                            "view_type": view_type,
+                        });
+                        if let Some(Json::Object(b)) = v.get("batch_source") {
+                            let mut b = b.clone();
+                            b.remove("data_source_class_type");
+                            for (key, from) in [
+                                ("timestamp_field", "created_timestamp_column"),
+                                ("created_timestamp_column", "created_timestamp_column"),
+                                ("date_partition_column", "date_partition_column"),
+                            ] {
+                                if let Some(x) = b.get(from).filter(|x| x.as_str() != Some("")) {
+                                    p[key] = x.clone();
+                                }
+                            }
+                            p["batch_source"] = Json::Object(b);
+                        }
+                        Ok(p)
+                    })
+                    .collect::<Result<Vec<Json>, String>>()?;
+                m.insert("features".into(), Json::Array(projections));
+            }
+            Ok(Json::Object(m))
+        }
+        _ => Ok(Json::Object(m)),
+    }
 }
 
 /// The 1-based line of the first line at or after `from` (0-based) whose text, trimmed of
@@ -324,6 +737,13 @@ pub fn definition_json(kind: ObjectKind, bytes: &[u8]) -> Result<Json, Definitio
     };
     if let Json::Object(m) = &mut json {
         m.remove("project");
+        // Written even when false: an entry without it is shorthand, online by default.
+        if matches!(
+            kind,
+            ObjectKind::FeatureView | ObjectKind::StreamFeatureView
+        ) {
+            m.entry("online").or_insert(Json::Bool(false));
+        }
     }
     Ok(json)
 }

@@ -235,12 +235,7 @@ pub async fn plan(
         .find(|s| s.name == project);
     if stored_project.as_ref() != defs.project.spec.as_ref() {
         writes
-            .apply(
-                client,
-                Apply::Project(defs.project.clone()),
-                project,
-                false,
-            )
+            .apply(client, Apply::Project(defs.project.clone()), project, false)
             .await?;
     }
     let mut defined: BTreeMap<(ObjectKind, String), &Definition> = BTreeMap::new();

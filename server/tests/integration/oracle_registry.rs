@@ -1197,3 +1197,123 @@ fn larder_init_writes_a_repo_that_applies_materializes_and_serves() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }
+
+/// The YAML shorthand (`join_keys`, `dtype`, `ttl: 1d`, `schema` with entity columns, a
+/// source by name — a push source too —, feature services by view and features) gives the
+/// objects `feast apply` stores for the same definitions in Python.
+#[test]
+fn yaml_shorthand_gives_what_feast_apply_stores_for_the_python_definitions() {
+    let oracle = Oracle::get();
+    let dir = tempfile::tempdir().unwrap();
+    let yaml_head = "project: shorthand\nregistry: data/registry.db\nprovider: local\n\
+        online_store:\n    type: sqlite\n    path: data/online_store.db\n\
+        entity_key_serialization_version: 3\n";
+    let (py, yaml) = (dir.path().join("py"), dir.path().join("yaml"));
+    for repo in [&py, &yaml] {
+        std::fs::create_dir_all(repo.join("data")).unwrap();
+        std::fs::write(repo.join("feature_store.yaml"), yaml_head).unwrap();
+    }
+    oracle.python(
+        &format!(
+            "import pandas as pd\n\
+             df = pd.DataFrame({{'driver_id': [1, 2], 'conv_rate': [0.5, 0.7], 'trips': [1, 2], \
+             'zones': [['a'], ['b']], 'event_timestamp': pd.to_datetime(['2026-01-01', '2026-01-02'], utc=True)}})\n\
+             df['created'] = df['event_timestamp']\n\
+             df.to_parquet({:?})\n",
+            py.join("data/stats.parquet").to_str().unwrap()
+        ),
+        &[],
+    );
+    std::fs::write(
+        py.join("definitions.py"),
+        r#"from datetime import timedelta
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
+from feast.types import Array, Float32, Int64, String
+
+driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64, description="A driver")
+src = FileSource(name="stats_source", path="data/stats.parquet", timestamp_field="event_timestamp",
+                 created_timestamp_column="created")
+push = PushSource(name="stats_push", batch_source=src)
+stats = FeatureView(name="stats", entities=[driver], ttl=timedelta(days=1),
+                    schema=[Field(name="driver_id", dtype=Int64), Field(name="conv_rate", dtype=Float32),
+                            Field(name="trips", dtype=Int64, description="Trips"),
+                            Field(name="zones", dtype=Array(String))],
+                    source=src, tags={"team": "a"})
+fresh = FeatureView(name="fresh", entities=[driver], ttl=timedelta(hours=2),
+                    schema=[Field(name="conv_rate", dtype=Float32)], source=push, online=False)
+svc = FeatureService(name="svc", features=[stats, fresh[["conv_rate"]]])
+"#,
+    )
+    .unwrap();
+    oracle.feast(&py, &["apply"], &[]);
+    std::fs::write(
+        yaml.join("definitions.yaml"),
+        "entities:
+- name: driver
+  join_keys: [driver_id]
+  value_type: Int64
+  description: A driver
+data_sources:
+- name: stats_source
+  type: file
+  path: data/stats.parquet
+  timestamp_field: event_timestamp
+  created_timestamp_column: created
+- name: stats_push
+  type: push
+  batch_source: stats_source
+feature_views:
+- name: stats
+  entities: [driver]
+  ttl: 1d
+  schema:
+  - {name: driver_id, dtype: Int64}
+  - {name: conv_rate, dtype: Float32}
+  - {name: trips, dtype: Int64, description: Trips}
+  - {name: zones, dtype: Array(String)}
+  source: stats_source
+  tags: {team: a}
+- name: fresh
+  entities: [driver]
+  ttl: 2h
+  schema: [{name: conv_rate, dtype: Float32}]
+  source: stats_push
+  online: false
+feature_services:
+- name: svc
+  features: [stats, {view: fresh, features: [conv_rate]}]
+",
+    )
+    .unwrap();
+    stdout_ok(larder(&yaml, &["apply"], &[]), "larder apply");
+    let export = |repo: &Path| -> Json {
+        let text = stdout_ok(
+            larder(repo, &["export-definitions"], &[]),
+            "export-definitions",
+        );
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        let mut j = serde_json::to_value(doc).unwrap();
+        // Feast adds the dummy entity every registry has; the YAML repo gets it too.
+        if let Some(Json::Array(e)) = j.get_mut("entities") {
+            e.retain(|e| e["name"] != "__dummy");
+        }
+        // Sources embedded in other objects carry Feast's read times.
+        fn no_meta(v: &mut Json) {
+            match v {
+                Json::Object(m) => {
+                    m.remove("meta");
+                    m.values_mut().for_each(no_meta);
+                }
+                Json::Array(a) => a.iter_mut().for_each(no_meta),
+                _ => {}
+            }
+        }
+        no_meta(&mut j);
+        j
+    };
+    assert_json_eq(
+        &export(&py),
+        &export(&yaml),
+        "objects of the shorthand YAML",
+    );
+}
