@@ -1,7 +1,7 @@
 //! `larder init NAME`: a new feature repo defined in YAML, like the one `feast init` writes —
 //! `NAME/feature_repo/` with `feature_store.yaml` (SQLite online store, file registry), a
-//! `definitions.yaml` (the driver entity, its Parquet source, the `driver_hourly_stats` view
-//! and a feature service) and `data/driver_stats.parquet`: hourly rows of five drivers over the
+//! `definitions.yaml` in the YAML shorthand (the driver entity, its Parquet source, the
+//! `driver_hourly_stats` view and a feature service) and `data/driver_stats.parquet`: hourly rows of five drivers over the
 //! last 15 days up to now, so `larder apply`, `larder materialize-incremental now` and `larder
 //! serve` work at once.
 
@@ -16,103 +16,44 @@ use larder_offline::{
     },
     datafusion::parquet::arrow::ArrowWriter,
 };
-use larder_protos::feast::{core as pb, types::value_type::Enum as V};
-use larder_registry::store::RegistrySnapshot;
 
 const DRIVERS: [i64; 5] = [1001, 1002, 1003, 1004, 1005];
 const DAYS: i64 = 15;
 
-fn feature(name: &str, t: V) -> pb::FeatureSpecV2 {
-    pb::FeatureSpecV2 {
-        name: name.into(),
-        value_type: t as i32,
-        ..Default::default()
-    }
-}
-
-/// The repo's objects, as Feast's `feast apply` of the equivalent Python would store them.
-fn objects(project: &str) -> pb::Registry {
-    let source = pb::DataSource {
-        name: "driver_hourly_stats_source".into(),
-        project: project.into(),
-        r#type: pb::data_source::SourceType::BatchFile as i32,
-        timestamp_field: "event_timestamp".into(),
-        created_timestamp_column: "created".into(),
-        description: "Hourly statistics of each driver".into(),
-        options: Some(pb::data_source::Options::FileOptions(
-            pb::data_source::FileOptions {
-                uri: "data/driver_stats.parquet".into(),
-                ..Default::default()
-            },
-        )),
-        ..Default::default()
-    };
-    let mut embedded = source.clone();
-    embedded.project.clear();
-    embedded.data_source_class_type = "feast.infra.offline_stores.file_source.FileSource".into();
-    let features = vec![
-        feature("conv_rate", V::Float),
-        feature("acc_rate", V::Float),
-        feature("avg_daily_trips", V::Int64),
-    ];
-    pb::Registry {
-        projects: vec![pb::Project {
-            spec: Some(pb::ProjectSpec {
-                name: project.into(),
-                description: "A project for driver statistics".into(),
-                ..Default::default()
-            }),
-            meta: None,
-        }],
-        entities: vec![pb::Entity {
-            spec: Some(pb::EntitySpecV2 {
-                name: "driver".into(),
-                project: project.into(),
-                value_type: V::Int64 as i32,
-                description: "A driver".into(),
-                join_key: "driver_id".into(),
-                ..Default::default()
-            }),
-            meta: None,
-        }],
-        data_sources: vec![source],
-        feature_views: vec![pb::FeatureView {
-            spec: Some(pb::FeatureViewSpec {
-                name: "driver_hourly_stats".into(),
-                project: project.into(),
-                entities: vec!["driver".into()],
-                features: features.clone(),
-                tags: [("team".to_owned(), "driver_performance".to_owned())].into(),
-                ttl: Some(prost_types::Duration {
-                    seconds: 86_400,
-                    nanos: 0,
-                }),
-                batch_source: Some(embedded),
-                online: true,
-                offline: false,
-                entity_columns: vec![feature("driver_id", V::Int64)],
-                version: "latest".into(),
-                ..Default::default()
-            }),
-            meta: None,
-        }],
-        feature_services: vec![pb::FeatureService {
-            spec: Some(pb::FeatureServiceSpec {
-                name: "driver_activity".into(),
-                project: project.into(),
-                features: vec![pb::FeatureViewProjection {
-                    feature_view_name: "driver_hourly_stats".into(),
-                    feature_columns: features,
-                    ..Default::default()
-                }],
-                description: "The driver's hourly statistics".into(),
-                ..Default::default()
-            }),
-            meta: None,
-        }],
-        ..Default::default()
-    }
-}
+/// The repo's definitions, in the YAML shorthand.
+const DEFINITIONS_YAML: &str =
+    "# The definitions of project {project}. Larder reads every *.yaml file beside
+# feature_store.yaml; `larder plan` shows what `larder apply` would change in the registry.
+project:
+  name: {project}
+  description: A project for driver statistics
+entities:
+- name: driver
+  join_keys: [driver_id]
+  value_type: Int64
+  description: A driver
+data_sources:
+- name: driver_hourly_stats_source
+  type: file
+  path: data/driver_stats.parquet
+  timestamp_field: event_timestamp
+  created_timestamp_column: created
+  description: Hourly statistics of each driver
+feature_views:
+- name: driver_hourly_stats
+  entities: [driver]
+  ttl: 1d
+  schema:
+  - {name: conv_rate, dtype: Float32}
+  - {name: acc_rate, dtype: Float32}
+  - {name: avg_daily_trips, dtype: Int64, description: Average daily trips}
+  source: driver_hourly_stats_source
+  tags: {team: driver_performance}
+feature_services:
+- name: driver_activity
+  features: [driver_hourly_stats]
+  description: The driver's hourly statistics
+";
 
 /// Hourly rows of each driver over the last [`DAYS`] days up to the last full hour, with
 /// values from a fixed pseudo-random sequence.
@@ -191,9 +132,10 @@ pub fn init(dir: &Path, name: &str) -> anyhow::Result<std::path::PathBuf> {
         repo.join("feature_store.yaml"),
         FEATURE_STORE_YAML.replace("{project}", name),
     )?;
-    let yaml =
-        larder_registry::definitions::export(&RegistrySnapshot::from_proto(objects(name)), name)?;
-    std::fs::write(repo.join("definitions.yaml"), yaml)?;
+    std::fs::write(
+        repo.join("definitions.yaml"),
+        DEFINITIONS_YAML.replace("{project}", name),
+    )?;
     let batch = driver_stats(chrono::Utc::now())?;
     let file = std::fs::File::create(repo.join("data/driver_stats.parquet"))?;
     let mut w = ArrowWriter::try_new(file, batch.schema(), None)?;
