@@ -91,7 +91,7 @@ pub struct Definitions {
 }
 
 /// The definition files of a repo: `*.yaml` / `*.yml` beside `feature_store.yaml` (that one
-/// excepted), by name.
+/// excepted), by name; [`load`] skips those with no definition section (other tools' YAML).
 pub fn files(repo: &Path) -> Result<Vec<PathBuf>, DefinitionsError> {
     let entries = std::fs::read_dir(repo)
         .map_err(|e| DefinitionsError::Repo(format!("cannot list {}: {e}", repo.display())))?;
@@ -112,12 +112,9 @@ pub fn files(repo: &Path) -> Result<Vec<PathBuf>, DefinitionsError> {
 pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError> {
     let files = files(repo)?;
     if files.is_empty() {
-        return Err(DefinitionsError::Repo(format!(
-            "{} has no definition files (*.yaml beside feature_store.yaml; \
-             `larder export-definitions` writes one from a registry)",
-            repo.display()
-        )));
+        return Err(no_definitions(repo));
     }
+    let mut read_any = false;
     let mut project_spec = pb::ProjectSpec {
         name: project.to_owned(),
         ..Default::default()
@@ -140,8 +137,23 @@ pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError>
         let doc = match doc {
             Json::Null => continue,
             Json::Object(m) => m,
-            _ => return Err(file_err("expected a mapping of sections at the top".into())),
+            // Not a definitions file (a list, a scalar): some other tool's YAML.
+            _ => {
+                tracing::info!(file = %file.display(), "not a definitions file: skipped");
+                continue;
+            }
         };
+        // A file with none of the sections is some other tool's YAML beside the repo's
+        // (a compose file, a kustomization): skipped. One with a section is definitions, and
+        // any other key in it is an error (a misspelt section must not be ignored).
+        let is_definitions = doc
+            .keys()
+            .any(|k| k == "project" || SECTIONS.iter().any(|(s, _)| s == k));
+        if !is_definitions {
+            tracing::info!(file = %file.display(), "no definition sections: skipped");
+            continue;
+        }
+        read_any = true;
         for (key, value) in doc {
             if key == "project" {
                 project_spec = project_of(value, project).map_err(|m| DefinitionsError::File {
@@ -201,6 +213,10 @@ pub fn load(repo: &Path, project: &str) -> Result<Definitions, DefinitionsError>
                 });
             }
         }
+    }
+    if !read_any {
+        // Never an empty set of definitions: applying one would delete every object.
+        return Err(no_definitions(repo));
     }
     let index = Index::of(&raw);
     for r in &raw {
@@ -622,6 +638,14 @@ fn desugar(kind: ObjectKind, item: Json, index: &Index) -> Result<Json, String> 
     }
 }
 
+fn no_definitions(repo: &Path) -> DefinitionsError {
+    DefinitionsError::Repo(format!(
+        "{} has no definition files (*.yaml beside feature_store.yaml with a section such as \
+         entities or feature_views; `larder export-definitions` writes one from a registry)",
+        repo.display()
+    ))
+}
+
 /// The 1-based line of the first line at or after `from` (0-based) whose text, trimmed of
 /// indentation and a list dash, starts with `needle` (quotes around the value allowed); the
 /// line of `from` if none.
@@ -894,12 +918,23 @@ mod tests {
             e.contains("bad.yaml:4") && e.contains("rider") && e.contains("joinkey"),
             "{e}"
         );
-        let dir = repo(&[("bad.yaml", "entity:\n- name: x\n")]);
+        let dir = repo(&[("bad.yaml", "entities: []\nentity:\n- name: x\n")]);
         let e = load(dir.path(), "p").unwrap_err().to_string();
         assert!(
             e.contains("bad.yaml") && e.contains("unknown section \"entity\""),
             "{e}"
         );
+        // Other tools' YAML beside the definitions is skipped.
+        let dir = repo(&[
+            ("defs.yaml", "entities:\n- name: x\n"),
+            ("compose.yaml", "services:\n  redis: {image: redis}\n"),
+            ("list.yaml", "- a\n- b\n"),
+        ]);
+        assert_eq!(load(dir.path(), "p").unwrap().objects.len(), 1);
+        // Only other tools' YAML: no definitions, never an empty set (which would delete all).
+        let dir = repo(&[("compose.yaml", "services: {}\n")]);
+        let e = load(dir.path(), "p").unwrap_err().to_string();
+        assert!(e.contains("no definition files"), "{e}");
         let dir = repo(&[("bad.yaml", "project: q\n")]);
         let e = load(dir.path(), "p").unwrap_err().to_string();
         assert!(e.contains("\"q\"") && e.contains("\"p\""), "{e}");
