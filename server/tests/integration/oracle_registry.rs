@@ -989,6 +989,36 @@ fn the_rest_api_answers_what_feasts_rest_registry_server_answers() {
     );
 }
 
+/// A registry-dump without what two applies of one repo differ in: times, ids, project
+/// uuids, and the directory of the online store's file.
+fn without_times(v: &mut Json) {
+    match v {
+        Json::Object(m) => {
+            for k in [
+                "createdTimestamp",
+                "lastUpdatedTimestamp",
+                "versionId",
+                "projectMetadata",
+            ] {
+                m.remove(k);
+            }
+            // The online store is each repo's own file.
+            if let Some(Json::String(p)) = m.get_mut("path")
+                && p.ends_with(".db")
+            {
+                *p = Path::new(p.as_str())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+            }
+            m.values_mut().for_each(without_times);
+        }
+        Json::Array(a) => a.iter_mut().for_each(without_times),
+        _ => {}
+    }
+}
+
 /// YAML definitions: `larder export-definitions` of the registry Feast's `feast apply` wrote
 /// for `feast init`'s repo, applied with `larder apply` into a repo with no registry, gives
 /// the registry Feast wrote (`registry-dump`, times and ids aside) — which the Feast CLI reads
@@ -1029,33 +1059,6 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
     );
     stdout_ok(larder(&yaml_repo, &["apply"], &[]), "larder apply");
 
-    fn without_times(v: &mut Json) {
-        match v {
-            Json::Object(m) => {
-                for k in [
-                    "createdTimestamp",
-                    "lastUpdatedTimestamp",
-                    "versionId",
-                    "projectMetadata",
-                ] {
-                    m.remove(k);
-                }
-                // The online store is each repo's own file.
-                if let Some(Json::String(p)) = m.get_mut("path")
-                    && p.ends_with(".db")
-                {
-                    *p = Path::new(p.as_str())
-                        .file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                }
-                m.values_mut().for_each(without_times);
-            }
-            Json::Array(a) => a.iter_mut().for_each(without_times),
-            _ => {}
-        }
-    }
     let dump = |repo: &Path| -> Json {
         let mut d = normalize_dump(
             serde_json::from_str(&oracle.feast(repo, &["registry-dump"], &[])).unwrap(),
@@ -1316,4 +1319,66 @@ feature_services:
         &export(&yaml),
         "objects of the shorthand YAML",
     );
+}
+
+/// `larder apply` of the exported definitions of `feast init`'s repo into Feast's SQL registry
+/// (an empty PostgreSQL database) and into an S3 registry object not written yet (moto):
+/// `feast registry-dump` of each equals the one Feast wrote locally.
+#[test]
+fn exported_definitions_apply_into_sql_and_s3_registries() {
+    let oracle = Oracle::get();
+    let s3 = crate::support::S3::get();
+    let dir = tempfile::tempdir().unwrap();
+    let repo = crate::oracle_ondemand::template(&oracle, dir.path(), "yaml_stores");
+    let db = format!("larder_yaml_{}", std::process::id());
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    let bucket = format!("yaml-{}", std::process::id());
+    s3.create_bucket(&oracle, &bucket);
+    let env = s3.env();
+    let dump = |repo: &Path| -> Json {
+        let mut d = normalize_dump(
+            serde_json::from_str(&oracle.feast(repo, &["registry-dump"], &env)).unwrap(),
+        );
+        without_times(&mut d);
+        d
+    };
+    let want = dump(&repo);
+    for (name, registry) in [
+        (
+            "sql",
+            format!(
+                "registry:\n    registry_type: sql\n    path: postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"
+            ),
+        ),
+        ("s3", format!("registry: s3://{bucket}/feast/registry.pb")),
+    ] {
+        let target = dir.path().join(name);
+        std::fs::create_dir_all(target.join("data")).unwrap();
+        let yaml = std::fs::read_to_string(repo.join("feature_store.yaml"))
+            .unwrap()
+            .replace("registry: data/registry.db", &registry);
+        std::fs::write(target.join("feature_store.yaml"), yaml).unwrap();
+        let defs = target.join("definitions.yaml");
+        stdout_ok(
+            larder(
+                &repo,
+                &["export-definitions", "-o", defs.to_str().unwrap()],
+                &[],
+            ),
+            "larder export-definitions",
+        );
+        stdout_ok(larder(&target, &["apply"], &env), "larder apply");
+        assert_json_eq(
+            &want,
+            &dump(&target),
+            &format!("{name} registry after larder apply"),
+        );
+        let again = stdout_ok(larder(&target, &["plan"], &env), "larder plan");
+        assert_eq!(
+            again, "No changes to registry\nNo changes to infrastructure\n",
+            "{name}"
+        );
+    }
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
 }
