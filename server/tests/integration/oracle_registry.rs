@@ -989,6 +989,20 @@ fn the_rest_api_answers_what_feasts_rest_registry_server_answers() {
     );
 }
 
+/// `larder export-definitions` of `repo`'s registry into `target/definitions.yaml`.
+fn export_definitions(repo: &Path, target: &Path) -> std::path::PathBuf {
+    let defs = target.join("definitions.yaml");
+    stdout_ok(
+        larder(
+            repo,
+            &["export-definitions", "-o", defs.to_str().unwrap()],
+            &[],
+        ),
+        "larder export-definitions",
+    );
+    defs
+}
+
 /// A registry-dump without what two applies of one repo differ in: times, ids, project
 /// uuids, and the directory of the online store's file.
 fn without_times(v: &mut Json) {
@@ -1037,15 +1051,7 @@ fn exported_definitions_apply_back_to_the_registry_feast_wrote() {
         yaml_repo.join("feature_store.yaml"),
     )
     .unwrap();
-    let defs = yaml_repo.join("definitions.yaml");
-    stdout_ok(
-        larder(
-            &repo,
-            &["export-definitions", "-o", defs.to_str().unwrap()],
-            &[],
-        ),
-        "larder export-definitions",
-    );
+    let defs = export_definitions(&repo, &yaml_repo);
     let plan = stdout_ok(larder(&yaml_repo, &["plan"], &[]), "larder plan");
     assert!(
         plan.contains("Created entity driver")
@@ -1359,15 +1365,7 @@ fn exported_definitions_apply_into_sql_and_s3_registries() {
             .unwrap()
             .replace("registry: data/registry.db", &registry);
         std::fs::write(target.join("feature_store.yaml"), yaml).unwrap();
-        let defs = target.join("definitions.yaml");
-        stdout_ok(
-            larder(
-                &repo,
-                &["export-definitions", "-o", defs.to_str().unwrap()],
-                &[],
-            ),
-            "larder export-definitions",
-        );
+        export_definitions(&repo, &target);
         stdout_ok(larder(&target, &["apply"], &env), "larder apply");
         assert_json_eq(
             &want,
