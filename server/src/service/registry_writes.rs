@@ -93,20 +93,31 @@ impl Staged {
         }
     }
 
-    /// The keys of the version records of one view, as the connection sees them.
-    fn version_keys(&self, project: &str, view: &str) -> Vec<VersionKey> {
-        let mine = |k: &&VersionKey| k.project_name() == project && k.view() == view;
-        let mut keys: Vec<VersionKey> = self
+    /// The keys of the version records the connection sees that `keep` keeps, in order.
+    fn version_keys(&self, keep: impl Fn(&VersionKey) -> bool) -> Vec<VersionKey> {
+        let keys: std::collections::BTreeSet<&VersionKey> = self
             .versions
             .keys()
-            .filter(mine)
-            .chain(self.changes.versions().map(|(k, _)| k).filter(mine))
-            .filter(|k| self.current_version(k).is_some())
-            .cloned()
+            .chain(self.changes.versions().map(|(k, _)| k))
+            .filter(|k| keep(k) && self.current_version(k).is_some())
             .collect();
-        keys.sort();
-        keys.dedup();
-        keys
+        keys.into_iter().cloned().collect()
+    }
+
+    /// The keys of the objects the connection sees that `keep` keeps, in order.
+    fn object_keys(&self, keep: impl Fn(&ObjectKey) -> bool) -> Vec<ObjectKey> {
+        let keys: std::collections::BTreeSet<&ObjectKey> = self
+            .objects
+            .keys()
+            .chain(self.changes.iter().map(|(k, _)| k))
+            .filter(|k| keep(k) && self.current(k).is_some())
+            .collect();
+        keys.into_iter().cloned().collect()
+    }
+
+    /// The keys of the version records of one view.
+    fn view_versions(&self, project: &str, view: &str) -> Vec<VersionKey> {
+        self.version_keys(|k| k.project_name() == project && k.view() == view)
     }
 
     /// Deletes an object the connection sees: a stored one is deleted; one only this
@@ -134,14 +145,13 @@ impl Staged {
 
     /// Whether a view of `kind` named `name` is in `project` (any project when `None`).
     fn has_view(&self, kind: ObjectKind, project: Option<&str>, name: &str) -> bool {
-        let candidates = self
-            .objects
-            .keys()
-            .chain(self.changes.iter().map(|(k, _)| k));
-        candidates
-            .filter(|k| k.kind() == kind && k.name() == name)
-            .filter(|k| project.is_none_or(|p| k.project_name() == p))
-            .any(|k| self.current(k).is_some())
+        !self
+            .object_keys(|k| {
+                k.kind() == kind
+                    && k.name() == name
+                    && project.is_none_or(|p| k.project_name() == p)
+            })
+            .is_empty()
     }
 }
 
@@ -417,7 +427,7 @@ fn apply_view<T: ViewProto>(
         let next = match replaced {
             Some(old) => {
                 let mut next = s
-                    .version_keys(project, &name)
+                    .view_versions(project, &name)
                     .last()
                     .map_or(0, |k| k.number() + 1);
                 if next == 0 {
@@ -669,7 +679,7 @@ impl RegistryWrites {
                 .find(|key| s.current(key).is_some())
                 .ok_or_else(|| super::view_not_found(name, project))?;
             s.unstage_or_delete(key);
-            for vkey in s.version_keys(project, name) {
+            for vkey in s.view_versions(project, name) {
                 s.drop_version(vkey);
             }
             Ok(())
@@ -693,29 +703,10 @@ impl RegistryWrites {
             if s.current(&key).is_none() {
                 return Err(missing(ObjectKind::Project, name, name));
             }
-            let keys: Vec<ObjectKey> = s
-                .objects
-                .keys()
-                .chain(s.changes.iter().map(|(k, _)| k))
-                .filter(|k| k.project_name() == name)
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .filter(|k| s.current(k).is_some())
-                .collect();
-            for key in keys {
+            for key in s.object_keys(|k| k.project_name() == name) {
                 s.unstage_or_delete(key);
             }
-            let versions: Vec<VersionKey> = s
-                .versions
-                .keys()
-                .chain(s.changes.versions().map(|(k, _)| k))
-                .filter(|k| k.project_name() == name)
-                .cloned()
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            for vkey in versions {
+            for vkey in s.version_keys(|k| k.project_name() == name) {
                 s.drop_version(vkey);
             }
             Ok(())
